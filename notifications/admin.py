@@ -1,0 +1,109 @@
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.contenttypes.models import ContentType
+from django.db import transaction
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+
+from . import delivery
+from .api import mark_read, mark_unread
+from .models import Audience, Broadcast, BroadcastReceipt, Notification
+
+
+class NotificationForm(forms.ModelForm):
+    class Meta:
+        model = Notification
+        fields = ("recipient", "verb", "description", "level", "url", "data", "unread", "deleted")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["recipient"].required = True
+
+
+class BroadcastForm(forms.ModelForm):
+    audience = forms.ChoiceField(
+        choices=[c for c in Audience.choices if c[0] != Audience.USER], initial=Audience.ALL
+    )
+
+    class Meta:
+        model = Broadcast
+        fields = ("verb", "description", "level", "url", "audience", "audience_group", "expires_at", "data")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("audience") == Audience.GROUP and not data.get("audience_group"):
+            self.add_error("audience_group", "Pick the group this broadcast is for.")
+        elif data.get("audience") != Audience.GROUP:
+            data["audience_group"] = None
+        return data
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = ("id", "recipient", "actor_display", "verb", "level", "unread", "deleted", "created")
+    list_filter = ("level", "unread", "deleted", "created")
+    search_fields = ("verb", "description", "recipient__username", "actor_display")
+    list_select_related = ("recipient",)
+    raw_id_fields = ("recipient",)
+    date_hierarchy = "created"
+    actions = ["mark_read", "mark_unread"]
+    form = NotificationForm
+
+    def save_model(self, request: HttpRequest, obj: Notification, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if not change:
+            transaction.on_commit(lambda: delivery.poke_users([obj.recipient_id]))
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Notification]:
+        return super().get_queryset(request).filter(recipient__isnull=False)
+
+    @admin.action(description="Mark selected notifications as read")
+    def mark_read(self, request: HttpRequest, queryset: QuerySet[Notification]) -> None:
+        self._set_unread(request, queryset, False)
+
+    @admin.action(description="Mark selected notifications as unread")
+    def mark_unread(self, request: HttpRequest, queryset: QuerySet[Notification]) -> None:
+        self._set_unread(request, queryset, True)
+
+    def _set_unread(self, request: HttpRequest, queryset: QuerySet[Notification], unread: bool) -> None:
+        by_user: dict[object, list[int]] = {}
+        for row in queryset.select_related("recipient").only("id", "recipient"):
+            by_user.setdefault(row.recipient, []).append(row.id)
+        change = mark_unread if unread else mark_read
+        total = sum(len(change(user, ids)) for user, ids in by_user.items())
+        self.message_user(request, f"{total} notification(s) updated.", messages.SUCCESS)
+
+
+@admin.register(Broadcast)
+class BroadcastAdmin(admin.ModelAdmin):
+    list_display = ("id", "verb", "audience", "audience_group", "level", "expires_at", "created", "read_by")
+    list_filter = ("audience", "level", "created")
+    search_fields = ("verb", "description")
+    list_select_related = ("audience_group",)
+    form = BroadcastForm
+    date_hierarchy = "created"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Broadcast]:
+        return super().get_queryset(request).annotate(read_count=Count("receipts"))
+
+    @admin.display(description="read by", ordering="read_count")
+    def read_by(self, obj: Broadcast) -> int:
+        return obj.read_count  # type: ignore[attr-defined]
+
+    def save_model(self, request: HttpRequest, obj: Broadcast, form: Any, change: bool) -> None:
+        obj.recipient = None
+        if not change and request.user.is_authenticated:
+            obj.actor_content_type = ContentType.objects.get_for_model(request.user)
+            obj.actor_object_id = str(request.user.pk)
+            obj.actor_display = str(request.user)[:255]
+        super().save_model(request, obj, form, change)
+        transaction.on_commit(delivery.poke_all)
+
+
+@admin.register(BroadcastReceipt)
+class BroadcastReceiptAdmin(admin.ModelAdmin):
+    list_display = ("notification", "user", "read_at", "hidden")
+    list_select_related = ("notification", "user")
+    raw_id_fields = ("notification", "user")

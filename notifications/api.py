@@ -1,0 +1,405 @@
+"""
+The functions other apps call to send notifications and change their state.
+
+    from notifications import api
+    api.notify(user, "commented on your post", actor=request.user, target=post)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any, Literal, TypeVar, overload
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, Group
+from django.contrib.contenttypes.models import ContentType
+from django.db import models, transaction
+from django.db.models.signals import post_save
+from django.utils import timezone
+
+from . import delivery
+from .conf import conf
+from .models import Audience, BroadcastReceipt, Level, Notification
+from .render import dumps
+from .signals import notifications_created, notifications_read
+
+__all__ = [
+    "broadcast",
+    "delete",
+    "mark_all_read",
+    "mark_read",
+    "mark_unread",
+    "notify",
+    "notify_on_save",
+    "unread_count",
+    "visible",
+]
+
+Recipient = AbstractBaseUser | Group | Iterable[AbstractBaseUser]
+
+
+def notify(
+    recipient: Recipient,
+    verb: str,
+    *,
+    actor: models.Model | None = None,
+    action_object: models.Model | None = None,
+    target: models.Model | None = None,
+    description: str = "",
+    level: str = Level.INFO,
+    url: str = "",
+    data: Mapping[str, Any] | None = None,
+    timestamp: datetime | None = None,
+) -> list[Notification]:
+    """
+    Notify one user, a ``Group`` (its members) or a queryset / iterable of users.
+
+    Writes one row per recipient with a single ``bulk_create`` in one
+    transaction and returns them. Open streams are poked after the transaction
+    commits; if it rolls back, nothing is ever shown. Raises ``ValueError`` for
+    an unknown level, ``data`` that is not a JSON object within the size limit,
+    or a recipient that is not a user, a group or users (or names nobody).
+    """
+    user_ids = _recipient_ids(recipient)
+    fields = _fields(verb, actor, action_object, target, description, level, url, data)
+    created = timestamp or timezone.now()
+    rows = [
+        Notification(recipient_id=uid, audience=Audience.USER, created=created, **fields)
+        for uid in user_ids
+    ]
+    with transaction.atomic():
+        rows = Notification.objects.bulk_create(rows)
+        transaction.on_commit(lambda: _created(rows, user_ids))
+    return rows
+
+
+def broadcast(
+    verb: str,
+    *,
+    audience: Group | Literal["staff", "all"] | None = None,
+    expires_at: datetime | None = None,
+    actor: models.Model | None = None,
+    action_object: models.Model | None = None,
+    target: models.Model | None = None,
+    description: str = "",
+    level: str = Level.INFO,
+    url: str = "",
+    data: Mapping[str, Any] | None = None,
+) -> Notification:
+    """
+    Create one broadcast row seen by everyone (``None`` or ``"all"``), the
+    members of a ``Group``, or staff (``"staff"``), until ``expires_at`` if given.
+    Raises ``ValueError`` for any other audience, and as ``notify()`` does.
+    """
+    group = None
+    if audience is None or audience == "all":
+        kind = Audience.ALL
+    elif audience == "staff":
+        kind = Audience.STAFF
+    elif isinstance(audience, Group):
+        if audience.pk is None:
+            raise ValueError("The broadcast's Group must be saved first.")
+        kind, group = Audience.GROUP, audience
+    else:
+        raise ValueError(
+            f"Unknown broadcast audience {audience!r}: use None or 'all' (everyone), "
+            "'staff', or a django.contrib.auth Group."
+        )
+    if expires_at is not None and not isinstance(expires_at, datetime):
+        raise ValueError("expires_at must be a datetime or None.")
+    fields = _fields(verb, actor, action_object, target, description, level, url, data)
+    row = Notification(audience=kind, audience_group=group, expires_at=expires_at, **fields)
+    with transaction.atomic():
+        row.save(force_insert=True)
+        transaction.on_commit(lambda: _created([row], None))
+    return row
+
+
+def visible(user: AbstractBaseUser) -> models.QuerySet[Notification]:
+    """Everything ``user`` may see (personal and broadcasts), annotated with ``is_unread``."""
+    return Notification.objects.for_user(user)
+
+
+def unread_count(user: AbstractBaseUser) -> int:
+    """How many notifications ``user`` has not read, broadcasts included."""
+    return visible(user).filter(is_unread=True).count()
+
+
+def mark_read(user: AbstractBaseUser, ids: Iterable[int]) -> list[int]:
+    """
+    Mark the notifications with these ``ids`` read for ``user`` and return the
+    ids that were theirs to mark; ids they cannot see are ignored.
+    """
+    return _set_read(user, visible(user).filter(id__in=_ids(ids)), unread=False, label=None)
+
+
+def mark_all_read(user: AbstractBaseUser) -> int:
+    """Mark everything ``user`` has unread as read; return how many changed."""
+    return len(_set_read(user, visible(user).filter(is_unread=True), unread=False, label="all"))
+
+
+def mark_unread(user: AbstractBaseUser, ids: Iterable[int]) -> list[int]:
+    """Mark these notifications unread again for ``user``; returns the ids changed."""
+    return _set_read(user, visible(user).filter(id__in=_ids(ids)), unread=True, label=None)
+
+
+def delete(user: AbstractBaseUser, ids: Iterable[int]) -> list[int]:
+    """
+    Remove these notifications from ``user``'s feed: personal ones are soft
+    deleted, broadcasts hidden for this user only. Returns the ids removed.
+    """
+    rows = list(visible(user).filter(id__in=_ids(ids)).values_list("id", "recipient_id"))
+    personal = [nid for nid, rid in rows if rid is not None]
+    shared = [nid for nid, rid in rows if rid is None]
+    with transaction.atomic():
+        Notification.objects.filter(id__in=personal).update(deleted=True)
+        BroadcastReceipt.objects.filter(notification_id__in=shared, user=user).update(hidden=True)
+        BroadcastReceipt.objects.bulk_create(
+            [BroadcastReceipt(notification_id=nid, user=user, hidden=True) for nid in shared],
+            ignore_conflicts=True,
+        )
+        changed = [nid for nid, _ in rows]
+        transaction.on_commit(lambda: _read_changed(user, changed, unread=False, deleted=True))
+    return changed
+
+
+# -- publishing on model saves -------------------------------------------------
+
+M = TypeVar("M", bound=type[models.Model])
+Value = Any  # a constant, or a callable taking the saved instance
+
+
+@overload
+def notify_on_save(model: M, /, **options: Any) -> M: ...
+@overload
+def notify_on_save(model: None = None, /, **options: Any) -> Callable[[M], M]: ...
+
+
+def notify_on_save(model: M | None = None, /, **options: Any) -> M | Callable[[M], M]:
+    """
+    Declare that saving ``model`` notifies someone. Use as a call or a class decorator:
+
+        notify_on_save(Comment, recipient=lambda c: c.post.author, verb="commented",
+                       actor=lambda c: c.author, target=lambda c: c.post)
+
+        @notify_on_save(recipient=lambda o: o.customer, verb="order shipped",
+                        on="update", condition=lambda o: o.shipped)
+        class Order(models.Model): ...
+
+    Options: ``recipient`` and ``verb`` (required), ``on`` ("create", the
+    default, "update" or "save"), ``condition``, and any ``notify()`` keyword.
+    Each value may be a callable taking the saved instance. A recipient that
+    comes out empty sends nothing.
+    """
+    if model is None:
+        return lambda cls: notify_on_save(cls, **options)
+    _connect_on_save(model, **options)
+    return model
+
+
+_ON = {"create": (True,), "update": (False,), "save": (True, False)}
+
+
+def _connect_on_save(
+    model: type[models.Model],
+    *,
+    recipient: Value,
+    verb: Value,
+    on: str = "create",
+    condition: Callable[[Any], bool] | None = None,
+    **notify_kwargs: Value,
+) -> None:
+    if on not in _ON:
+        raise ValueError(f"on={on!r} is not one of 'create', 'update', 'save'.")
+    unknown = set(notify_kwargs) - _NOTIFY_OPTIONS
+    if unknown:
+        raise ValueError(
+            f"Unknown notify_on_save option(s) {sorted(unknown)}; allowed: "
+            f"recipient, verb, on, condition, {', '.join(sorted(_NOTIFY_OPTIONS))}."
+        )
+
+    def receiver(sender: type[models.Model], instance: models.Model, created: bool, raw: bool = False, **kwargs: Any) -> None:
+        if raw or created not in _ON[on]:
+            return
+        if condition is not None and not condition(instance):
+            return
+        who = _resolve(recipient, instance)
+        if who is None or (isinstance(who, (list, tuple, set)) and not who):
+            return
+        if isinstance(who, models.QuerySet) and not who.exists():
+            return
+        notify(
+            who,
+            _resolve(verb, instance),
+            **{name: _resolve(value, instance) for name, value in notify_kwargs.items()},
+        )
+
+    post_save.connect(
+        receiver,
+        sender=model,
+        weak=False,
+        dispatch_uid=f"notifications.on_save.{model._meta.label}.{id(receiver)}",
+    )
+
+
+_NOTIFY_OPTIONS = {"actor", "action_object", "target", "description", "level", "url", "data"}
+
+
+def _resolve(value: Value, instance: models.Model) -> Any:
+    return value(instance) if callable(value) else value
+
+
+# -- helpers -------------------------------------------------------------------
+
+
+def _recipient_ids(recipient: Any) -> list[int]:
+    User = get_user_model()
+    if isinstance(recipient, Group):
+        if recipient.pk is None:
+            raise ValueError("The recipient Group must be saved first.")
+        ids = list(User._default_manager.filter(groups=recipient).values_list("pk", flat=True))
+    elif isinstance(recipient, User):
+        ids = [recipient.pk]
+    elif isinstance(recipient, models.QuerySet):
+        if not issubclass(recipient.model, User):
+            raise ValueError(
+                f"A recipient queryset must be of {User._meta.label}, not "
+                f"{recipient.model._meta.label}."
+            )
+        ids = list(recipient.values_list("pk", flat=True))
+    elif isinstance(recipient, Iterable) and not isinstance(recipient, (str, bytes, Mapping)):
+        items = list(recipient)
+        if not all(isinstance(u, User) for u in items):
+            raise ValueError(
+                f"Every recipient in an iterable must be a {User._meta.label} instance."
+            )
+        ids = [u.pk for u in items]
+    else:
+        raise ValueError(
+            f"recipient must be a {User._meta.label}, a Group, or a queryset or "
+            f"iterable of users; got {type(recipient).__name__}."
+        )
+    if any(pk is None for pk in ids):
+        raise ValueError("Recipients must be saved users.")
+    unique = list(dict.fromkeys(ids))
+    if not unique:
+        raise ValueError("notify() needs at least one recipient; the one given names nobody.")
+    return unique
+
+
+def _fields(
+    verb: Any,
+    actor: Any,
+    action_object: Any,
+    target: Any,
+    description: Any,
+    level: Any,
+    url: Any,
+    data: Any,
+) -> dict[str, Any]:
+    if not isinstance(verb, str) or not verb.strip():
+        raise ValueError("verb must be a non-empty string.")
+    if len(verb) > 255:
+        raise ValueError("verb must be at most 255 characters.")
+    if level not in Level.values:
+        raise ValueError(f"Unknown level {level!r}; allowed: {', '.join(Level.values)}.")
+    if not isinstance(description, str):
+        raise ValueError("description must be a string.")
+    if not isinstance(url, str) or len(url) > 2000:
+        raise ValueError("url must be a string of at most 2000 characters.")
+    fields: dict[str, Any] = {
+        "verb": verb,
+        "description": description,
+        "level": str(level),
+        "url": url,
+        "data": _check_data(data),
+    }
+    for name, obj in (("actor", actor), ("action_object", action_object), ("target", target)):
+        if obj is None:
+            continue
+        if not isinstance(obj, models.Model) or obj.pk is None:
+            raise ValueError(f"{name} must be a saved model instance or None.")
+        fields[f"{name}_content_type"] = ContentType.objects.get_for_model(obj)
+        fields[f"{name}_object_id"] = str(obj.pk)
+    if actor is not None:
+        fields["actor_display"] = str(actor)[:255]
+    return fields
+
+
+def _check_data(data: Any) -> dict[str, Any]:
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ValueError("data must be a dict (a JSON object) or None.")
+    try:
+        encoded = json.dumps(dict(data), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            "data must hold only JSON values (str, int, float, bool, None, list, "
+            f"dict with str keys): {exc}"
+        ) from None
+    if len(encoded.encode()) > conf.MAX_DATA_BYTES:
+        raise ValueError(
+            f"data is {len(encoded.encode())} bytes of JSON; the limit is "
+            f"{conf.MAX_DATA_BYTES} (NOTIFICATIONS_MAX_DATA_BYTES)."
+        )
+    return json.loads(encoded)
+
+
+def _ids(ids: Iterable[Any]) -> list[int]:
+    try:
+        return [int(i) for i in ids]
+    except (TypeError, ValueError):
+        raise ValueError("ids must be integers.") from None
+
+
+def _created(rows: list[Notification], user_ids: list[int] | None) -> None:
+    if user_ids is None:
+        delivery.poke_all()
+    else:
+        delivery.poke_users(user_ids)
+    notifications_created.send(sender=Notification, notifications=rows)
+
+
+def _set_read(
+    user: AbstractBaseUser,
+    rows: models.QuerySet[Notification],
+    *,
+    unread: bool,
+    label: str | None,
+) -> list[int]:
+    pairs = list(rows.values_list("id", "recipient_id"))
+    personal = [nid for nid, rid in pairs if rid is not None]
+    shared = [nid for nid, rid in pairs if rid is None]
+    with transaction.atomic():
+        Notification.objects.filter(id__in=personal).update(unread=unread)
+        if unread:
+            BroadcastReceipt.objects.filter(
+                notification_id__in=shared, user=user, hidden=False
+            ).delete()
+        else:
+            BroadcastReceipt.objects.bulk_create(
+                [BroadcastReceipt(notification_id=nid, user=user) for nid in shared],
+                ignore_conflicts=True,
+            )
+        changed = [nid for nid, _ in pairs]
+        transaction.on_commit(
+            lambda: _read_changed(user, "all" if label == "all" else changed, unread=unread)
+        )
+    return changed
+
+
+def _read_changed(
+    user: AbstractBaseUser, ids: list[int] | str, *, unread: bool, deleted: bool = False
+) -> None:
+    payload = {
+        "ids": ids,
+        "unread": unread,
+        "deleted": deleted,
+        "unread_count": unread_count(user),
+    }
+    delivery.send_read(user.pk, dumps(payload))
+    notifications_read.send(sender=Notification, user=user, ids=ids, unread=unread)
+

@@ -1,0 +1,111 @@
+"""
+System checks for settings the app depends on. Ids: notifications.E001..., W001...
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+
+from .conf import DEFAULTS, conf
+
+IN_MEMORY = "channels.layers.InMemoryChannelLayer"
+
+_POSITIVE = (
+    "NOTIFICATIONS_HEARTBEAT",
+    "NOTIFICATIONS_MAX_STREAM_LIFE",
+    "NOTIFICATIONS_REPLAY_LIMIT",
+    "NOTIFICATIONS_POLL_INTERVAL",
+    "NOTIFICATIONS_STREAM_QUEUE_SIZE",
+    "NOTIFICATIONS_MAX_STREAMS",
+    "NOTIFICATIONS_MAX_STREAMS_PER_USER",
+    "NOTIFICATIONS_PAGE_SIZE",
+    "NOTIFICATIONS_MAX_PAGE_SIZE",
+    "NOTIFICATIONS_MAX_DATA_BYTES",
+    "NOTIFICATIONS_GROUP_REJOIN",
+)
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    errors: list[Any] = []
+    for name in _POSITIVE:
+        value = getattr(settings, name, DEFAULTS[name])
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            errors.append(
+                Error(
+                    f"{name} must be a positive number, not {value!r}.",
+                    hint=f"Remove it to use the default ({DEFAULTS[name]!r}).",
+                    id="notifications.E001",
+                )
+            )
+    layers = getattr(settings, "CHANNEL_LAYERS", {})
+    if conf.CHANNEL_LAYER not in layers:
+        errors.append(
+            Error(
+                f"CHANNEL_LAYERS has no {conf.CHANNEL_LAYER!r} layer, which carries "
+                "notification pokes between processes.",
+                hint='Add CHANNEL_LAYERS = {"default": {"BACKEND": '
+                '"channels.layers.InMemoryChannelLayer"}} for one process, or '
+                "channels_redis.core.RedisChannelLayer for several.",
+                id="notifications.E002",
+            )
+        )
+    if not getattr(settings, "ASGI_APPLICATION", None):
+        errors.append(
+            Warning(
+                "ASGI_APPLICATION is not set: the notification stream is an async "
+                "view and needs an ASGI server to stream.",
+                hint='Set ASGI_APPLICATION = "yourproject.asgi.application" and serve '
+                'with daphne or uvicorn (add "daphne" to INSTALLED_APPS for runserver).',
+                id="notifications.W001",
+            )
+        )
+    backend = layers.get(conf.CHANNEL_LAYER, {}).get("BACKEND")
+    workers = _int(os.environ.get("WEB_CONCURRENCY"))
+    if backend == IN_MEMORY and workers > 1:
+        errors.append(
+            Warning(
+                f"The in-memory channel layer with WEB_CONCURRENCY={workers}: pokes "
+                "do not cross processes, so streams only see other processes' "
+                f"notifications on their database check (every "
+                f"{conf.POLL_INTERVAL:g} s).",
+                hint="Use channels_redis.core.RedisChannelLayer with several workers.",
+                id="notifications.W002",
+            )
+        )
+    if "django.middleware.gzip.GZipMiddleware" in getattr(settings, "MIDDLEWARE", []):
+        errors.append(
+            Warning(
+                "GZipMiddleware compresses the event stream, which makes browsers and "
+                "proxies hold events back.",
+                hint="Compress in the proxy instead, excluding text/event-stream.",
+                id="notifications.W003",
+            )
+        )
+    return errors
+
+
+@register(Tags.security, deploy=True)
+def check_deploy(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    layers = getattr(settings, "CHANNEL_LAYERS", {})
+    backend = layers.get(conf.CHANNEL_LAYER, {}).get("BACKEND")
+    if backend == IN_MEMORY:
+        return [
+            Warning(
+                "The in-memory channel layer only reaches streams in the same process.",
+                hint="Deploy with channels_redis.core.RedisChannelLayer (REDIS_URL).",
+                id="notifications.W004",
+            )
+        ]
+    return []
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0

@@ -1,0 +1,131 @@
+"""
+Settings of the notifications app, with their defaults.
+
+Every setting is read lazily from ``django.conf.settings`` through a property of
+``conf``, so tests can override them and nothing is read at import time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # Name of the channel layer (in CHANNEL_LAYERS) that carries pokes.
+    "NOTIFICATIONS_CHANNEL_LAYER": "default",
+    # Seconds between heartbeat comments on an idle stream.
+    "NOTIFICATIONS_HEARTBEAT": 15.0,
+    # Seconds a stream lives before it ends itself (the client reconnects seamlessly).
+    "NOTIFICATIONS_MAX_STREAM_LIFE": 1800.0,
+    # Milliseconds the browser waits before reconnecting (the SSE ``retry:`` field).
+    "NOTIFICATIONS_RETRY_MS": 3000,
+    # Most notifications replayed on reconnect; further behind gets a ``reset`` event.
+    "NOTIFICATIONS_REPLAY_LIMIT": 500,
+    # Seconds between the hub's cheap check of the database for rows pokes missed.
+    "NOTIFICATIONS_POLL_INTERVAL": 2.0,
+    # Seconds after which a hole in the id sequence counts as a rolled-back
+    # transaction. None: 0 on SQLite (one writer), 10 s elsewhere.
+    "NOTIFICATIONS_GAP_GRACE": None,
+    # Most pending batches a stream may queue before it is cut off (it resumes from its cursor).
+    "NOTIFICATIONS_STREAM_QUEUE_SIZE": 256,
+    # Most open streams per server process, and per user in a process.
+    "NOTIFICATIONS_MAX_STREAMS": 10_000,
+    "NOTIFICATIONS_MAX_STREAMS_PER_USER": 20,
+    # Seconds a client is told to wait (Retry-After) when the server is full.
+    "NOTIFICATIONS_RETRY_AFTER": 10,
+    # Seconds between the hub's re-joins of its channel-layer groups (below the layer's group expiry).
+    "NOTIFICATIONS_GROUP_REJOIN": 3600.0,
+    # Above this many recipients a notify() pokes every process once instead of each user.
+    "NOTIFICATIONS_POKE_FANOUT_LIMIT": 100,
+    # JSON API page size, and the largest page a client may ask for.
+    "NOTIFICATIONS_PAGE_SIZE": 20,
+    "NOTIFICATIONS_MAX_PAGE_SIZE": 100,
+    # Largest ``data`` payload of a notification, in bytes of JSON.
+    "NOTIFICATIONS_MAX_DATA_BYTES": 8192,
+    # Badge shows "99+" above this count.
+    "NOTIFICATIONS_BADGE_MAX": 99,
+}
+
+
+class Settings:
+    """Typed, lazy access to the app's settings with their defaults."""
+
+    def _get(self, name: str) -> Any:
+        return getattr(settings, name, DEFAULTS[name])
+
+    @property
+    def CHANNEL_LAYER(self) -> str:
+        return str(self._get("NOTIFICATIONS_CHANNEL_LAYER"))
+
+    @property
+    def HEARTBEAT(self) -> float:
+        return float(self._get("NOTIFICATIONS_HEARTBEAT"))
+
+    @property
+    def MAX_STREAM_LIFE(self) -> float:
+        return float(self._get("NOTIFICATIONS_MAX_STREAM_LIFE"))
+
+    @property
+    def RETRY_MS(self) -> int:
+        return int(self._get("NOTIFICATIONS_RETRY_MS"))
+
+    @property
+    def REPLAY_LIMIT(self) -> int:
+        return int(self._get("NOTIFICATIONS_REPLAY_LIMIT"))
+
+    @property
+    def POLL_INTERVAL(self) -> float:
+        return float(self._get("NOTIFICATIONS_POLL_INTERVAL"))
+
+    @property
+    def GAP_GRACE(self) -> float:
+        value = self._get("NOTIFICATIONS_GAP_GRACE")
+        if value is None:
+            from django.db import connection
+
+            return 0.0 if connection.vendor == "sqlite" else 10.0
+        return float(value)
+
+    @property
+    def STREAM_QUEUE_SIZE(self) -> int:
+        return int(self._get("NOTIFICATIONS_STREAM_QUEUE_SIZE"))
+
+    @property
+    def MAX_STREAMS(self) -> int:
+        return int(self._get("NOTIFICATIONS_MAX_STREAMS"))
+
+    @property
+    def MAX_STREAMS_PER_USER(self) -> int:
+        return int(self._get("NOTIFICATIONS_MAX_STREAMS_PER_USER"))
+
+    @property
+    def RETRY_AFTER(self) -> int:
+        return int(self._get("NOTIFICATIONS_RETRY_AFTER"))
+
+    @property
+    def GROUP_REJOIN(self) -> float:
+        return float(self._get("NOTIFICATIONS_GROUP_REJOIN"))
+
+    @property
+    def POKE_FANOUT_LIMIT(self) -> int:
+        return int(self._get("NOTIFICATIONS_POKE_FANOUT_LIMIT"))
+
+    @property
+    def PAGE_SIZE(self) -> int:
+        return int(self._get("NOTIFICATIONS_PAGE_SIZE"))
+
+    @property
+    def MAX_PAGE_SIZE(self) -> int:
+        return int(self._get("NOTIFICATIONS_MAX_PAGE_SIZE"))
+
+    @property
+    def MAX_DATA_BYTES(self) -> int:
+        return int(self._get("NOTIFICATIONS_MAX_DATA_BYTES"))
+
+    @property
+    def BADGE_MAX(self) -> int:
+        return int(self._get("NOTIFICATIONS_BADGE_MAX"))
+
+
+conf = Settings()

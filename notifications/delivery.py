@@ -1,0 +1,61 @@
+"""
+Pokes: the channel-layer messages that tell hubs to look at the database.
+
+A poke carries no notification; the hub reads what it sends from the database,
+so a lost poke costs latency (until the hub's next check), never a notification.
+Sending happens after commit; a failing layer is logged, never raised.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from .conf import conf
+from .hub import ALL_GROUP, user_group
+
+logger = logging.getLogger(__name__)
+
+POKE = {"type": "notifications.poke"}
+
+
+def poke_users(user_ids: Iterable[int]) -> None:
+    """Wake the hubs serving these users (every hub, past the fan-out limit)."""
+    ids = sorted(set(user_ids))
+    if len(ids) > conf.POKE_FANOUT_LIMIT:
+        _send([(ALL_GROUP, POKE)])
+    else:
+        _send([(user_group(uid), POKE) for uid in ids])
+
+
+def poke_all() -> None:
+    """Wake every hub: a broadcast (everyone, staff or a group) was created."""
+    _send([(ALL_GROUP, POKE)])
+
+
+def send_read(user_id: int, payload: str) -> None:
+    """Tell the user's open streams that notifications were read (JSON ``payload``)."""
+    _send([(user_group(user_id), {"type": "notifications.read", "user": user_id, "payload": payload})])
+
+
+def _send(messages: list[tuple[str, dict[str, Any]]]) -> None:
+    layer = get_channel_layer(conf.CHANNEL_LAYER)
+    if layer is None or not messages:
+        return
+
+    async def send_all() -> None:
+        for group, message in messages:
+            await layer.group_send(group, message)
+
+    try:
+        async_to_sync(send_all)()
+    except Exception:
+        logger.warning(
+            "Could not poke streams through the channel layer; they will find "
+            "the change on their next database check.",
+            exc_info=True,
+        )

@@ -1,0 +1,109 @@
+"""
+The synchronous queries behind the stream and the hub. Each returns plain data
+(ids and pre-encoded JSON), so nothing lazy escapes the database thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from .conf import conf
+from .cursor import Cursor
+from .models import Audiences, Notification
+from .render import as_dict, dumps
+
+# What the hub needs to route a row, then what rendering needs.
+_ROUTE_FIELDS = ("id", "recipient_id", "audience", "audience_group_id", "expires_at", "deleted")
+_RENDER_FIELDS = (
+    "verb",
+    "description",
+    "level",
+    "url",
+    "actor_display",
+    "data",
+    "created",
+    "unread",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A new notification as the hub routes it: who may see it, and its JSON."""
+
+    id: int
+    recipient_id: int | None
+    audience: str
+    group_id: int | None
+    json: str | None  # None when deleted or expired: counts as seen, never sent
+
+
+def safe_watermark() -> int:
+    """
+    The highest id below which every row is final: the newest id among rows
+    older than the gap grace (on SQLite, simply the newest id).
+    """
+    grace = conf.GAP_GRACE
+    rows = Notification.objects.all()
+    if grace > 0:
+        rows = rows.filter(created__lt=timezone.now() - timedelta(seconds=grace))
+    return rows.aggregate(m=Max("id"))["m"] or 0
+
+
+def rows_after(watermark: int, seen: set[int], limit: int) -> list[Row]:
+    """
+    Rows with an id above ``watermark`` that are not in ``seen``, oldest first,
+    at most ``limit``; deleted and expired rows come without JSON.
+    """
+    top = max(seen, default=watermark)
+    condition = Q(id__gt=top)
+    if seen:
+        condition |= Q(id__gt=watermark, id__lt=top) & ~Q(id__in=seen)
+    now = timezone.now()
+    values = (
+        Notification.objects.filter(condition)
+        .order_by("id")
+        .only(*_ROUTE_FIELDS, *_RENDER_FIELDS)[:limit]
+    )
+    result = []
+    for n in values:
+        visible = not n.deleted and (n.expires_at is None or n.expires_at > now)
+        result.append(
+            Row(
+                n.id,
+                n.recipient_id,
+                n.audience,
+                n.audience_group_id,
+                dumps(as_dict(n)) if visible else None,
+            )
+        )
+    return result
+
+
+@dataclass
+class Replay:
+    rows: list[tuple[int, str]]
+    overflow: bool
+
+
+def replay(who: Audiences, cursor: Cursor, limit: int) -> Replay:
+    """
+    What ``who`` missed after ``cursor``, oldest first, as (id, json) pairs.
+    ``overflow`` is set when more than ``limit`` rows are waiting.
+    """
+    missed = (
+        Notification.objects.for_audiences(who)
+        .filter(id__gt=cursor.watermark)
+        .exclude(id__in=cursor.seen)
+        .order_by("id")
+        .only("id", "recipient_id", *_RENDER_FIELDS)[: limit + 1]
+    )
+    rows = [(n.id, dumps(as_dict(n))) for n in missed]
+    return Replay(rows[:limit], overflow=len(rows) > limit)
+
+
+def newest_id() -> int:
+    return Notification.objects.aggregate(m=Max("id"))["m"] or 0

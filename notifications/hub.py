@@ -1,0 +1,353 @@
+"""
+The per-process hub: one channel-layer channel, one database reader, many streams.
+
+Streams subscribe to the hub instead of the channel layer. The hub joins the
+channel-layer groups its streams need (reference-counted), receives pokes on its
+one channel, reads the new rows once per poke, encodes each row's JSON once, and
+hands the rows to every local stream whose user may see them. A periodic check
+of the database catches rows whose poke never arrived (another process on the
+in-memory layer, a layer outage), so the database stays the source of truth.
+
+The hub also tracks the global watermark ``G``: every id up to ``G`` is final
+(committed and seen, or a hole older than the gap grace: a rolled-back
+transaction). Streams use it to keep their cursors short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections import deque
+from typing import Any
+
+from channels.layers import get_channel_layer
+
+from . import db, feed
+from .conf import conf
+from .models import Audience, Audiences
+
+logger = logging.getLogger(__name__)
+
+ALL_GROUP = "notifications.all"
+FETCH_LIMIT = 1000
+
+
+def user_group(user_id: int) -> str:
+    """The channel-layer group that carries pokes and read events for one user."""
+    return f"notifications.user.{user_id}"
+
+
+class Batch:
+    """New rows for one stream, and the hub watermark once they were handed out."""
+
+    __slots__ = ("rows", "watermark")
+
+    def __init__(self, rows: list[tuple[int, str]], watermark: int):
+        self.rows = rows
+        self.watermark = watermark
+
+
+class Subscription:
+    """
+    One stream's place in the hub: a bounded queue of pending items (``Batch``
+    objects and read-event JSON strings) and an event that wakes the stream.
+    """
+
+    __slots__ = ("who", "pending", "wakeup", "closed_reason", "watermark_at_start")
+
+    def __init__(self, who: Audiences, watermark: int):
+        self.who = who
+        self.pending: deque[Batch | str] = deque()
+        self.wakeup = asyncio.Event()
+        self.closed_reason: str | None = None
+        self.watermark_at_start = watermark
+
+    def push(self, item: Batch | str) -> bool:
+        """Queue ``item``; False when the queue is full (the stream is too slow)."""
+        if len(self.pending) >= conf.STREAM_QUEUE_SIZE:
+            return False
+        self.pending.append(item)
+        self.wakeup.set()
+        return True
+
+    async def next(self, timeout: float) -> list[Batch | str] | None:
+        """Everything queued, waiting up to ``timeout``; None when nothing came."""
+        if not self.pending and self.closed_reason is None:
+            try:
+                await asyncio.wait_for(self.wakeup.wait(), timeout)
+            except TimeoutError:
+                return None
+        self.wakeup.clear()
+        items = list(self.pending)
+        self.pending.clear()
+        return items
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.layer = get_channel_layer(conf.CHANNEL_LAYER)
+        self.channel: str | None = None
+        self.subscriptions: set[Subscription] = set()
+        self.by_user: dict[int, set[Subscription]] = {}
+        self.groups: dict[str, int] = {}
+        self.watermark: int | None = None
+        self.seen: set[int] = set()
+        self.gap_since: dict[int, float] = {}
+        self.layer_ok = True
+        self._wake = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._epoch = 0
+        self._init_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._joined_at = time.monotonic()
+
+    # -- streams ---------------------------------------------------------------
+
+    def has_room(self, user_id: int) -> bool:
+        """Is there budget for one more stream, globally and for this user?"""
+        return len(self.subscriptions) < conf.MAX_STREAMS and len(
+            self.by_user.get(user_id, ())
+        ) < conf.MAX_STREAMS_PER_USER
+
+    async def subscribe(self, who: Audiences) -> Subscription:
+        """
+        Register a stream for ``who`` and make sure its groups are joined. The
+        subscription receives every row committed from now on that ``who`` may see.
+        """
+        await self._start()
+        while self.watermark is None:  # the last stream left while we started
+            await self._start()
+        sub = Subscription(who, self.watermark)
+        self.subscriptions.add(sub)
+        self.by_user.setdefault(who.user_id, set()).add(sub)
+        await self._join([ALL_GROUP, user_group(who.user_id)])
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        """Forget ``sub``; groups no stream needs any more are left in the background."""
+        if sub not in self.subscriptions:
+            return
+        self.subscriptions.discard(sub)
+        user_subs = self.by_user.get(sub.who.user_id)
+        if user_subs is not None:
+            user_subs.discard(sub)
+            if not user_subs:
+                del self.by_user[sub.who.user_id]
+        leaving = [
+            name
+            for name in (ALL_GROUP, user_group(sub.who.user_id))
+            if self._release(name)
+        ]
+        if leaving:
+            self._spawn(self._leave(leaving))
+        if not self.subscriptions:
+            # Idle: forget the watermark so the next stream starts from the present.
+            self._epoch += 1
+            self.watermark = None
+            self.seen.clear()
+            self.gap_since.clear()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "streams": len(self.subscriptions),
+            "users": len(self.by_user),
+            "groups": sorted(self.groups),
+            "watermark": self.watermark,
+            "layer_ok": self.layer_ok,
+        }
+
+    # -- channel layer ---------------------------------------------------------
+
+    async def _start(self) -> None:
+        async with self._init_lock:
+            if self.watermark is None:
+                self.watermark = await db.run(feed.safe_watermark)
+            if not self._tasks:
+                self._tasks = [
+                    asyncio.create_task(self._receive_loop(), name="notifications-receive"),
+                    asyncio.create_task(self._fetch_loop(), name="notifications-fetch"),
+                ]
+        # Wait for the hub's channel (or for the layer to fail) so the groups are
+        # joined before replay; a stuck layer only costs polling latency.
+        try:
+            await asyncio.wait_for(self._ready.wait(), 5.0)
+        except TimeoutError:
+            pass
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.append(task)
+        task.add_done_callback(self._tasks.remove)
+
+    def _release(self, name: str) -> bool:
+        count = self.groups.get(name, 0) - 1
+        if count > 0:
+            self.groups[name] = count
+            return False
+        self.groups.pop(name, None)
+        return True
+
+    async def _join(self, names: list[str]) -> None:
+        fresh = []
+        for name in names:
+            self.groups[name] = self.groups.get(name, 0) + 1
+            if self.groups[name] == 1:
+                fresh.append(name)
+        if fresh and self.channel is not None:
+            try:
+                for name in fresh:
+                    await self.layer.group_add(name, self.channel)
+            except Exception as exc:
+                self._layer_failed(exc)
+
+    async def _leave(self, names: list[str]) -> None:
+        if self.channel is None:
+            return
+        try:
+            for name in names:
+                if name not in self.groups:
+                    await self.layer.group_discard(name, self.channel)
+        except Exception as exc:
+            self._layer_failed(exc)
+
+    async def _rejoin(self) -> None:
+        assert self.channel is not None
+        for name in list(self.groups):
+            await self.layer.group_add(name, self.channel)
+        self._joined_at = time.monotonic()
+
+    def _layer_failed(self, exc: BaseException) -> None:
+        if self.layer_ok:
+            logger.warning(
+                "Channel layer unavailable (%s); streams fall back to polling "
+                "the database until it is back.",
+                exc,
+            )
+        self.layer_ok = False
+
+    async def _receive_loop(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                if self.channel is None:
+                    self.channel = await self.layer.new_channel("notifications.")
+                    self._joined_at = 0.0
+                if not self.layer_ok or self._joined_at == 0.0:
+                    await self._rejoin()
+                    if not self.layer_ok:
+                        logger.warning("Channel layer is back; streams are catching up.")
+                    self.layer_ok = True
+                    backoff = 0.5
+                    self._wake.set()
+                self._ready.set()
+                message = await self.layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._layer_failed(exc)
+                self._ready.set()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            self._on_message(message)
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "notifications.poke":
+            self._wake.set()
+        elif kind == "notifications.read":
+            for sub in list(self.by_user.get(message.get("user"), ())):  # type: ignore[arg-type]
+                self._push(sub, message["payload"])
+
+    # -- database ------------------------------------------------------------
+
+    async def _fetch_loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), conf.POLL_INTERVAL)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            if time.monotonic() - self._joined_at > conf.GROUP_REJOIN and self.layer_ok:
+                try:
+                    await self._rejoin()
+                except Exception as exc:
+                    self._layer_failed(exc)
+            if not self.subscriptions:
+                continue
+            try:
+                await self._fetch()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("Reading new notifications failed; retrying.")
+                await asyncio.sleep(conf.POLL_INTERVAL)
+
+    async def _fetch(self) -> None:
+        """Read every row after the watermark and hand it to the streams that may see it."""
+        while self.subscriptions and self.watermark is not None:
+            epoch = self._epoch
+            rows = await db.run(feed.rows_after, self.watermark, set(self.seen), FETCH_LIMIT)
+            if epoch != self._epoch:  # every stream left while we read
+                return
+            self._dispatch(rows)
+            if len(rows) < FETCH_LIMIT:
+                return
+
+    def _dispatch(self, rows: list[feed.Row]) -> None:
+        """Route ``rows`` to streams and advance the watermark; no await inside."""
+        per_stream: dict[Subscription, list[tuple[int, str]]] = {}
+        for row in rows:
+            self.seen.add(row.id)
+            if row.json is None:
+                continue
+            if row.audience == Audience.USER:
+                targets: Any = self.by_user.get(row.recipient_id, ())  # type: ignore[arg-type]
+            else:
+                targets = [
+                    s
+                    for s in self.subscriptions
+                    if s.who.may_see(row.audience, row.recipient_id, row.group_id)
+                ]
+            for sub in targets:
+                per_stream.setdefault(sub, []).append((row.id, row.json))
+        self._advance_watermark()
+        assert self.watermark is not None
+        for sub, frames in per_stream.items():
+            self._push(sub, Batch(frames, self.watermark))
+        # Streams with nothing new still learn the watermark through an empty queue.
+
+    def _advance_watermark(self) -> None:
+        assert self.watermark is not None
+        grace = conf.GAP_GRACE
+        now = time.monotonic()
+        for nid in sorted(self.seen):
+            if nid != self.watermark + 1:
+                since = self.gap_since.setdefault(nid, now)
+                if now - since < grace:
+                    break
+            self.watermark = nid
+            self.seen.discard(nid)
+            self.gap_since.pop(nid, None)
+
+    def _push(self, sub: Subscription, item: Batch | str) -> None:
+        if sub.closed_reason is None and not sub.push(item):
+            sub.closed_reason = "overflow"
+            sub.wakeup.set()
+            self.unsubscribe(sub)
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def get_hub() -> Hub:
+    """The hub of the running event loop, created on first use."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        hub = _hubs[loop] = Hub()
+    return hub

@@ -1,0 +1,247 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.db.models import Case, Exists, OuterRef, Q, When
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+
+class Level(models.TextChoices):
+    SUCCESS = "success", _("success")
+    INFO = "info", _("info")
+    WARNING = "warning", _("warning")
+    ERROR = "error", _("error")
+
+
+class Audience(models.TextChoices):
+    USER = "user", _("one user")
+    ALL = "all", _("everyone")
+    STAFF = "staff", _("staff only")
+    GROUP = "group", _("members of a group")
+
+
+class Audiences:
+    """Who a stream's user is, for deciding which broadcasts they may see."""
+
+    __slots__ = ("user_id", "is_staff", "group_ids")
+
+    def __init__(self, user_id: int, is_staff: bool, group_ids: frozenset[int]):
+        self.user_id = user_id
+        self.is_staff = is_staff
+        self.group_ids = group_ids
+
+    @classmethod
+    def of(cls, user: AbstractBaseUser) -> Audiences:
+        """Read the user's staff flag and group ids (one query)."""
+        group_ids = frozenset(
+            Group.objects.filter(user=user).values_list("id", flat=True)
+        )
+        return cls(user.pk, bool(getattr(user, "is_staff", False)), group_ids)
+
+    def may_see(self, audience: str, recipient_id: int | None, group_id: int | None) -> bool:
+        if audience == Audience.USER:
+            return recipient_id == self.user_id
+        if audience == Audience.ALL:
+            return True
+        if audience == Audience.STAFF:
+            return self.is_staff
+        if audience == Audience.GROUP:
+            return group_id in self.group_ids
+        return False
+
+    def q(self) -> Q:
+        """The rows this user may see, before expiry and hiding."""
+        broadcast = Q(audience=Audience.ALL) | Q(
+            audience=Audience.GROUP, audience_group__in=self.group_ids
+        )
+        if self.is_staff:
+            broadcast |= Q(audience=Audience.STAFF)
+        return Q(recipient_id=self.user_id) | (Q(recipient__isnull=True) & broadcast)
+
+
+class NotificationQuerySet(models.QuerySet["Notification"]):
+    def personal(self) -> NotificationQuerySet:
+        return self.filter(recipient__isnull=False)
+
+    def broadcasts(self) -> NotificationQuerySet:
+        return self.filter(recipient__isnull=True)
+
+    def live(self) -> NotificationQuerySet:
+        """Not soft-deleted and not expired."""
+        return self.filter(deleted=False).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+        )
+
+    def for_audiences(self, who: Audiences) -> NotificationQuerySet:
+        """
+        What the user described by ``who`` may see, live, with an ``is_unread``
+        annotation that accounts for broadcast receipts. One query.
+        """
+        receipts = BroadcastReceipt.objects.filter(
+            notification=OuterRef("pk"), user_id=who.user_id
+        )
+        hidden = receipts.filter(hidden=True)
+        return (
+            self.live()
+            .filter(who.q())
+            .exclude(Q(recipient__isnull=True) & Exists(hidden))
+            .annotate(
+                is_unread=Case(
+                    When(recipient__isnull=False, then="unread"),
+                    default=~Exists(receipts),
+                    output_field=models.BooleanField(),
+                )
+            )
+        )
+
+    def for_user(self, user: AbstractBaseUser) -> NotificationQuerySet:
+        return self.for_audiences(Audiences.of(user))
+
+
+class Notification(models.Model):
+    """
+    One notification: personal (``recipient`` set) or a broadcast (``recipient``
+    NULL, seen by its ``audience``). Ordered by ``id``, which is the stream cursor.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="notifications",
+        help_text=_("Empty for a broadcast."),
+    )
+    audience = models.CharField(
+        max_length=8, choices=Audience.choices, default=Audience.USER
+    )
+    audience_group = models.ForeignKey(
+        Group, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    actor_content_type = models.ForeignKey(
+        ContentType, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    actor_object_id = models.CharField(max_length=255, blank=True, default="")
+    actor = GenericForeignKey("actor_content_type", "actor_object_id")
+    actor_display = models.CharField(
+        max_length=255,
+        blank=True,
+        default="",
+        help_text=_("How the actor was named when the notification was sent."),
+    )
+
+    verb = models.CharField(max_length=255)
+    description = models.TextField(blank=True, default="")
+
+    action_object_content_type = models.ForeignKey(
+        ContentType, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    action_object_object_id = models.CharField(max_length=255, blank=True, default="")
+    action_object = GenericForeignKey(
+        "action_object_content_type", "action_object_object_id"
+    )
+
+    target_content_type = models.ForeignKey(
+        ContentType, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    target_object_id = models.CharField(max_length=255, blank=True, default="")
+    target = GenericForeignKey("target_content_type", "target_object_id")
+
+    level = models.CharField(max_length=8, choices=Level.choices, default=Level.INFO)
+    url = models.CharField(max_length=2000, blank=True, default="")
+    data = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+    unread = models.BooleanField(default=True)
+    deleted = models.BooleanField(default=False)
+
+    objects = NotificationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["recipient", "id"], name="notif_recipient_id"),
+            models.Index(
+                fields=["recipient", "unread"],
+                name="notif_recipient_unread",
+                condition=Q(unread=True),
+            ),
+            models.Index(
+                fields=["audience", "id"],
+                name="notif_broadcast",
+                condition=Q(recipient__isnull=True),
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                name="notif_recipient_matches_audience",
+                condition=(Q(audience="user") & Q(recipient__isnull=False))
+                | (~Q(audience="user") & Q(recipient__isnull=True)),
+            ),
+            models.CheckConstraint(
+                name="notif_group_audience_has_group",
+                condition=Q(audience="group", audience_group__isnull=False)
+                | (~Q(audience="group") & Q(audience_group__isnull=True)),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        who = self.actor_display or _("system")
+        return f"{who} {self.verb}"
+
+    @property
+    def is_broadcast(self) -> bool:
+        return self.recipient_id is None
+
+    def as_dict(self, *, unread: bool | None = None) -> dict[str, Any]:
+        from .render import as_dict
+
+        return as_dict(self, unread=unread)
+
+
+class BroadcastManager(models.Manager["Broadcast"]):
+    def get_queryset(self) -> models.QuerySet[Broadcast]:
+        return super().get_queryset().filter(recipient__isnull=True)
+
+
+class Broadcast(Notification):
+    """Broadcasts as their own admin page: the rows with no recipient."""
+
+    objects = BroadcastManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = _("broadcast")
+        verbose_name_plural = _("broadcasts")
+
+
+class BroadcastReceipt(models.Model):
+    """One user's state of one broadcast: read, and optionally hidden."""
+
+    notification = models.ForeignKey(
+        Notification, on_delete=models.CASCADE, related_name="receipts"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    read_at = models.DateTimeField(default=timezone.now)
+    hidden = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["notification", "user"], name="notif_receipt_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["user", "notification"], name="notif_receipt_user")]

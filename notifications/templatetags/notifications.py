@@ -1,0 +1,58 @@
+"""
+``{% load notifications %}`` then ``{% notifications_bell %}``: the bell, its
+badge, the list, the connection status and the toast region, wired to the
+static JS client through ``data-*`` attributes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+from django.middleware.csrf import get_token
+from django.urls import reverse
+
+from .. import api
+from ..conf import conf
+from ..cursor import Cursor
+from ..feed import safe_watermark
+from ..render import as_dict
+
+register = template.Library()
+
+
+def badge_text(count: int) -> str:
+    """The badge label: the count, capped as "99+"."""
+    return f"{conf.BADGE_MAX}+" if count > conf.BADGE_MAX else str(count)
+
+
+@register.inclusion_tag("notifications/bell.html", takes_context=True)
+def notifications_bell(context: template.Context, limit: int = 10, desktop: bool = False) -> dict[str, Any]:
+    """
+    Render the notification bell for the logged-in user (nothing for anonymous).
+
+    ``limit``: how many recent notifications the list starts with.
+    ``desktop``: also raise browser (desktop) notifications once allowed.
+    """
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if request is None or user is None or not user.is_authenticated:
+        return {"show": False}
+    cursor = str(Cursor(safe_watermark()))  # read before the list, see the API
+    items = [as_dict(n) for n in api.visible(user).order_by("-id")[:limit]]
+    count = api.unread_count(user)
+    return {
+        "show": True,
+        "items": items,
+        "unread_count": count,
+        "badge": badge_text(count),
+        "cursor": cursor,
+        "csrf_token": get_token(request),
+        "stream_url": reverse("notifications:stream"),
+        "list_url": reverse("notifications:list"),
+        "read_url": reverse("notifications:read", args=[0]),
+        "read_all_url": reverse("notifications:read-all"),
+        "desktop": desktop,
+        "limit": limit,
+        "badge_max": conf.BADGE_MAX,
+    }

@@ -1,0 +1,16 @@
+from django.urls import path
+
+from . import views
+
+app_name = "notifications"
+
+urlpatterns = [
+    path("stream/", views.stream, name="stream"),
+    path("api/", views.notification_list, name="list"),
+    path("api/unread-count/", views.unread_count, name="unread-count"),
+    path("api/read-all/", views.mark_all_read, name="read-all"),
+    path("api/<int:pk>/read/", views.mark_read, name="read"),
+    path("api/<int:pk>/unread/", views.mark_unread, name="unread"),
+    path("api/<int:pk>/delete/", views.delete, name="delete"),
+    path("api/hub/", views.hub_stats, name="hub"),
+]

@@ -1,0 +1,197 @@
+"""
+HTTP views: the SSE stream and the JSON API.
+
+Every response to a client that is not logged in is a JSON 403, never a login
+redirect: a browser's stream or fetch cannot follow one usefully.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+from typing import Any, Callable
+
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connections
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.views.decorators.http import require_GET, require_POST
+
+from . import api, db
+from .conf import conf
+from .cursor import Cursor, InvalidCursor
+from .feed import safe_watermark
+from .hub import get_hub
+from .models import Audiences
+from .render import as_dict
+from .stream import event_stream
+
+
+def error(status: int, message: str, **extra: Any) -> JsonResponse:
+    return JsonResponse({"error": message, **extra}, status=status)
+
+
+def _forbidden() -> JsonResponse:
+    return error(403, "Authentication required: log in to see notifications.")
+
+
+# -- the stream ----------------------------------------------------------------
+
+
+@require_GET
+async def stream(request: HttpRequest) -> HttpResponse:
+    """
+    ``GET stream/``: Server-Sent Events for the logged-in user.
+
+    Resumes after the cursor in the ``Last-Event-ID`` header (or the
+    ``last_event_id`` query parameter on a page's first connect). A cursor that
+    cannot be used gets a ``reset`` event: the client reloads its list.
+    """
+    user = await request.auser()
+    # Close the session/user lookup's connection now: the stream must not hold one.
+    await sync_to_async(connections.close_all)()
+    if not user.is_authenticated or not user.is_active:
+        return _forbidden()
+    hub = get_hub()
+    if not hub.has_room(user.pk):
+        response = error(503, "Too many open notification streams; retry later.")
+        response["Retry-After"] = str(conf.RETRY_AFTER)
+        return response
+    cursor, reset = _cursor(request)
+    who = await db.run(Audiences.of, user)
+    response = StreamingHttpResponse(
+        event_stream(who, cursor, reset=reset), content_type="text/event-stream"
+    )
+    response["Cache-Control"] = "no-cache, no-store"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+def _cursor(request: HttpRequest) -> tuple[Cursor | None, bool]:
+    """The client's cursor, or (None, True) when it sent one that is unusable."""
+    raw = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id")
+    if not raw:
+        return None, False
+    try:
+        return Cursor.parse(raw.strip()), False
+    except InvalidCursor:
+        return None, True
+
+
+@require_GET
+async def hub_stats(request: HttpRequest) -> HttpResponse:
+    """``GET api/hub/``: this process's hub, for staff (streams, users, groups)."""
+    user = await request.auser()
+    if not user.is_authenticated:
+        return _forbidden()
+    if not user.is_staff:
+        return error(403, "Staff only.")
+    return JsonResponse(get_hub().stats())
+
+
+# -- the JSON API ----------------------------------------------------------------
+
+
+def login_required_json(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return _forbidden()
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _positive_int(request: HttpRequest, name: str, default: int, maximum: int) -> int:
+    raw = request.GET.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise ValueError(f"{name} must be an integer from 1 to {maximum}.")
+    return int(raw)
+
+
+_FLAGS = {"1": True, "true": True, "0": False, "false": False}
+
+
+@require_GET
+@login_required_json
+def notification_list(request: HttpRequest) -> HttpResponse:
+    """
+    ``GET api/``: the user's notifications, newest first.
+
+    Query: ``unread=1`` for unread only, ``page`` (from 1), ``page_size`` (up to
+    NOTIFICATIONS_MAX_PAGE_SIZE). The response carries ``cursor``: connect the
+    stream with it to receive everything after this list.
+    """
+    try:
+        page = _positive_int(request, "page", 1, 1_000_000)
+        size = _positive_int(request, "page_size", conf.PAGE_SIZE, conf.MAX_PAGE_SIZE)
+        unread = _FLAGS.get(request.GET.get("unread", "0").lower())
+        if unread is None:
+            raise ValueError("unread must be 1, 0, true or false.")
+    except ValueError as exc:
+        return error(400, str(exc))
+    user = request.user
+    assert isinstance(user, AbstractBaseUser)
+    cursor = _page_cursor()
+    rows = api.visible(user)
+    if unread:
+        rows = rows.filter(is_unread=True)
+    start = (page - 1) * size
+    items = list(rows.order_by("-id")[start : start + size + 1])
+    return JsonResponse(
+        {
+            "results": [as_dict(n) for n in items[:size]],
+            "page": page,
+            "has_next": len(items) > size,
+            "unread_count": api.unread_count(user),
+            "cursor": cursor,
+        },
+        json_dumps_params={"ensure_ascii": False},
+    )
+
+
+def _page_cursor() -> str:
+    """A cursor to pair with a list read now: every id in the list is at or below it."""
+    return str(Cursor(safe_watermark()))
+
+
+@require_GET
+@login_required_json
+def unread_count(request: HttpRequest) -> HttpResponse:
+    """``GET api/unread-count/``: ``{"unread_count": n}``."""
+    return JsonResponse({"unread_count": api.unread_count(request.user)})  # type: ignore[arg-type]
+
+
+def _own(request: HttpRequest, pk: int) -> int:
+    if not api.visible(request.user).filter(pk=pk).exists():  # type: ignore[arg-type]
+        raise Http404("No such notification.")
+    return pk
+
+
+def _state_change(change: Callable[[Any, list[int]], list[int]]) -> Callable[..., HttpResponse]:
+    @require_POST
+    @login_required_json
+    def view(request: HttpRequest, pk: int) -> HttpResponse:
+        try:
+            _own(request, pk)
+        except Http404:
+            return error(404, "No such notification.")
+        ids = change(request.user, [pk])
+        return JsonResponse({"ids": ids, "unread_count": api.unread_count(request.user)})  # type: ignore[arg-type]
+
+    return view
+
+
+mark_read = _state_change(api.mark_read)
+mark_unread = _state_change(api.mark_unread)
+delete = _state_change(api.delete)
+
+
+@require_POST
+@login_required_json
+def mark_all_read(request: HttpRequest) -> HttpResponse:
+    """``POST api/read-all/``: mark everything read; returns how many changed."""
+    changed = api.mark_all_read(request.user)  # type: ignore[arg-type]
+    return JsonResponse({"marked": changed, "unread_count": 0})
+

@@ -1,0 +1,23 @@
+from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from notifications.models import Level
+
+
+class SendForm(forms.Form):
+    """The demo's "send a notification" form."""
+
+    recipient = forms.ChoiceField()
+    verb = forms.CharField(max_length=255, initial="says hello")
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    level = forms.ChoiceField(choices=Level.choices, initial=Level.INFO)
+    url = forms.CharField(required=False, max_length=2000)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        users = get_user_model().objects.filter(is_active=True).order_by("username")
+        choices = [(f"user:{u.pk}", u.get_username()) for u in users]
+        choices += [(f"group:{g.pk}", f"group {g.name}") for g in Group.objects.order_by("name")]
+        choices += [("all", "everyone (broadcast)"), ("staff", "staff (broadcast)")]
+        self.fields["recipient"].choices = choices

@@ -1,0 +1,40 @@
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import Group
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from notifications import api
+
+from .forms import SendForm
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def home(request):
+    """The demo page: the bell, the list, and a form to send a notification."""
+    form = SendForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        target = form.cleaned_data["recipient"]
+        fields = {
+            "actor": request.user,
+            "description": form.cleaned_data["description"],
+            "level": form.cleaned_data["level"],
+            "url": form.cleaned_data["url"],
+        }
+        verb = form.cleaned_data["verb"]
+        if target in ("all", "staff"):
+            api.broadcast(verb, audience=target, **fields)
+        else:
+            kind, pk = target.split(":")
+            model = get_user_model() if kind == "user" else Group
+            recipient = model.objects.get(pk=pk)
+            try:
+                api.notify(recipient, verb, **fields)
+            except ValueError as exc:
+                messages.error(request, str(exc))
+                return redirect("home")
+        messages.success(request, "Sent.")
+        return redirect("home")
+    return render(request, "home.html", {"form": form})
