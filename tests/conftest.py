@@ -1,0 +1,158 @@
+"""
+Fixtures: a real ASGI server process sharing the test database, logged-in
+HTTP clients for it, and SSE streams.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.test import Client
+
+from .sse import Stream
+
+ROOT = Path(__file__).resolve().parent.parent
+CSRF = "testcsrftokentestcsrftokentestcs"  # 32 characters: a valid CSRF secret
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url() -> str:
+    """The test database as a DATABASE_URL the server process can open."""
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    return os.environ["DATABASE_URL"].rsplit("/", 1)[0] + "/" + db["NAME"]
+
+
+class Server:
+    """An ASGI server process (daphne by default) running the demo project."""
+
+    def __init__(self, env: dict[str, str] | None = None, port: int | None = None):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "DATABASE_URL": database_url(), **(env or {})}
+        self.log = ROOT / "test-artifacts" / f"server-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Server:
+        self.log.parent.mkdir(exist_ok=True)
+        command = [
+            sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+            "project.asgi:application",
+        ]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
+            try:
+                httpx.get(self.url + "/login/", timeout=1)
+                return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start in 30 s")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def manage(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run ``manage.py`` in a separate process against the same database."""
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=60, check=True,
+        )
+
+
+@pytest.fixture(scope="session")
+def server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Server]:
+    srv = Server().start()
+    yield srv
+    srv.stop()
+
+
+_names = itertools.count()
+
+
+@pytest.fixture
+def make_user(transactional_db: Any) -> Any:
+    """Create a committed user the server can see: ``make_user(staff=True, groups=[g])``."""
+
+    def make(*, staff: bool = False, groups: list[Any] = (), name: str | None = None) -> AbstractBaseUser:
+        username = name or f"user{next(_names)}_{os.getpid()}"
+        user = get_user_model().objects.create_user(username, password="pw", is_staff=staff)
+        user.groups.set(groups)
+        return user
+
+    return make
+
+
+def session_cookies(user: AbstractBaseUser) -> dict[str, str]:
+    client = Client()
+    client.force_login(user)
+    return {settings.SESSION_COOKIE_NAME: client.cookies[settings.SESSION_COOKIE_NAME].value, "csrftoken": CSRF}
+
+
+class Browser:
+    """A logged-in HTTP client for the server, plus streams opened as that user."""
+
+    def __init__(self, server: Server, user: AbstractBaseUser | None):
+        self.server = server
+        self.cookies = session_cookies(user) if user is not None else {"csrftoken": CSRF}
+        self.http = httpx.Client(base_url=server.url, cookies=self.cookies, timeout=10)
+        self.streams: list[Stream] = []
+
+    def stream(self, **kwargs: Any) -> Stream:
+        stream = Stream(self.server.url, cookies=self.cookies, **kwargs)
+        self.streams.append(stream)
+        return stream
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"X-CSRFToken": CSRF, "Referer": self.server.url + "/"}
+        return self.http.post(path, headers=headers, **kwargs)
+
+    def close(self) -> None:
+        for stream in self.streams:
+            stream.close()
+        self.http.close()
+
+
+@pytest.fixture
+def browser(server: Server) -> Iterator[Any]:
+    """``browser(user)`` logs ``user`` in (None: anonymous); closed after the test."""
+    opened: list[Browser] = []
+
+    def open_as(user: AbstractBaseUser | None) -> Browser:
+        b = Browser(server, user)
+        opened.append(b)
+        return b
+
+    yield open_as
+    for b in opened:
+        b.close()

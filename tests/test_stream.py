@@ -1,0 +1,275 @@
+"""
+The SSE stream against a real daphne process sharing the test database.
+
+Notifications created in this (test) process reach the server through its
+periodic database check; the ones created through the server's own views are
+pushed through the channel layer.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.utils import timezone
+
+from notifications import api
+from notifications.models import Notification
+from notifications.signals import notify
+
+pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
+
+POLL = 2.0  # the server's NOTIFICATIONS_POLL_INTERVAL (default)
+
+
+def send_through_server(sender, recipient, verb: str) -> None:
+    """Post the demo's send form as ``sender``: created inside the server process."""
+    response = sender.post("/", data={"recipient": f"user:{recipient.pk}", "verb": verb, "level": "info"})
+    assert response.status_code == 302, response.text
+
+
+def sentinel(stream, user, verb: str = "sentinel") -> int:
+    """Notify ``user`` and wait for it on ``stream``: everything sent before it has arrived too."""
+    nid = api.notify(user, verb)[0].pk
+    stream.wait_for(lambda s: nid in s.notification_ids(), timeout=POLL * 3)
+    return nid
+
+
+def test_stream_response_is_an_uncached_event_stream(browser, make_user):
+    stream = browser(make_user()).stream().connected()
+    assert stream.status == 200
+    assert stream.headers["content-type"].startswith("text/event-stream")
+    assert "no-cache" in stream.headers["cache-control"]
+    assert stream.headers["x-accel-buffering"] == "no"
+    assert stream.events[0].event == "retry"
+    assert stream.events[1].event == "open" and stream.events[1].id is not None
+
+
+def test_notification_created_on_the_server_arrives_within_one_second(browser, make_user):
+    alice, bob = make_user(), make_user()
+    stream = browser(alice).stream().connected()
+    started = time.monotonic()
+    send_through_server(browser(bob), alice, "pinged you")
+    stream.wait_for(lambda s: s.notifications(), timeout=1.0)
+    elapsed = time.monotonic() - started
+    (received,) = stream.notifications()
+    assert received["verb"] == "pinged you"
+    assert received["actor"] == bob.get_username()
+    assert received["unread"] is True
+    assert {"id", "verb", "description", "level", "url", "actor", "data", "created", "unread"} <= set(received)
+    assert elapsed < 1.0
+
+
+def test_reconnect_replays_only_missed_notifications_in_order(browser, make_user):
+    alice = make_user()
+    user = browser(alice)
+    first = user.stream().connected()
+    seen = sentinel(first, alice, "seen before the drop")
+    cursor = first.last_id
+    first.close()
+
+    missed = [api.notify(alice, f"missed {i}")[0].pk for i in range(5)]
+    second = user.stream(last_event_id=cursor).connected()
+    after = sentinel(second, alice, "after reconnect")
+    assert second.notification_ids() == [*missed, after]
+    assert seen not in second.notification_ids()
+
+
+def test_reconnect_with_the_opening_cursor_gets_everything_since(browser, make_user):
+    alice = make_user()
+    user = browser(alice)
+    first = user.stream().connected()
+    opening = first.of("open")[0].id
+    first.close()
+    missed = [n.pk for n in (api.notify(alice, "a")[0], api.notify(alice, "b")[0])]
+    second = user.stream(last_event_id=opening).connected()
+    second.wait_for(lambda s: len(s.notification_ids()) >= 2)
+    after = sentinel(second, alice)
+    assert second.notification_ids() == [*missed, after]
+
+
+def test_cursor_in_query_parameter_resumes_like_the_header(browser, make_user):
+    alice = make_user()
+    user = browser(alice)
+    first = user.stream().connected()
+    opening = first.of("open")[0].id
+    first.close()
+    missed = api.notify(alice, "while away")[0].pk
+    second = user.stream(params={"last_event_id": opening}).connected()
+    second.wait_for(lambda s: missed in s.notification_ids())
+    assert second.notification_ids() == [missed]
+
+
+def test_anonymous_stream_and_api_are_refused_with_json(browser, make_user):
+    anonymous = browser(None)
+    stream = anonymous.stream()
+    stream.wait_for(lambda s: s.ended)
+    assert stream.status == 403
+    assert b"error" in stream.body
+    for path in ("/notifications/api/", "/notifications/api/unread-count/"):
+        response = anonymous.http.get(path)
+        assert response.status_code == 403 and "error" in response.json()
+    assert anonymous.post("/notifications/api/read-all/").status_code == 403
+
+
+def test_user_never_receives_or_touches_another_users_rows(browser, make_user):
+    alice, bob = make_user(), make_user()
+    alice_client = browser(alice)
+    stream = alice_client.stream().connected()
+    bobs = api.notify(bob, "for bob only")[0].pk
+    sentinel(stream, alice)
+    assert bobs not in stream.notification_ids()
+    listed = alice_client.http.get("/notifications/api/").json()["results"]
+    assert bobs not in [n["id"] for n in listed]
+    for action in ("read", "unread", "delete"):
+        response = alice_client.post(f"/notifications/api/{bobs}/{action}/")
+        assert response.status_code == 404, action
+    assert Notification.objects.get(pk=bobs).unread and not Notification.objects.get(pk=bobs).deleted
+
+
+def test_rolled_back_notification_is_never_delivered(browser, make_user):
+    alice = make_user()
+    stream = browser(alice).stream().connected()
+
+    class Abort(Exception):
+        pass
+
+    with pytest.raises(Abort):
+        with transaction.atomic():
+            api.notify(alice, "rolled back")
+            time.sleep(POLL * 1.5)  # the server checks the database while it is uncommitted
+            raise Abort
+    sentinel(stream, alice)
+    assert [n["verb"] for n in stream.notifications()] == ["sentinel"]
+
+
+def test_burst_of_1000_notifications_is_delivered_completely_in_order(browser, make_user):
+    alice = make_user()
+    stream = browser(alice).stream().connected()
+    ids = [api.notify(alice, f"burst {i}")[0].pk for i in range(1000)]
+    stream.wait_for(lambda s: len(s.notification_ids()) >= 1000, timeout=60)
+    assert stream.notification_ids() == ids
+
+
+def test_group_staff_and_expired_broadcasts_reach_their_audience_only(browser, make_user):
+    team = Group.objects.create(name="team-broadcast")
+    member, outsider, staff = make_user(groups=[team]), make_user(), make_user(staff=True)
+    streams = {u: browser(u).stream().connected() for u in (member, outsider, staff)}
+
+    for_team = api.broadcast("team meeting", audience=team).pk
+    expired = api.broadcast("old news", expires_at=timezone.now() - timedelta(seconds=1)).pk
+    for_staff = api.broadcast("staff only", audience="staff").pk
+    everyone = api.broadcast("hello everyone").pk
+    for user, stream in streams.items():
+        sentinel(stream, user)
+
+    assert streams[member].notification_ids()[:-1] == [for_team, everyone]
+    assert streams[outsider].notification_ids()[:-1] == [everyone]
+    assert streams[staff].notification_ids()[:-1] == [for_staff, everyone]
+    assert all(expired not in s.notification_ids() for s in streams.values())
+    assert streams[member].notifications()[0]["broadcast"] is True
+
+
+def test_hub_drops_the_subscription_within_a_second_of_disconnect(browser, make_user):
+    alice, admin = make_user(), make_user(staff=True)
+    ops = browser(admin)
+    group = f"notifications.user.{alice.pk}"
+    stream = browser(alice).stream().connected()
+    assert group in ops.http.get("/notifications/api/hub/").json()["groups"]
+    stream.close()
+    deadline = time.monotonic() + 1.0
+    while group in ops.http.get("/notifications/api/hub/").json()["groups"]:
+        assert time.monotonic() < deadline, "hub still holds the subscription after 1 s"
+        time.sleep(0.05)
+
+
+def test_hub_stats_are_for_staff_only(browser, make_user):
+    assert browser(make_user()).http.get("/notifications/api/hub/").status_code == 403
+
+
+def test_marking_read_in_one_connection_sends_read_event_to_the_others(browser, make_user):
+    alice = make_user()
+    user = browser(alice)
+    tab1, tab2 = user.stream().connected(), user.stream().connected()
+    nid = sentinel(tab1, alice)
+    tab2.wait_for(lambda s: nid in s.notification_ids())
+    response = user.post(f"/notifications/api/{nid}/read/")
+    assert response.status_code == 200
+    for tab in (tab1, tab2):
+        tab.wait_for(lambda s: s.of("read"), timeout=2)
+        (event,) = tab.of("read")
+        assert event.json["ids"] == [nid]
+        assert event.json["unread_count"] == 0
+    user.post("/notifications/api/read-all/")
+    tab2.wait_for(lambda s: len(s.of("read")) == 2, timeout=2)
+    assert tab2.of("read")[1].json["ids"] == "all"
+
+
+def test_notify_signal_in_hq_form_creates_and_delivers(browser, make_user):
+    alice, actor = make_user(), make_user()
+    target = Group.objects.create(name="hq-target")
+    stream = browser(alice).stream().connected()
+    responses = notify.send(
+        actor,
+        recipient=alice,
+        verb="followed you",
+        action_object=actor,
+        target=target,
+        level="success",
+        description="hq style",
+        public=False,
+        timestamp=timezone.now(),
+        ticket=42,
+    )
+    (created,) = responses[0][1]
+    row = Notification.objects.get(pk=created.pk)
+    assert (row.recipient, row.verb, row.level, row.description) == (alice, "followed you", "success", "hq style")
+    assert row.actor == actor and row.action_object == actor and row.target == target
+    assert row.data == {"ticket": 42}
+    stream.wait_for(lambda s: created.pk in s.notification_ids(), timeout=POLL * 3)
+    assert stream.notifications()[0]["data"] == {"ticket": 42}
+    assert stream.notifications()[0]["actor"] == actor.get_username()
+
+
+def test_notification_from_a_separate_process_reaches_an_open_stream(browser, make_user, server):
+    alice = make_user()
+    stream = browser(alice).stream().connected()
+    started = time.monotonic()
+    server.manage("notify", "--user", alice.get_username(), "from a cron job")
+    stream.wait_for(lambda s: s.notifications(), timeout=POLL * 3)
+    assert stream.notifications()[0]["verb"] == "from a cron job"
+    assert time.monotonic() - started < POLL * 3
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "garbage",
+        "-1",
+        "1e9",
+        "12.5",  # an extra id at or below the watermark
+        "99999999999999999999999",
+        "9223372036854775807",  # well-formed, but beyond any id
+        "١٢٣",
+        "é".encode(),
+        "1" + ".2" * 600,
+        " ",
+    ],
+)
+def test_malformed_last_event_id_gets_a_reset_not_a_500(browser, make_user, bad):
+    alice = make_user()
+    user = browser(alice)
+    for stream in (
+        user.stream(last_event_id=bad),
+        user.stream(params={"last_event_id": bad if isinstance(bad, str) else bad.decode()}),
+    ):
+        stream.wait_for(lambda s: s.status is not None)
+        assert stream.status == 200
+        stream.connected()
+        if bad.strip():
+            assert [e.event for e in stream.events[:3]] == ["retry", "reset", "open"]
+        nid = sentinel(stream, alice, "after a bad cursor")
+        assert stream.notification_ids()[-1] == nid
