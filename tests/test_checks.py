@@ -1,0 +1,44 @@
+"""System checks: each misconfiguration gives its id and a hint."""
+
+from django.core.checks import run_checks
+
+from notifications.checks import check_deploy, check_settings
+
+
+def ids(messages):
+    return [m.id for m in messages]
+
+
+def test_project_settings_pass():
+    assert ids(check_settings()) == []
+
+
+def test_non_positive_setting_is_an_error(settings):
+    settings.NOTIFICATIONS_HEARTBEAT = 0
+    (message,) = check_settings()
+    assert message.id == "notifications.E001" and "NOTIFICATIONS_HEARTBEAT" in message.msg and message.hint
+
+
+def test_missing_channel_layer_is_an_error(settings):
+    settings.CHANNEL_LAYERS = {}
+    assert "notifications.E002" in ids(check_settings())
+
+
+def test_missing_asgi_application_warns(settings):
+    del settings.ASGI_APPLICATION
+    assert "notifications.W001" in ids(check_settings())
+
+
+def test_in_memory_layer_with_several_workers_warns(monkeypatch):
+    monkeypatch.setenv("WEB_CONCURRENCY", "4")
+    assert "notifications.W002" in ids(check_settings())
+
+
+def test_gzip_middleware_warns(settings):
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "django.middleware.gzip.GZipMiddleware"]
+    assert "notifications.W003" in ids(check_settings())
+
+
+def test_deploy_check_warns_about_in_memory_layer():
+    assert ids(check_deploy()) == ["notifications.W004"]
+    assert "notifications.W004" in ids(run_checks(include_deployment_checks=True, tags=["security"]))
