@@ -97,6 +97,21 @@ def server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Server]:
     srv.stop()
 
 
+@pytest.fixture
+def make_server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Any]:
+    """``make_server(NOTIFICATIONS_HEARTBEAT="0.5")``: an extra server with other settings."""
+    started: list[Server] = []
+
+    def make(**env: str) -> Server:
+        srv = Server(env=env).start()
+        started.append(srv)
+        return srv
+
+    yield make
+    for srv in started:
+        srv.stop()
+
+
 _names = itertools.count()
 
 
@@ -145,11 +160,14 @@ class Browser:
 
 @pytest.fixture
 def browser(server: Server) -> Iterator[Any]:
-    """``browser(user)`` logs ``user`` in (None: anonymous); closed after the test."""
+    """
+    ``browser(user)`` logs ``user`` in (None: anonymous) on the shared server, or
+    on ``browser(user, on=other_server)``; closed after the test.
+    """
     opened: list[Browser] = []
 
-    def open_as(user: AbstractBaseUser | None) -> Browser:
-        b = Browser(server, user)
+    def open_as(user: AbstractBaseUser | None, on: Server | None = None) -> Browser:
+        b = Browser(on or server, user)
         opened.append(b)
         return b
 

@@ -8,12 +8,14 @@ pushed through the channel layer.
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from notifications import api
@@ -273,3 +275,37 @@ def test_malformed_last_event_id_gets_a_reset_not_a_500(browser, make_user, bad)
             assert [e.event for e in stream.events[:3]] == ["retry", "reset", "open"]
         nid = sentinel(stream, alice, "after a bad cursor")
         assert stream.notification_ids()[-1] == nid
+
+
+def test_stream_sends_heartbeats_and_ends_after_its_maximum_life(browser, make_user, make_server):
+    short = make_server(NOTIFICATIONS_HEARTBEAT="0.3", NOTIFICATIONS_MAX_STREAM_LIFE="2")
+    stream = browser(make_user(), on=short).stream().connected()
+    started = time.monotonic()
+    stream.wait_for(lambda s: s.ended, timeout=5)
+    assert 1.7 <= time.monotonic() - started < 3.5
+    assert stream.comments >= 3
+    assert stream.error is None
+
+
+def open_database_files(pid: int, name: str) -> list[str]:
+    fds = Path(f"/proc/{pid}/fd")
+    targets = []
+    for fd in fds.iterdir():
+        try:
+            targets.append(os.readlink(fd))
+        except OSError:
+            continue
+    return [t for t in targets if Path(t).name.startswith(name)]
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="counts open SQLite files")
+def test_idle_streams_hold_no_database_connection(browser, make_user, server):
+    users = [make_user() for _ in range(5)]
+    streams = [browser(u).stream().connected() for u in users]
+    sentinel(streams[0], users[0])
+    db_name = Path(connection.settings_dict["NAME"]).name
+    deadline = time.monotonic() + 2
+    while open_database_files(server.proc.pid, db_name):
+        assert time.monotonic() < deadline, open_database_files(server.proc.pid, db_name)
+        time.sleep(0.05)
+    assert all(not s.ended for s in streams)
