@@ -4,9 +4,12 @@ The body of the SSE stream: subscribe, replay what the client missed, follow liv
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import AsyncIterator
+
+from django.db import DatabaseError
 
 from . import db, feed, sse
 from .conf import conf
@@ -14,6 +17,8 @@ from .cursor import Cursor
 from .hub import Batch, Hub, Subscription, get_hub
 from .models import Audiences
 from .render import dumps
+
+logger = logging.getLogger(__name__)
 
 
 async def event_stream(who: Audiences, cursor: Cursor | None, *, reset: bool) -> AsyncIterator[bytes]:
@@ -29,7 +34,12 @@ async def event_stream(who: Audiences, cursor: Cursor | None, *, reset: bool) ->
     hub = get_hub()
     sub = await hub.subscribe(who)
     try:
-        opening, cursor = await _replay(sub, cursor, reset=reset)
+        try:
+            opening, cursor = await _replay(sub, cursor, reset=reset)
+        except DatabaseError:
+            # The client reconnects after ``retry`` with the same cursor.
+            logger.warning("Replay failed: database unavailable.", exc_info=True)
+            return
         yield opening
         async for chunk in _follow(hub, sub, cursor):
             yield chunk

@@ -7,12 +7,13 @@ redirect: a browser's stream or fetch cannot follow one usefully.
 
 from __future__ import annotations
 
+import logging
 from functools import wraps
 from typing import Any, Callable
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET, require_POST
 
@@ -24,6 +25,8 @@ from .hub import get_hub
 from .models import Audiences
 from .render import as_dict
 from .stream import event_stream
+
+logger = logging.getLogger(__name__)
 
 
 def error(status: int, message: str, **extra: Any) -> JsonResponse:
@@ -46,23 +49,30 @@ async def stream(request: HttpRequest) -> HttpResponse:
     ``last_event_id`` query parameter on a page's first connect). A cursor that
     cannot be used gets a ``reset`` event: the client reloads its list.
     """
-    user = await request.auser()
-    # Close the session/user lookup's connection now: the stream must not hold one.
-    await sync_to_async(connections.close_all)()
-    if not user.is_authenticated or not user.is_active:
-        return _forbidden()
-    hub = get_hub()
-    if not hub.has_room(user.pk):
-        response = error(503, "Too many open notification streams; retry later.")
-        response["Retry-After"] = str(conf.RETRY_AFTER)
-        return response
+    try:
+        user = await request.auser()
+        # Close the session/user lookup's connection now: a stream holds none.
+        await sync_to_async(connections.close_all)()
+        if not user.is_authenticated or not user.is_active:
+            return _forbidden()
+        if not get_hub().has_room(user.pk):
+            return _unavailable("Too many open notification streams; retry later.")
+        who = await db.run(Audiences.of, user)
+    except DatabaseError:
+        logger.warning("Database unavailable; notification stream refused.", exc_info=True)
+        return _unavailable("Notifications are unavailable for a moment; retry later.")
     cursor, reset = _cursor(request)
-    who = await db.run(Audiences.of, user)
     response = StreamingHttpResponse(
         event_stream(who, cursor, reset=reset), content_type="text/event-stream"
     )
     response["Cache-Control"] = "no-cache, no-store"
     response["X-Accel-Buffering"] = "no"
+    return response
+
+
+def _unavailable(message: str) -> JsonResponse:
+    response = error(503, message)
+    response["Retry-After"] = str(conf.RETRY_AFTER)
     return response
 
 

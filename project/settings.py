@@ -7,6 +7,7 @@ DATABASE_URL (e.g. postgres://localhost/test) and REDIS_URL
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -74,8 +75,12 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = SQLITE_OPTIONS
     # Tests share their database with a server process, so it must be a file.
+    # One file per test run, so two runs (say, two Django versions) never share one.
     DATABASES["default"]["TEST"] = {
-        "NAME": os.environ.get("TEST_DATABASE_PATH", str(BASE_DIR / ".test-db.sqlite3"))
+        "NAME": os.environ.get(
+            "TEST_DATABASE_PATH",
+            os.path.join(tempfile.gettempdir(), f"notifications-test-{os.getpid()}.sqlite3"),
+        )
     }
 
 REDIS_URL = os.environ.get("REDIS_URL")
@@ -83,7 +88,30 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        # receive() blocks in BZPOPMIN for up to 5 s: the socket
+                        # timeout must be longer, or an idle hub's receive fails.
+                        "socket_timeout": 30,
+                        "socket_connect_timeout": 5,
+                        "socket_keepalive": True,
+                        "health_check_interval": 15,
+                        # One hub per process shares these, however many streams
+                        # it serves; publishers borrow one per send.
+                        "max_connections": 200,
+                    }
+                ],
+                # A full channel drops messages silently. Pokes are only
+                # wake-ups (the hub reads the database), so an overflow costs
+                # latency, never a notification; 1000 absorbs large bursts.
+                "capacity": 1000,
+                "expiry": 30,
+                # The hub re-joins its groups every NOTIFICATIONS_GROUP_REJOIN
+                # seconds (1 h), well inside this.
+                "group_expiry": 86400,
+            },
         }
     }
 else:

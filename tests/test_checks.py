@@ -29,9 +29,16 @@ def test_missing_asgi_application_warns(settings):
     assert "notifications.W001" in ids(check_settings())
 
 
-def test_in_memory_layer_with_several_workers_warns(monkeypatch):
+IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+REDIS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer"}}
+
+
+def test_in_memory_layer_with_several_workers_warns(monkeypatch, settings):
+    settings.CHANNEL_LAYERS = IN_MEMORY
     monkeypatch.setenv("WEB_CONCURRENCY", "4")
     assert "notifications.W002" in ids(check_settings())
+    settings.CHANNEL_LAYERS = REDIS
+    assert "notifications.W002" not in ids(check_settings())
 
 
 def test_gzip_middleware_warns(settings):
@@ -39,6 +46,9 @@ def test_gzip_middleware_warns(settings):
     assert "notifications.W003" in ids(check_settings())
 
 
-def test_deploy_check_warns_about_in_memory_layer():
+def test_deploy_check_warns_about_in_memory_layer(settings):
+    settings.CHANNEL_LAYERS = IN_MEMORY
     assert ids(check_deploy()) == ["notifications.W004"]
     assert "notifications.W004" in ids(run_checks(include_deployment_checks=True, tags=["security"]))
+    settings.CHANNEL_LAYERS = REDIS
+    assert ids(check_deploy()) == []
