@@ -100,7 +100,8 @@ class Hub:
         self._ready = asyncio.Event()
         self._epoch = 0
         self._init_lock = asyncio.Lock()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._loops: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
         self._joined_at = time.monotonic()
 
     # -- streams ---------------------------------------------------------------
@@ -140,14 +141,25 @@ class Hub:
             for name in (ALL_GROUP, user_group(sub.who.user_id))
             if self._release(name)
         ]
-        if leaving:
-            self._spawn(self._leave(leaving))
+        if leaving and self.channel is not None:
+            self._spawn(self._leave(self.channel, leaving))
         if not self.subscriptions:
-            # Idle: forget the watermark so the next stream starts from the present.
-            self._epoch += 1
-            self.watermark = None
-            self.seen.clear()
-            self.gap_since.clear()
+            self._stop()
+
+    def _stop(self) -> None:
+        """
+        Idle: stop receiving and polling, and forget the watermark so the next
+        stream starts from the present. An idle process costs nothing.
+        """
+        self._epoch += 1
+        self.watermark = None
+        self.seen.clear()
+        self.gap_since.clear()
+        for task in self._loops:
+            task.cancel()
+        self._loops = []
+        self._ready.clear()
+        self.channel = None
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -164,8 +176,8 @@ class Hub:
         async with self._init_lock:
             if self.watermark is None:
                 self.watermark = await db.run(feed.safe_watermark)
-            if not self._tasks:
-                self._tasks = [
+            if not self._loops:
+                self._loops = [
                     asyncio.create_task(self._receive_loop(), name="notifications-receive"),
                     asyncio.create_task(self._fetch_loop(), name="notifications-fetch"),
                 ]
@@ -178,8 +190,8 @@ class Hub:
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
-        self._tasks.append(task)
-        task.add_done_callback(self._tasks.remove)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _release(self, name: str) -> bool:
         count = self.groups.get(name, 0) - 1
@@ -202,13 +214,11 @@ class Hub:
             except Exception as exc:
                 self._layer_failed(exc)
 
-    async def _leave(self, names: list[str]) -> None:
-        if self.channel is None:
-            return
+    async def _leave(self, channel: str, names: list[str]) -> None:
         try:
             for name in names:
-                if name not in self.groups:
-                    await self.layer.group_discard(name, self.channel)
+                if name not in self.groups or channel != self.channel:
+                    await self.layer.group_discard(name, channel)
         except Exception as exc:
             self._layer_failed(exc)
 
