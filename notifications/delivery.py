@@ -8,12 +8,15 @@ Sending happens after commit; a failing layer is logged, never raised.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterable
+import os
+import threading
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 from .conf import conf
 from .hub import ALL_GROUP, user_group
@@ -52,10 +55,47 @@ def _send(messages: list[tuple[str, dict[str, Any]]]) -> None:
             await layer.group_send(group, message)
 
     try:
-        async_to_sync(send_all)()
+        if isinstance(layer, InMemoryChannelLayer):
+            # Its queues belong to the server's event loop: send from there.
+            async_to_sync(send_all)()
+        else:
+            _publisher().submit(send_all())
     except Exception:
         logger.warning(
             "Could not poke streams through the channel layer; they will find "
             "the change on their next database check.",
             exc_info=True,
         )
+
+
+class _Publisher:
+    """
+    An event loop on a daemon thread that sends pokes for synchronous code.
+
+    ``async_to_sync`` outside a server would build a new event loop, and so a
+    new Redis connection, for every notification; this loop keeps the layer's
+    connection pool across calls.
+    """
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=self.loop.run_forever, name="notifications-publisher", daemon=True)
+        thread.start()
+
+    def submit(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` on the loop and wait for it (raising what it raises)."""
+        asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=SEND_TIMEOUT)
+
+
+SEND_TIMEOUT = 10.0
+_publisher_lock = threading.Lock()
+_publisher_instance: _Publisher | None = None
+
+
+def _publisher() -> _Publisher:
+    global _publisher_instance
+    with _publisher_lock:
+        if _publisher_instance is None or _publisher_instance.pid != os.getpid():
+            _publisher_instance = _Publisher()  # first use, or in a forked child
+        return _publisher_instance
