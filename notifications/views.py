@@ -11,9 +11,9 @@ import logging
 from functools import wraps
 from typing import Any, Callable
 
-from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import DatabaseError, connections
+from django.contrib.auth import get_user
+from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET, require_POST
 
@@ -50,14 +50,11 @@ async def stream(request: HttpRequest) -> HttpResponse:
     cannot be used gets a ``reset`` event: the client reloads its list.
     """
     try:
-        user = await request.auser()
-        # Close the session/user lookup's connection now: a stream holds none.
-        await sync_to_async(connections.close_all)()
-        if not user.is_authenticated or not user.is_active:
+        user, who = await db.run(_authenticate, request)
+        if who is None:
             return _forbidden()
         if not get_hub().has_room(user.pk):
             return _unavailable("Too many open notification streams; retry later.")
-        who = await db.run(Audiences.of, user)
     except DatabaseError:
         logger.warning("Database unavailable; notification stream refused.", exc_info=True)
         return _unavailable("Notifications are unavailable for a moment; retry later.")
@@ -68,6 +65,20 @@ async def stream(request: HttpRequest) -> HttpResponse:
     response["Cache-Control"] = "no-cache, no-store"
     response["X-Accel-Buffering"] = "no"
     return response
+
+
+def _authenticate(request: HttpRequest) -> tuple[Any, Audiences | None]:
+    """
+    The request's user and what they may see, or (user, None) when they may not
+    stream. Runs on the database thread: ``get_user`` is the synchronous twin
+    of ``request.auser()``, and running it here means a reconnect storm holds
+    one database connection per process instead of one per connecting client.
+    """
+    user = get_user(request)
+    request._acached_user = user  # what request.auser() would have loaded
+    if not user.is_authenticated or not user.is_active:
+        return user, None
+    return user, Audiences.of(user)
 
 
 def _unavailable(message: str) -> JsonResponse:

@@ -44,9 +44,10 @@ def database_url() -> str:
 
 
 class Server:
-    """An ASGI server process (daphne by default) running the demo project."""
+    """An ASGI server process (daphne or uvicorn) running the demo project."""
 
-    def __init__(self, env: dict[str, str] | None = None, port: int | None = None):
+    def __init__(self, env: dict[str, str] | None = None, port: int | None = None, kind: str = "daphne"):
+        self.kind = kind
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "DATABASE_URL": database_url(), **(env or {})}
@@ -55,10 +56,16 @@ class Server:
 
     def start(self) -> Server:
         self.log.parent.mkdir(exist_ok=True)
-        command = [
-            sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-            "project.asgi:application",
-        ]
+        if self.kind == "uvicorn":
+            command = [
+                sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(self.port),
+                "--timeout-graceful-shutdown", "3", "--no-access-log", "project.asgi:application",
+            ]
+        else:
+            command = [
+                sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+                "project.asgi:application",
+            ]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
         deadline = time.monotonic() + 30
@@ -82,6 +89,18 @@ class Server:
             self.proc.kill()
             self.proc.wait(5)
 
+    def script(self, *args: str) -> str:
+        """Run ``tests/scripts.py`` in a separate process against the same services."""
+        return subprocess.run(
+            [sys.executable, "-m", "tests.scripts", *args],
+            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=300, check=True,
+        ).stdout
+
+    def session(self, username: str, staff: bool = False) -> tuple[int, dict[str, str]]:
+        """Create (or reuse) a user through a separate process; return its id and cookies."""
+        pk, key = self.script("session", username, *(["--staff"] if staff else [])).split()
+        return int(pk), {settings.SESSION_COOKIE_NAME: key, "csrftoken": CSRF}
+
     def manage(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run ``manage.py`` in a separate process against the same database."""
         return subprocess.run(
@@ -102,8 +121,8 @@ def make_server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Any]:
     """``make_server(NOTIFICATIONS_HEARTBEAT="0.5")``: an extra server with other settings."""
     started: list[Server] = []
 
-    def make(**env: str) -> Server:
-        srv = Server(env=env).start()
+    def make(kind: str = "daphne", **env: str) -> Server:
+        srv = Server(env=env, kind=kind).start()
         started.append(srv)
         return srv
 

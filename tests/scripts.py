@@ -1,0 +1,60 @@
+"""
+Helpers the failure and concurrency tests run as separate processes, against
+whatever DATABASE_URL / REDIS_URL they are given:
+
+    python -m tests.scripts session USERNAME [--staff]   print a session key (creates the user)
+    python -m tests.scripts notify USERNAME VERB [COUNT]  notify, one transaction each
+    python -m tests.scripts write SEED COUNT USER_ID...   random users, widened commit windows
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import time
+
+
+def main(argv: list[str]) -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+    import django
+
+    django.setup()
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.db import transaction
+
+    from notifications import api
+
+    User = get_user_model()
+    command, *args = argv
+    if command == "session":
+        user, _ = User.objects.get_or_create(username=args[0], defaults={"is_staff": "--staff" in args})
+        session = SessionStore()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.create()
+        print(user.pk, session.session_key)
+    elif command == "notify":
+        user = User.objects.get(username=args[0])
+        count = int(args[2]) if len(args) > 2 else 1
+        ids = [api.notify(user, args[1])[0].pk for _ in range(count)]
+        print(*ids)
+    elif command == "write":
+        seed, count, *user_ids = args
+        rng = random.Random(int(seed))
+        users = list(User.objects.filter(pk__in=user_ids))
+        for i in range(int(count)):
+            with transaction.atomic():
+                api.notify(rng.choice(users), f"w{seed}-{i}")
+                # Hold the transaction open a moment so that other writers'
+                # later ids commit first: out-of-order commits, on purpose.
+                if rng.random() < 0.3:
+                    time.sleep(rng.random() * 0.004)
+    else:
+        raise SystemExit(f"unknown command {command!r}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
