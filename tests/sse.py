@@ -125,6 +125,7 @@ class Stream:
             if not self._stop.is_set():
                 self.error = exc
         finally:
+            self._conn.close()
             with self._cond:
                 self.ended = True
                 self._cond.notify_all()
