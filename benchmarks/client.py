@@ -154,6 +154,34 @@ class Sampler:
         return self.max
 
 
+class Profiler:
+    """py-spy recording the server during one phase (``--profile-dir``), or nothing."""
+
+    def __init__(self, args: argparse.Namespace, phase: str):
+        self.proc: asyncio.subprocess.Process | None = None
+        self.args, self.phase = args, phase
+
+    async def __aenter__(self) -> "Profiler":
+        if self.args.profile_dir:
+            out = os.path.join(self.args.profile_dir, f"profile-{self.args.kind}-{self.args.n}-{self.phase}.txt")
+            self.proc = await asyncio.create_subprocess_exec(
+                self.args.py_spy, "record", "--rate", "100", "--format", "raw", "--threads",
+                "--output", out, "--pid", str(self.args.pid),
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            )
+            await asyncio.sleep(0.5)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(2)  # SIGINT: py-spy writes its file and exits
+            try:
+                await asyncio.wait_for(self.proc.wait(), 60)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+
 # -- publishers ----------------------------------------------------------------------
 
 
@@ -240,6 +268,8 @@ class Phase:
         self.latencies: list[float] = []
         self.duplicates = 0
         self.last_receive = 0.0
+        self.first: dict[int, float] = {}  # seq -> earliest latency
+        self.last: dict[int, float] = {}  # seq -> latest latency
         self.changed = asyncio.Event()
 
 
@@ -396,7 +426,11 @@ class Bench:
         if s.order is not None:
             s.order.append(seq)
         phase.counts[seq] = phase.counts.get(seq, 0) + 1
-        phase.latencies.append(now - sent)
+        latency = now - sent
+        phase.latencies.append(latency)
+        if seq not in phase.first:
+            phase.first[seq] = latency
+        phase.last[seq] = latency
         phase.last_receive = now
         phase.changed.set()
         return False
@@ -443,6 +477,9 @@ class Bench:
             complete = True
         except TimeoutError:
             complete = False
+            # Give up on the streams still connecting, so the set of open
+            # streams stays fixed for what is measured next.
+            await self.drop([s for s in streams if not s.opened])
         return complete, time.monotonic() - start
 
     async def drop(self, streams: list[Stream]) -> None:
@@ -499,7 +536,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         streams = [Stream(i, headers(i)) for i in range(args.n)]
         gate = asyncio.Semaphore(args.concurrency)
         sampler.start()
-        complete, took = await bench.open_streams(streams, gate, False, args.open_timeout)
+        async with Profiler(args, "open"):
+            complete, took = await bench.open_streams(streams, gate, False, args.open_timeout)
         db_max_open = await sampler.stop()
         open_n = bench.opened
         result["open"] = {
@@ -526,14 +564,21 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
 
         # 3. broadcast fan-out latency
         phase = bench.start_phase("broadcast", open_n, streams)
+        profiler = await Profiler(args, "broadcast").__aenter__()
         cpu0, t0 = proc_cpu_s(pid), time.monotonic()
         per_event = []
         for seq in range(args.events):
             answer = await publisher.broadcast(phase.run, seq)
             await bench.wait_for(phase, lambda: phase.counts.get(seq, 0) >= open_n, args.event_timeout)
-            per_event.append({"delivered": phase.counts.get(seq, 0), "write_s": answer.get("write_s")})
+            per_event.append({
+                "delivered": phase.counts.get(seq, 0),
+                "write_s": answer.get("write_s"),
+                "first_s": phase.first.get(seq),
+                "last_s": phase.last.get(seq),
+            })
             await asyncio.sleep(0.1)
         cpu1, t1 = proc_cpu_s(pid), time.monotonic()
+        await profiler.__aexit__()
         delivered = sum(phase.counts.values())
         expected = open_n * args.events
         result["broadcast"] = {
@@ -547,17 +592,22 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             "wall_s": t1 - t0,
             "cpu_us_per_delivered": (cpu1 - cpu0) / delivered * 1e6 if delivered else None,
             "publisher_write_s_median": sorted(e["write_s"] or 0 for e in per_event)[len(per_event) // 2],
+            "first_delivery_s_median": sorted(e["first_s"] or 0 for e in per_event)[len(per_event) // 2],
+            "per_event": per_event,
         }
         if expected != delivered:
             print(f"!!! {args.kind} N={args.n}: broadcast lost {expected - delivered} of {expected} frames", file=sys.stderr)
 
         # 4. reconnect storm
-        result["storm"] = await storm(args, bench, publisher, streams, open_n, sampler)
+        async with Profiler(args, "storm"):
+            result["storm"] = await storm(args, bench, publisher, streams, open_n, sampler)
 
         # 5. this project only: burst to one user, notify() to a 10,000-member group
         if args.kind == "ours":
-            result["burst"] = await burst(args, bench, publisher, streams)
-            result["group"] = await group_notify(args, bench, publisher, streams)
+            async with Profiler(args, "burst"):
+                result["burst"] = await burst(args, bench, publisher, streams)
+            async with Profiler(args, "group"):
+                result["group"] = await group_notify(args, bench, publisher, streams)
         result["server_closed_streams"] = bench.server_closed
         result["resets"] = bench.resets
         result["complete"] = True
@@ -676,7 +726,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20)
     parser.add_argument("--storm-events", type=int, default=5)
     parser.add_argument("--burst", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=50, help="streams connecting at once while opening")
     parser.add_argument("--open-timeout", type=float, default=120)
     parser.add_argument("--event-timeout", type=float, default=15)
     parser.add_argument("--storm-timeout", type=float, default=90)
@@ -684,6 +734,8 @@ def main() -> None:
     parser.add_argument("--sessions", help="JSON file of [{user_id, session}] (this project)")
     parser.add_argument("--pg-db", help="PostgreSQL database of the server")
     parser.add_argument("--sqlite", help="SQLite file of the server")
+    parser.add_argument("--profile-dir", help="record the server with py-spy, one file per phase")
+    parser.add_argument("--py-spy", default="py-spy")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     try:

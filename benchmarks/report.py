@@ -90,7 +90,8 @@ def versions(report: dict) -> list[str]:
     bench, peer, services = v.get("bench", {}), v.get("peer", {}), v.get("services", {})
     m = report["machine"]
     return [
-        f"- Date: {report['date']}; command: `{report['command']}`; total {report.get('total_s', 0) / 60:.1f} min",
+        f"- Date: {report['date']}; command: `{report['command']}`; total {report.get('total_s', 0) / 60:.1f} min; "
+        f"project at commit `{report.get('commit', '?')}`",
         f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}, Python {m['python']}",
         f"- ASGI server: {report['asgi_server']} (uvicorn {bench.get('uvicorn')}, uvloop {bench.get('uvloop')}, "
         f"httptools {bench.get('httptools')}); open-files limit {report['fd_limit']}",

@@ -241,6 +241,8 @@ class Setup:
                 "--n", str(n), "--events", str(self.args.events), "--out", str(out),
                 "--open-timeout", str(30 + n / 50),
             ]
+            if self.args.profile:
+                client += ["--profile-dir", str(WORK), "--py-spy", str(BENCH_VENV / "bin" / "py-spy")]
             publisher = self.publisher(kind)
             if publisher:
                 client += ["--publisher", json.dumps(publisher)]
@@ -336,6 +338,8 @@ def main() -> None:
     parser.add_argument("--run-timeout", type=float, default=600,
                         help="seconds one server at one size may take (default: 600)")
     parser.add_argument("--keep-db", action="store_true", help="keep the PostgreSQL database")
+    parser.add_argument("--profile", action="store_true",
+                        help="record each server with py-spy, per phase, into benchmarks/.work/profile-SERVER-N-PHASE.txt")
     parser.add_argument("--out", default=str(HERE / "results.json"))
     args = parser.parse_args()
     args.sizes = [100, 1000] if args.quick else [int(s) for s in args.sizes.split(",")]
@@ -355,6 +359,8 @@ def main() -> None:
         "fd_limit": fds,
         "asgi_server": "uvicorn, one process, --loop uvloop --http httptools --backlog 4096",
         "versions": versions(setup),
+        "commit": subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO,
+                                 capture_output=True, text=True).stdout.strip(),
         "sizes": args.sizes,
         "events": args.events,
         "results": [],
