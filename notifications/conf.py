@@ -45,6 +45,8 @@ DEFAULTS: dict[str, Any] = {
     "NOTIFICATIONS_MAX_DATA_BYTES": 8192,
     # Badge shows "99+" above this count.
     "NOTIFICATIONS_BADGE_MAX": 99,
+    # Days a notification is kept; ``manage.py prune_notifications`` deletes older ones.
+    "NOTIFICATIONS_RETENTION_DAYS": 90,
 }
 
 
@@ -126,6 +128,10 @@ class Settings:
     @property
     def BADGE_MAX(self) -> int:
         return int(self._get("NOTIFICATIONS_BADGE_MAX"))
+
+    @property
+    def RETENTION_DAYS(self) -> float:
+        return float(self._get("NOTIFICATIONS_RETENTION_DAYS"))
 
 
 conf = Settings()

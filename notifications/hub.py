@@ -103,6 +103,7 @@ class Hub:
         self._loops: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self._joined_at = time.monotonic()
+        self._validated_at = time.monotonic()
 
     # -- streams ---------------------------------------------------------------
 
@@ -274,9 +275,14 @@ class Hub:
     # -- database ------------------------------------------------------------
 
     async def _fetch_loop(self) -> None:
+        """
+        Read new rows on every poke and at least every POLL_INTERVAL; check
+        sessions every half heartbeat, so a signed-out stream ends within one.
+        """
         while True:
+            next_check = self._validated_at + conf.HEARTBEAT / 2 - time.monotonic()
             try:
-                await asyncio.wait_for(self._wake.wait(), conf.POLL_INTERVAL)
+                await asyncio.wait_for(self._wake.wait(), max(0.0, min(conf.POLL_INTERVAL, next_check)))
             except TimeoutError:
                 pass
             self._wake.clear()
@@ -286,14 +292,26 @@ class Hub:
                 except Exception as exc:
                     self._layer_failed(exc)
             if not self.subscriptions:
+                self._validated_at = time.monotonic()
                 continue
             try:
+                if time.monotonic() - self._validated_at >= conf.HEARTBEAT / 2:
+                    await self._sign_out()
                 await self._fetch()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.exception("Reading new notifications failed; retrying.")
                 await asyncio.sleep(conf.POLL_INTERVAL)
+
+    async def _sign_out(self) -> None:
+        """End the streams of sessions that ended and of users made inactive."""
+        self._validated_at = time.monotonic()
+        streams = {s.who.session_key: s.who.user_id for s in self.subscriptions}
+        ended, inactive = await db.run(feed.signed_out, streams)
+        for sub in list(self.subscriptions):
+            if sub.who.session_key in ended or sub.who.user_id in inactive:
+                self._close(sub, "signed out")
 
     async def _fetch(self) -> None:
         """Read every row after the watermark and hand it to the streams that may see it."""
@@ -344,9 +362,13 @@ class Hub:
 
     def _push(self, sub: Subscription, item: Batch | str) -> None:
         if sub.closed_reason is None and not sub.push(item):
-            sub.closed_reason = "overflow"
-            sub.wakeup.set()
-            self.unsubscribe(sub)
+            self._close(sub, "overflow")
+
+    def _close(self, sub: Subscription, reason: str) -> None:
+        """End a stream: it stops at its next wake-up (the client resumes or is refused)."""
+        sub.closed_reason = reason
+        sub.wakeup.set()
+        self.unsubscribe(sub)
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = (

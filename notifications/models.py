@@ -32,20 +32,27 @@ class Audience(models.TextChoices):
 class Audiences:
     """Who a stream's user is, for deciding which broadcasts they may see."""
 
-    __slots__ = ("user_id", "is_staff", "group_ids")
+    __slots__ = ("user_id", "is_staff", "group_ids", "session_key")
 
-    def __init__(self, user_id: int, is_staff: bool, group_ids: frozenset[int]):
+    def __init__(
+        self,
+        user_id: int,
+        is_staff: bool,
+        group_ids: frozenset[int],
+        session_key: str | None = None,
+    ):
         self.user_id = user_id
         self.is_staff = is_staff
         self.group_ids = group_ids
+        self.session_key = session_key  # the login a stream belongs to
 
     @classmethod
-    def of(cls, user: AbstractBaseUser) -> Audiences:
+    def of(cls, user: AbstractBaseUser, session_key: str | None = None) -> Audiences:
         """Read the user's staff flag and group ids (one query)."""
         group_ids = frozenset(
             Group.objects.filter(user=user).values_list("id", flat=True)
         )
-        return cls(user.pk, bool(getattr(user, "is_staff", False)), group_ids)
+        return cls(user.pk, bool(getattr(user, "is_staff", False)), group_ids, session_key)
 
     def may_see(self, audience: str, recipient_id: int | None, group_id: int | None) -> bool:
         if audience == Audience.USER:

@@ -78,7 +78,7 @@ def _authenticate(request: HttpRequest) -> tuple[Any, Audiences | None]:
     request._acached_user = user  # what request.auser() would have loaded
     if not user.is_authenticated or not user.is_active:
         return user, None
-    return user, Audiences.of(user)
+    return user, Audiences.of(user, request.session.session_key)
 
 
 def _unavailable(message: str) -> JsonResponse:

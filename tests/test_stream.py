@@ -309,3 +309,26 @@ def test_idle_streams_hold_no_database_connection(browser, make_user, server):
         assert time.monotonic() < deadline, open_database_files(server.proc.pid, db_name)
         time.sleep(0.05)
     assert all(not s.ended for s in streams)
+
+
+@pytest.mark.parametrize("how", ["logout", "deactivate"])
+def test_streams_stop_within_a_heartbeat_after_logout_or_deactivation(browser, make_user, make_server, how):
+    heartbeat = 2.0
+    srv = make_server(NOTIFICATIONS_HEARTBEAT=str(heartbeat))
+    alice, bob = make_user(), make_user()
+    client = browser(alice, on=srv)
+    streams = [client.stream().connected(), client.stream().connected()]
+    bystander = browser(bob, on=srv).stream().connected()
+    started = time.monotonic()
+    if how == "logout":
+        assert client.post("/logout/").status_code == 302
+    else:
+        alice.is_active = False
+        alice.save()
+    for stream in streams:
+        stream.wait_for(lambda s: s.ended, timeout=heartbeat + 1)
+    assert time.monotonic() - started <= heartbeat
+    again = client.stream()
+    again.wait_for(lambda s: s.ended)
+    assert again.status == 403
+    assert not bystander.ended
