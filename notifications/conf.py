@@ -27,8 +27,8 @@ DEFAULTS: dict[str, Any] = {
     # Seconds after which a hole in the id sequence counts as a rolled-back
     # transaction. None: 0 on SQLite (one writer), 10 s elsewhere.
     "NOTIFICATIONS_GAP_GRACE": None,
-    # Most pending batches a stream may queue before it is cut off (it resumes from its cursor).
-    "NOTIFICATIONS_STREAM_QUEUE_SIZE": 256,
+    # Most notifications waiting for one stream before it is cut off (it resumes from its cursor).
+    "NOTIFICATIONS_STREAM_QUEUE_SIZE": 2000,
     # Most open streams per server process, and per user in a process.
     "NOTIFICATIONS_MAX_STREAMS": 10_000,
     "NOTIFICATIONS_MAX_STREAMS_PER_USER": 20,

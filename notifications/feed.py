@@ -5,6 +5,7 @@ The synchronous queries behind the stream and the hub. Each returns plain data
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import import_module
@@ -54,38 +55,36 @@ def safe_watermark() -> int:
     return rows.aggregate(m=Max("id"))["m"] or 0
 
 
-def rows_after(watermark: int, seen: set[int], limit: int) -> list[Row]:
+def rows_after(watermark: int, seen: set[int], limit: int, local_users: Collection[int]) -> list[Row]:
     """
     Rows with an id above ``watermark`` that are not in ``seen``, oldest first,
-    at most ``limit``; deleted and expired rows come without JSON.
+    at most ``limit``. Only broadcasts and rows for ``local_users`` (the users
+    with a stream in this process) are rendered; the rest, and deleted or
+    expired rows, come without JSON: seen, never sent.
 
-    Two short queries: the ids above the watermark (an index-only scan; few,
+    Two short queries: the routing columns of the ids above the watermark (few,
     since the watermark trails the newest id by at most the gap grace), then
-    the new rows among them. ``seen`` never goes into SQL, however large.
+    the rows to render. ``seen`` never goes into SQL, however large.
     """
-    ids = Notification.objects.filter(id__gt=watermark).order_by("id").values_list("id", flat=True)
-    new = [nid for nid in ids.iterator(chunk_size=5000) if nid not in seen][:limit]
-    if not new:
-        return []
-    now = timezone.now()
-    rows = (
-        Notification.objects.filter(id__in=new)
+    candidates = (
+        Notification.objects.filter(id__gt=watermark)
         .order_by("id")
-        .only(*_ROUTE_FIELDS, *_RENDER_FIELDS)
+        .values_list("id", "recipient_id", "audience", "audience_group_id")
     )
-    result = []
-    for n in rows:
-        visible = not n.deleted and (n.expires_at is None or n.expires_at > now)
-        result.append(
-            Row(
-                n.id,
-                n.recipient_id,
-                n.audience,
-                n.audience_group_id,
-                dumps(as_dict(n)) if visible else None,
-            )
-        )
-    return result
+    new = []
+    for candidate in candidates.iterator(chunk_size=2000):
+        if candidate[0] not in seen:
+            new.append(candidate)
+            if len(new) == limit:
+                break
+    wanted = [nid for nid, recipient, _, _ in new if recipient is None or recipient in local_users]
+    now = timezone.now()
+    rendered = {
+        n.id: dumps(as_dict(n))
+        for n in Notification.objects.filter(id__in=wanted).only(*_ROUTE_FIELDS, *_RENDER_FIELDS)
+        if not n.deleted and (n.expires_at is None or n.expires_at > now)
+    } if wanted else {}
+    return [Row(nid, recipient, audience, group, rendered.get(nid)) for nid, recipient, audience, group in new]
 
 
 @dataclass

@@ -53,22 +53,30 @@ class Subscription:
     """
     One stream's place in the hub: a bounded queue of pending items (``Batch``
     objects and read-event JSON strings) and an event that wakes the stream.
+    The bound counts notifications, so a stream that stops reading holds at
+    most NOTIFICATIONS_STREAM_QUEUE_SIZE of them before it is cut off.
     """
 
-    __slots__ = ("who", "pending", "wakeup", "closed_reason", "watermark_at_start")
+    __slots__ = ("who", "pending", "size", "wakeup", "closed_reason", "watermark_at_start", "task")
 
     def __init__(self, who: Audiences, watermark: int):
         self.who = who
         self.pending: deque[Batch | str] = deque()
+        self.size = 0
         self.wakeup = asyncio.Event()
         self.closed_reason: str | None = None
         self.watermark_at_start = watermark
+        # The task serving the stream: cancelled when the client stops reading,
+        # since it may be stuck writing to a full socket.
+        self.task = asyncio.current_task()
 
     def push(self, item: Batch | str) -> bool:
         """Queue ``item``; False when the queue is full (the stream is too slow)."""
-        if len(self.pending) >= conf.STREAM_QUEUE_SIZE:
-            return False
+        count = len(item.rows) if isinstance(item, Batch) else 1
+        if self.size and self.size + count > conf.STREAM_QUEUE_SIZE:
+            return False  # (an empty queue takes any batch, or it could never drain)
         self.pending.append(item)
+        self.size += count
         self.wakeup.set()
         return True
 
@@ -82,6 +90,7 @@ class Subscription:
         self.wakeup.clear()
         items = list(self.pending)
         self.pending.clear()
+        self.size = 0
         return items
 
 
@@ -317,7 +326,9 @@ class Hub:
         """Read every row after the watermark and hand it to the streams that may see it."""
         while self.subscriptions and self.watermark is not None:
             epoch = self._epoch
-            rows = await db.run(feed.rows_after, self.watermark, set(self.seen), FETCH_LIMIT)
+            rows = await db.run(
+                feed.rows_after, self.watermark, set(self.seen), FETCH_LIMIT, frozenset(self.by_user)
+            )
             if epoch != self._epoch:  # every stream left while we read
                 return
             self._dispatch(rows)
@@ -363,6 +374,10 @@ class Hub:
     def _push(self, sub: Subscription, item: Batch | str) -> None:
         if sub.closed_reason is None and not sub.push(item):
             self._close(sub, "overflow")
+            if sub.task is not None and sub.task is not asyncio.current_task():
+                # It may be blocked writing to a client that stopped reading.
+                logger.info("Cutting off a stream that stopped reading (user %s).", sub.who.user_id)
+                sub.task.cancel()
 
     def _close(self, sub: Subscription, reason: str) -> None:
         """End a stream: it stops at its next wake-up (the client resumes or is refused)."""
