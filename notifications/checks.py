@@ -5,6 +5,7 @@ System checks for settings the app depends on. Ids: notifications.E001..., W001.
 from __future__ import annotations
 
 import os
+import resource
 from typing import Any
 
 from django.conf import settings
@@ -91,17 +92,40 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
 
 @register(Tags.security, deploy=True)
 def check_deploy(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    warnings: list[Any] = []
     layers = getattr(settings, "CHANNEL_LAYERS", {})
     backend = layers.get(conf.CHANNEL_LAYER, {}).get("BACKEND")
     if backend == IN_MEMORY:
-        return [
+        warnings.append(
             Warning(
                 "The in-memory channel layer only reaches streams in the same process.",
                 hint="Deploy with channels_redis.core.RedisChannelLayer (REDIS_URL).",
                 id="notifications.W004",
             )
-        ]
-    return []
+        )
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < conf.MAX_STREAMS + 100:
+        warnings.append(
+            Warning(
+                f"The open-file limit ({soft}) is below NOTIFICATIONS_MAX_STREAMS "
+                f"({conf.MAX_STREAMS}) plus room for other sockets: streams past it "
+                "fail with 'too many open files' instead of a 503.",
+                hint="Raise the limit (ulimit -n, systemd LimitNOFILE=) or lower "
+                "NOTIFICATIONS_MAX_STREAMS.",
+                id="notifications.W005",
+            )
+        )
+    if getattr(settings, "CONN_MAX_AGE", 0) is None:
+        warnings.append(
+            Warning(
+                "CONN_MAX_AGE=None keeps database connections forever; the stream's "
+                "database thread closes its connection when idle, but other threads "
+                "of an ASGI server hold theirs.",
+                hint="Use CONN_MAX_AGE=0 (or a pool) with an ASGI server.",
+                id="notifications.W006",
+            )
+        )
+    return warnings
 
 
 def _int(value: str | None) -> int:

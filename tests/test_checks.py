@@ -52,3 +52,14 @@ def test_deploy_check_warns_about_in_memory_layer(settings):
     assert "notifications.W004" in ids(run_checks(include_deployment_checks=True, tags=["security"]))
     settings.CHANNEL_LAYERS = REDIS
     assert ids(check_deploy()) == []
+
+
+def test_deploy_check_warns_when_open_files_are_below_the_stream_budget(settings):
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    settings.CHANNEL_LAYERS = REDIS
+    settings.NOTIFICATIONS_MAX_STREAMS = soft
+    assert "notifications.W005" in ids(check_deploy())
+    settings.NOTIFICATIONS_MAX_STREAMS = max(1, soft - 1000)
+    assert "notifications.W005" not in ids(check_deploy())
