@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 MAX_ID = 2**63 - 1
 MAX_EXTRA_IDS = 512
-_CURSOR_RE = re.compile(r"\A[0-9]{1,19}(?:\.[0-9]{1,19}){0,%d}\Z" % MAX_EXTRA_IDS)
+_CURSOR_RE = re.compile(rf"\A[0-9]{{1,19}}(?:\.[0-9]{{1,19}}){{0,{MAX_EXTRA_IDS}}}\Z")
 
 
 class InvalidCursor(ValueError):

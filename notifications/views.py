@@ -8,11 +8,12 @@ redirect: a browser's stream or fetch cannot follow one usefully.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import wraps
-from typing import Any, Callable
+from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.auth import get_user
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET, require_POST

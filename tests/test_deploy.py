@@ -12,9 +12,7 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 import pytest

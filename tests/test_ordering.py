@@ -15,7 +15,7 @@ from notifications.stream import _frames
 
 
 def row(nid):
-    return Row(nid, 1, "user", None, '{"id": %d}' % nid)
+    return Row(nid, 1, "user", None, f'{{"id": {nid}}}')
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ Runs when the suite runs on PostgreSQL with REDIS_URL set (CI's second pass):
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -306,3 +307,102 @@ def test_sigterm_ends_streams_quickly_and_clients_resume_on_the_other_server(mak
         combined = old.notification_ids() + resumed.notification_ids()
         assert sorted(combined) == sorted(expected), combined
         resumed.close()
+
+
+async def open_raw_stream(port: int, cookies: dict[str, str], cursor: str | None = None):
+    """A minimal asyncio SSE client: returns (reader, writer) after the opening event."""
+    import asyncio
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
+    extra = f"Last-Event-ID: {cursor}\r\n" if cursor else ""
+    writer.write(f"GET /notifications/stream/ HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n{extra}\r\n".encode())
+    await writer.drain()
+    return reader, writer
+
+
+async def read_events(reader, until, timeout: float) -> tuple[list[tuple[str, str, str | None]], bool]:
+    """Read SSE events until ``until(events)`` or EOF; returns (events, ended)."""
+    import asyncio
+
+    events: list[tuple[str, str, str | None]] = []
+    fields: dict[str, str] = {}
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not until(events):
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            return events, False
+        try:
+            line = await asyncio.wait_for(reader.readline(), left)
+        except TimeoutError:
+            return events, False
+        if not line:
+            return events, True
+        text = line.decode().rstrip("\r\n")
+        # Chunked transfer: skip chunk-size lines (hex digits only).
+        if text and all(c in "0123456789abcdefABCDEF" for c in text) and ":" not in text:
+            continue
+        if text == "":
+            if "event" in fields:
+                events.append((fields["event"], fields.get("data", ""), fields.get("id")))
+            fields = {}
+        elif not text.startswith(":") and ":" in text:
+            name, _, value = text.partition(":")
+            fields[name] = value[1:] if value.startswith(" ") else value
+    return events, False
+
+
+def test_sigterm_with_2000_open_streams_drains_in_5s_and_clients_resume_exactly_once(make_server, make_user):
+    import asyncio
+
+    leaving, staying = make_server("uvicorn"), make_server("uvicorn")
+    users = [make_user() for _ in range(100)]
+    cookies = [session_cookies(u) for u in users]
+
+    async def scenario() -> None:
+        conns = await asyncio.gather(*(open_raw_stream(leaving.port, cookies[i % 100]) for i in range(2000)))
+        opened = await asyncio.gather(
+            *(read_events(r, lambda ev: any(e[0] == "open" for e in ev), 60) for r, _ in conns)
+        )
+        assert all(any(e[0] == "open" for e in ev) for ev, _ in opened)
+        cursors = [next(e[2] for e in ev if e[0] == "open") for ev, _ in opened]
+
+        started = asyncio.get_running_loop().time()
+        leaving.proc.send_signal(signal.SIGTERM)
+        missed = await asyncio.to_thread(lambda: {u.pk: api.notify(u, "during shutdown")[0].pk for u in users})
+        drained = await asyncio.gather(*(read_events(r, lambda ev: False, 8) for r, _ in conns))
+        elapsed = asyncio.get_running_loop().time() - started
+        assert all(ended for _, ended in drained), "some streams were still open"
+        assert elapsed < 5.5
+        for (_, writer) in conns:
+            writer.close()
+        # Each client resumes on the other server from its last id.
+        for i, (events, _) in enumerate(drained):
+            for _, _, nid in events:
+                if nid:
+                    cursors[i] = nid
+        def ids(events) -> list[int]:
+            return [int(json.loads(d)["id"]) for e, d, _ in events if e == "notification"]
+
+        for start in range(0, 2000, 500):
+            batch = list(range(start, start + 500))
+            resumed = await asyncio.gather(
+                *(open_raw_stream(staying.port, cookies[i % 100], cursors[i]) for i in batch)
+            )
+            results = await asyncio.gather(
+                *(
+                    read_events(r, lambda ev, n=1 - len(ids(drained[i][0])): len(ids(ev)) >= n and ev, 15)
+                    for (r, _), i in zip(resumed, batch)
+                )
+            )
+            await asyncio.sleep(0.3)  # a duplicate would arrive now
+            extra = await asyncio.gather(*(read_events(r, lambda ev: False, 0.05) for r, _ in resumed))
+            for i, (events, _), (more, _), (_, writer) in zip(batch, results, extra, resumed):
+                combined = ids(drained[i][0]) + ids(events) + ids(more)
+                assert combined == [missed[users[i % 100].pk]], (i, combined)
+                writer.close()
+
+    assert_within = time.monotonic()
+    asyncio.run(scenario())
+    assert leaving.proc.wait(10) is not None
+    assert time.monotonic() - assert_within < 300
