@@ -32,7 +32,7 @@ class BroadcastForm(forms.ModelForm):
         fields = ("verb", "description", "level", "url", "audience", "audience_group", "expires_at", "data")
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         if data.get("audience") == Audience.GROUP and not data.get("audience_group"):
             self.add_error("audience_group", "Pick the group this broadcast is for.")
         elif data.get("audience") != Audience.GROUP:
@@ -54,7 +54,9 @@ class NotificationAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Notification, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
         if not change:
-            transaction.on_commit(lambda: delivery.poke_users([obj.recipient_id]))
+            recipient = obj.recipient_id
+            if recipient is not None:
+                transaction.on_commit(lambda: delivery.poke_users([recipient]))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Notification]:
         return super().get_queryset(request).filter(recipient__isnull=False)
@@ -68,7 +70,7 @@ class NotificationAdmin(admin.ModelAdmin):
         self._set_unread(request, queryset, True)
 
     def _set_unread(self, request: HttpRequest, queryset: QuerySet[Notification], unread: bool) -> None:
-        by_user: dict[object, list[int]] = {}
+        by_user: dict[Any, list[int]] = {}
         for row in queryset.select_related("recipient").only("id", "recipient"):
             by_user.setdefault(row.recipient, []).append(row.id)
         change = mark_unread if unread else mark_read

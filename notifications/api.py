@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from . import delivery
 from .conf import conf
-from .models import Audience, BroadcastReceipt, Level, Notification
+from .models import Audience, BroadcastReceipt, Level, Notification, NotificationQuerySet
 from .render import dumps
 from .signals import notifications_created, notifications_read
 
@@ -117,14 +117,14 @@ def broadcast(
     return row
 
 
-def visible(user: AbstractBaseUser) -> models.QuerySet[Notification]:
+def visible(user: AbstractBaseUser) -> NotificationQuerySet:
     """Everything ``user`` may see (personal and broadcasts), annotated with ``is_unread``."""
     return Notification.objects.for_user(user)
 
 
 def unread_count(user: AbstractBaseUser) -> int:
     """How many notifications ``user`` has not read, broadcasts included."""
-    return visible(user).filter(is_unread=True).count()
+    return visible(user).unread().count()
 
 
 def mark_read(user: AbstractBaseUser, ids: Iterable[int]) -> list[int]:
@@ -137,7 +137,7 @@ def mark_read(user: AbstractBaseUser, ids: Iterable[int]) -> list[int]:
 
 def mark_all_read(user: AbstractBaseUser) -> int:
     """Mark everything ``user`` has unread as read; return how many changed."""
-    return len(_set_read(user, visible(user).filter(is_unread=True), unread=False, label="all"))
+    return len(_set_read(user, visible(user).unread(), unread=False, label="all"))
 
 
 def mark_unread(user: AbstractBaseUser, ids: Iterable[int]) -> list[int]:
@@ -155,9 +155,9 @@ def delete(user: AbstractBaseUser, ids: Iterable[int]) -> list[int]:
     shared = [nid for nid, rid in rows if rid is None]
     with transaction.atomic():
         Notification.objects.filter(id__in=personal).update(deleted=True)
-        BroadcastReceipt.objects.filter(notification_id__in=shared, user=user).update(hidden=True)
+        BroadcastReceipt.objects.filter(notification_id__in=shared, user_id=user.pk).update(hidden=True)
         BroadcastReceipt.objects.bulk_create(
-            [BroadcastReceipt(notification_id=nid, user=user, hidden=True) for nid in shared],
+            [BroadcastReceipt(notification_id=nid, user_id=user.pk, hidden=True) for nid in shared],
             ignore_conflicts=True,
         )
         changed = [nid for nid, _ in rows]
@@ -365,7 +365,7 @@ def _created(rows: list[Notification], user_ids: list[int] | None) -> None:
 
 def _set_read(
     user: AbstractBaseUser,
-    rows: models.QuerySet[Notification],
+    rows: NotificationQuerySet,
     *,
     unread: bool,
     label: str | None,
@@ -377,11 +377,11 @@ def _set_read(
         Notification.objects.filter(id__in=personal).update(unread=unread)
         if unread:
             BroadcastReceipt.objects.filter(
-                notification_id__in=shared, user=user, hidden=False
+                notification_id__in=shared, user_id=user.pk, hidden=False
             ).delete()
         else:
             BroadcastReceipt.objects.bulk_create(
-                [BroadcastReceipt(notification_id=nid, user=user) for nid in shared],
+                [BroadcastReceipt(notification_id=nid, user_id=user.pk) for nid in shared],
                 ignore_conflicts=True,
             )
         changed = [nid for nid, _ in pairs]

@@ -147,9 +147,9 @@ def signed_out(subscribers: dict[str | None, int]) -> tuple[set[str], set[int]]:
     if not any(f.name == "is_active" for f in User._meta.concrete_fields):
         return ended, inactive
     for start in range(0, len(user_ids), 1000):
-        chunk = user_ids[start : start + 1000]
+        some = user_ids[start : start + 1000]
         active = set(
-            User._default_manager.filter(pk__in=chunk, is_active=True).values_list("pk", flat=True)
+            User._default_manager.filter(pk__in=some, is_active=True).values_list("pk", flat=True)
         )
-        inactive.update(set(chunk) - active)
+        inactive.update(set(some) - active)
     return ended, inactive

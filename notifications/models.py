@@ -50,7 +50,7 @@ class Audiences:
     def of(cls, user: AbstractBaseUser, session_key: str | None = None) -> Audiences:
         """Read the user's staff flag and group ids (one query)."""
         group_ids = frozenset(
-            Group.objects.filter(user=user).values_list("id", flat=True)
+            Group.objects.filter(user__pk=user.pk).values_list("id", flat=True)
         )
         return cls(user.pk, bool(getattr(user, "is_staff", False)), group_ids, session_key)
 
@@ -109,6 +109,10 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
                 )
             )
         )
+
+    def unread(self) -> NotificationQuerySet:
+        """Only unread rows; needs the ``is_unread`` annotation of ``for_audiences()``."""
+        return self.filter(is_unread=True)
 
     def for_user(self, user: AbstractBaseUser) -> NotificationQuerySet:
         return self.for_audiences(Audiences.of(user))
@@ -225,7 +229,7 @@ class BroadcastManager(models.Manager["Broadcast"]):
 class Broadcast(Notification):
     """Broadcasts as their own admin page: the rows with no recipient."""
 
-    objects = BroadcastManager()
+    objects = BroadcastManager()  # type: ignore[misc,assignment]
 
     class Meta:
         proxy = True

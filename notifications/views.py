@@ -16,6 +16,7 @@ from django.contrib.auth import get_user
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_GET, require_POST
 
 from . import api, db
@@ -42,7 +43,7 @@ def _forbidden() -> JsonResponse:
 
 
 @require_GET
-async def stream(request: HttpRequest) -> HttpResponse:
+async def stream(request: HttpRequest) -> HttpResponseBase:
     """
     ``GET stream/``: Server-Sent Events for the logged-in user.
 
@@ -76,7 +77,7 @@ def _authenticate(request: HttpRequest) -> tuple[Any, Audiences | None]:
     one database connection per process instead of one per connecting client.
     """
     user = get_user(request)
-    request._acached_user = user  # what request.auser() would have loaded
+    request._acached_user = user  # type: ignore[attr-defined]  # as request.auser() caches it
     if not user.is_authenticated or not user.is_active:
         return user, None
     return user, Audiences.of(user, request.session.session_key)
@@ -158,7 +159,7 @@ def notification_list(request: HttpRequest) -> HttpResponse:
     cursor = _page_cursor()
     rows = api.visible(user)
     if unread:
-        rows = rows.filter(is_unread=True)
+        rows = rows.unread()
     start = (page - 1) * size
     items = list(rows.order_by("-id")[start : start + size + 1])
     return JsonResponse(
