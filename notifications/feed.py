@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from importlib import import_module
 
+from django.db import connection
 from django.db.models import Max
 from django.utils import timezone
 
@@ -110,6 +111,28 @@ def replay(who: Audiences, cursor: Cursor, limit: int) -> Replay:
 
 
 def newest_id() -> int:
+    """
+    The highest id ever handed out: a cursor above it is not from this database.
+    Read from the id sequence where the database has one, so rows deleted by a
+    prune do not make valid cursors look like they come from the future.
+    """
+    table = Notification._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
+            sequence = cursor.fetchone()[0]
+            if sequence:
+                cursor.execute(f"SELECT last_value FROM {sequence}")
+                return max(int(cursor.fetchone()[0]), _max_id())
+        elif connection.vendor == "sqlite":
+            cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = %s", [table])
+            row = cursor.fetchone()
+            if row:
+                return max(int(row[0]), _max_id())
+    return _max_id()
+
+
+def _max_id() -> int:
     return Notification.objects.aggregate(m=Max("id"))["m"] or 0
 
 
