@@ -72,7 +72,10 @@ DATABASES = {
         default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=0
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    # One test database per test run, so that two runs never drop each other's.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
+else:
     DATABASES["default"]["OPTIONS"] = SQLITE_OPTIONS
     # Tests share their database with a server process, so it must be a file.
     # One file per test run, so two runs (say, two Django versions) never share one.
