@@ -650,6 +650,9 @@ async def storm(args, bench: Bench, publisher, streams: list[Stream], open_n: in
     db_max = await sampler.stop()
     delivered = sum(phase.counts.values())
     expected = len(live) * count
+    back = [s for s in live if s.opened]
+    # Loss among the clients that did get back within the time limit.
+    lost_reconnected = sum(count - len(s.seen) for s in back)
     caught_up_s = None
     if caught and complete:  # every client back, and every event delivered to it
         caught_up_s = max(reopened_at, phase.last_receive) - t0
@@ -667,6 +670,7 @@ async def storm(args, bench: Bench, publisher, streams: list[Stream], open_n: in
         "delivered": delivered,
         "expected": expected,
         "lost": expected - delivered,
+        "lost_among_reconnected": lost_reconnected,
         "duplicates": phase.duplicates,
         "db_connections_max": db_max,
         "errors": dict(bench.errors),
