@@ -309,6 +309,8 @@ def _fields(
         raise ValueError("description must be a string.")
     if not isinstance(url, str) or len(url) > 2000:
         raise ValueError("url must be a string of at most 2000 characters.")
+    if "\x00" in verb + description + url:
+        raise ValueError("verb, description and url must not contain NUL characters.")
     fields: dict[str, Any] = {
         "verb": verb,
         "description": description,
@@ -335,17 +337,35 @@ def _check_data(data: Any) -> dict[str, Any]:
         raise ValueError("data must be a dict (a JSON object) or None.")
     try:
         encoded = json.dumps(dict(data), allow_nan=False)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise ValueError(
             "data must hold only JSON values (str, int, float, bool, None, list, "
             f"dict with str keys): {exc}"
         ) from None
+    if _has_nul(data):
+        raise ValueError("data must not contain NUL characters (databases cannot store them).")
     if len(encoded.encode()) > conf.MAX_DATA_BYTES:
         raise ValueError(
             f"data is {len(encoded.encode())} bytes of JSON; the limit is "
             f"{conf.MAX_DATA_BYTES} (NOTIFICATIONS_MAX_DATA_BYTES)."
         )
     return json.loads(encoded)
+
+
+def _has_nul(data: Any) -> bool:
+    """Does any string (key or value) in this JSON-ready structure hold a NUL?"""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return False
 
 
 def _ids(ids: Iterable[Any]) -> list[int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import wraps
+from inspect import iscoroutinefunction
 from typing import Any
 
 from django.contrib.auth import get_user
@@ -17,7 +18,6 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
-from django.views.decorators.http import require_GET, require_POST
 
 from . import api, db
 from .conf import conf
@@ -33,6 +33,40 @@ logger = logging.getLogger(__name__)
 
 def error(status: int, message: str, **extra: Any) -> JsonResponse:
     return JsonResponse({"error": message, **extra}, status=status)
+
+
+def require_method(method: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Like ``require_GET``/``require_POST``, but the 405 says why in JSON."""
+
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        def refuse(request: HttpRequest) -> JsonResponse:
+            response = error(405, f"Use {method} for this endpoint, not {request.method}.")
+            response["Allow"] = method
+            return response
+
+        if iscoroutinefunction(view):
+
+            @wraps(view)
+            async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+                if request.method != method:
+                    return refuse(request)
+                return await view(request, *args, **kwargs)
+
+            return async_wrapper
+
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            if request.method != method:
+                return refuse(request)
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+require_GET = require_method("GET")
+require_POST = require_method("POST")
 
 
 def _forbidden() -> JsonResponse:

@@ -299,9 +299,10 @@ def open_database_files(pid: int, name: str) -> list[str]:
 
 
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="counts open SQLite files")
-def test_idle_streams_hold_no_database_connection(browser, make_user, server):
+def test_idle_streams_hold_no_database_connection(browser, make_user, make_server):
+    server = make_server()  # its own process: nothing else has run in it
     users = [make_user() for _ in range(5)]
-    streams = [browser(u).stream().connected() for u in users]
+    streams = [browser(u, on=server).stream().connected() for u in users]
     sentinel(streams[0], users[0])
     db_name = Path(connection.settings_dict["NAME"]).name
     deadline = time.monotonic() + 2
