@@ -29,6 +29,10 @@ DEFAULTS: dict[str, Any] = {
     "NOTIFICATIONS_GAP_GRACE": None,
     # Most notifications waiting for one stream before it is cut off (it resumes from its cursor).
     "NOTIFICATIONS_STREAM_QUEUE_SIZE": 2000,
+    # Database connections (worker threads) a process uses for all its streams,
+    # and the seconds of idleness after which each is closed.
+    "NOTIFICATIONS_DB_THREADS": 4,
+    "NOTIFICATIONS_DB_IDLE_CLOSE": 1.0,
     # Most open streams per server process, and per user in a process.
     "NOTIFICATIONS_MAX_STREAMS": 10_000,
     "NOTIFICATIONS_MAX_STREAMS_PER_USER": 20,
@@ -92,6 +96,14 @@ class Settings:
     @property
     def STREAM_QUEUE_SIZE(self) -> int:
         return int(self._get("NOTIFICATIONS_STREAM_QUEUE_SIZE"))
+
+    @property
+    def DB_THREADS(self) -> int:
+        return int(self._get("NOTIFICATIONS_DB_THREADS"))
+
+    @property
+    def DB_IDLE_CLOSE(self) -> float:
+        return float(self._get("NOTIFICATIONS_DB_IDLE_CLOSE"))
 
     @property
     def MAX_STREAMS(self) -> int:
