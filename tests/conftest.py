@@ -5,6 +5,7 @@ HTTP clients for it, and SSE streams.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import os
 import signal
@@ -27,6 +28,12 @@ from .sse import Stream
 
 ROOT = Path(__file__).resolve().parent.parent
 CSRF = "testcsrftokentestcsrftokentestcs"  # 32 characters: a valid CSRF secret
+
+
+def die_with_parent() -> None:
+    """In the child: get SIGTERM when the test run dies, so no server outlives it."""
+    if sys.platform == "linux":
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -67,7 +74,9 @@ class Server:
                 "project.asgi:application",
             ]
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
+            self.proc = subprocess.Popen(
+                command, cwd=ROOT, env=self.env, stdout=log, stderr=log, preexec_fn=die_with_parent
+            )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
