@@ -20,6 +20,7 @@ from collections import Counter
 
 import pytest
 from django.db import connection
+from django.db import connections as db_connections
 
 from notifications import api
 from notifications.models import Notification
@@ -369,7 +370,13 @@ def test_sigterm_with_2000_open_streams_drains_in_5s_and_clients_resume_exactly_
 
         started = asyncio.get_running_loop().time()
         leaving.proc.send_signal(signal.SIGTERM)
-        missed = await asyncio.to_thread(lambda: {u.pk: api.notify(u, "during shutdown")[0].pk for u in users})
+        def notify_all() -> dict[int, int]:
+            try:
+                return {u.pk: api.notify(u, "during shutdown")[0].pk for u in users}
+            finally:
+                db_connections.close_all()  # this thread's: it is not the test's
+
+        missed = await asyncio.to_thread(notify_all)
         drained = await asyncio.gather(*(read_events(r, lambda ev: False, 8) for r, _ in conns))
         elapsed = asyncio.get_running_loop().time() - started
         assert all(ended for _, ended in drained), "some streams were still open"
