@@ -161,13 +161,25 @@ class Profiler:
         self.proc: asyncio.subprocess.Process | None = None
         self.args, self.phase = args, phase
 
-    async def __aenter__(self) -> "Profiler":
+    async def __aenter__(self) -> Profiler:
         if self.args.profile_dir:
-            out = os.path.join(self.args.profile_dir, f"profile-{self.args.kind}-{self.args.n}-{self.phase}.txt")
+            out = os.path.join(
+                self.args.profile_dir, f"profile-{self.args.kind}-{self.args.n}-{self.phase}.txt"
+            )
             self.proc = await asyncio.create_subprocess_exec(
-                self.args.py_spy, "record", "--rate", "100", "--format", "raw", "--threads",
-                "--output", out, "--pid", str(self.args.pid),
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+                self.args.py_spy,
+                "record",
+                "--rate",
+                "100",
+                "--format",
+                "raw",
+                "--threads",
+                "--output",
+                out,
+                "--pid",
+                str(self.args.pid),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
             )
             await asyncio.sleep(0.5)
         return self
@@ -292,7 +304,10 @@ class Bench:
         self.args = args
         self.session = session
         self.kind = args.kind
-        self.stream_url = args.url + {"ours": "/notifications/stream/", "peer": "/events/", "floor": "/stream/"}[args.kind]
+        self.stream_url = (
+            args.url
+            + {"ours": "/notifications/stream/", "peer": "/events/", "floor": "/stream/"}[args.kind]
+        )
         self.phase: Phase | None = None
         self.opened = 0
         self.failed = 0
@@ -463,7 +478,9 @@ class Bench:
                 pass
         return True
 
-    async def open_streams(self, streams: list[Stream], gate: asyncio.Semaphore | None, resume: bool, timeout: float) -> tuple[bool, float]:
+    async def open_streams(
+        self, streams: list[Stream], gate: asyncio.Semaphore | None, resume: bool, timeout: float
+    ) -> tuple[bool, float]:
         self.opened = self.failed = 0
         self.expect_open = len(streams)
         self.settled = asyncio.Event()
@@ -495,7 +512,10 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
     timeout = aiohttp.ClientTimeout(total=None, connect=60, sock_read=None)
     session = aiohttp.ClientSession(
-        connector=connector, timeout=timeout, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False
+        connector=connector,
+        timeout=timeout,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=False,
     )
     bench = Bench(args, session)
     streams: list[Stream] = []
@@ -569,13 +589,17 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         per_event = []
         for seq in range(args.events):
             answer = await publisher.broadcast(phase.run, seq)
-            await bench.wait_for(phase, lambda: phase.counts.get(seq, 0) >= open_n, args.event_timeout)
-            per_event.append({
-                "delivered": phase.counts.get(seq, 0),
-                "write_s": answer.get("write_s"),
-                "first_s": phase.first.get(seq),
-                "last_s": phase.last.get(seq),
-            })
+            await bench.wait_for(
+                phase, lambda: phase.counts.get(seq, 0) >= open_n, args.event_timeout
+            )
+            per_event.append(
+                {
+                    "delivered": phase.counts.get(seq, 0),
+                    "write_s": answer.get("write_s"),
+                    "first_s": phase.first.get(seq),
+                    "last_s": phase.last.get(seq),
+                }
+            )
             await asyncio.sleep(0.1)
         cpu1, t1 = proc_cpu_s(pid), time.monotonic()
         await profiler.__aexit__()
@@ -591,12 +615,19 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             "cpu_s": cpu1 - cpu0,
             "wall_s": t1 - t0,
             "cpu_us_per_delivered": (cpu1 - cpu0) / delivered * 1e6 if delivered else None,
-            "publisher_write_s_median": sorted(e["write_s"] or 0 for e in per_event)[len(per_event) // 2],
-            "first_delivery_s_median": sorted(e["first_s"] or 0 for e in per_event)[len(per_event) // 2],
+            "publisher_write_s_median": sorted(e["write_s"] or 0 for e in per_event)[
+                len(per_event) // 2
+            ],
+            "first_delivery_s_median": sorted(e["first_s"] or 0 for e in per_event)[
+                len(per_event) // 2
+            ],
             "per_event": per_event,
         }
         if expected != delivered:
-            print(f"!!! {args.kind} N={args.n}: broadcast lost {expected - delivered} of {expected} frames", file=sys.stderr)
+            print(
+                f"!!! {args.kind} N={args.n}: broadcast lost {expected - delivered} of {expected} frames",
+                file=sys.stderr,
+            )
 
         # 4. reconnect storm
         async with Profiler(args, "storm"):
@@ -621,7 +652,9 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         await session.close()
 
 
-async def storm(args, bench: Bench, publisher, streams: list[Stream], open_n: int, sampler: Sampler) -> dict[str, Any]:
+async def storm(
+    args, bench: Bench, publisher, streams: list[Stream], open_n: int, sampler: Sampler
+) -> dict[str, Any]:
     """All clients drop and reconnect at once; events are published meanwhile."""
     resumable = args.kind != "floor"  # the floor keeps no history to resume from
     live = [s for s in streams if s.opened]
@@ -657,7 +690,10 @@ async def storm(args, bench: Bench, publisher, streams: list[Stream], open_n: in
     if caught and complete:  # every client back, and every event delivered to it
         caught_up_s = max(reopened_at, phase.last_receive) - t0
     if expected != delivered:
-        print(f"!!! {args.kind} N={args.n}: storm lost {expected - delivered} of {expected}", file=sys.stderr)
+        print(
+            f"!!! {args.kind} N={args.n}: storm lost {expected - delivered} of {expected}",
+            file=sys.stderr,
+        )
     return {
         "clients": len(live),
         "reopened": bench.opened,
@@ -684,7 +720,12 @@ async def burst(args, bench: Bench, publisher, streams: list[Stream]) -> dict[st
     phase = bench.start_phase("burst", 1, streams)
     target.order = []
     answer = await publisher.call(
-        {"cmd": "burst", "run": phase.run, "user_id": json.load(open(args.sessions))[0]["user_id"], "count": args.burst},
+        {
+            "cmd": "burst",
+            "run": phase.run,
+            "user_id": json.load(open(args.sessions))[0]["user_id"],
+            "count": args.burst,
+        },
         timeout=300,
     )
     await bench.wait_for(phase, lambda: len(phase.counts) >= args.burst, 30)
@@ -722,7 +763,9 @@ async def group_notify(args, bench: Bench, publisher, streams: list[Stream]) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--kind", choices=["ours", "peer", "floor"], required=True)
     parser.add_argument("--url", required=True, help="e.g. http://127.0.0.1:8103")
     parser.add_argument("--pid", type=int, required=True, help="the server process")
@@ -730,7 +773,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20)
     parser.add_argument("--storm-events", type=int, default=5)
     parser.add_argument("--burst", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=50, help="streams connecting at once while opening")
+    parser.add_argument(
+        "--concurrency", type=int, default=50, help="streams connecting at once while opening"
+    )
     parser.add_argument("--open-timeout", type=float, default=120)
     parser.add_argument("--event-timeout", type=float, default=15)
     parser.add_argument("--storm-timeout", type=float, default=90)

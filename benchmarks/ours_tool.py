@@ -52,8 +52,12 @@ def setup(count: int, out: str) -> None:
     _django()
     from datetime import timedelta
 
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.contrib.auth import get_user_model
+    from django.contrib.auth import (
+        BACKEND_SESSION_KEY,
+        HASH_SESSION_KEY,
+        SESSION_KEY,
+        get_user_model,
+    )
     from django.contrib.auth.hashers import make_password
     from django.contrib.auth.models import Group
     from django.contrib.sessions.backends.db import SessionStore
@@ -97,9 +101,7 @@ def setup(count: int, out: str) -> None:
             )
         Session.objects.bulk_create(sessions, batch_size=2000)
     with open(out, "w") as f:
-        json.dump(
-            [{"user_id": u.pk, "session": s.session_key} for u, s in zip(users, sessions)], f
-        )
+        json.dump([{"user_id": u.pk, "session": s.session_key} for u, s in zip(users, sessions)], f)
 
 
 def publish() -> None:

@@ -1,5 +1,5 @@
 """
-Turn a results.json written by run.py into benchmarks/RESULTS.md and results.png.
+Turn a results.json written by run.py into RESULTS.md and results.png beside it.
 
     python benchmarks/report.py benchmarks/results.json
 """
@@ -22,7 +22,11 @@ def fmt(value, unit="", digits=0, scale=1.0):
 
 
 def ms(value):
-    return fmt(value, " ms", 0, 1000) if value is None or value >= 0.0095 else fmt(value, " ms", 1, 1000)
+    return (
+        fmt(value, " ms", 0, 1000)
+        if value is None or value >= 0.0095
+        else fmt(value, " ms", 1, 1000)
+    )
 
 
 def table(report: dict) -> list[str]:
@@ -37,13 +41,19 @@ def table(report: dict) -> list[str]:
         b = r.get("broadcast") or {}
         s = r.get("storm") or {}
         if not o:
-            rows.append(f"| {NAMES[r['server']]} | {r['n']:,} | failed: {r.get('error', '?')} |" + " |" * 10)
+            rows.append(
+                f"| {NAMES[r['server']]} | {r['n']:,} | failed: {r.get('error', '?')} |" + " |" * 10
+            )
             continue
         delivered = f"{b.get('delivered', 0):,} / {b.get('expected', 0):,}" if b else "–"
         if b and b["delivered"] != b["expected"]:
             delivered = f"**{delivered} LOSS**"
         db_max = max(
-            (v for v in (o.get("db_connections_max"), s.get("db_connections_max")) if v is not None),
+            (
+                v
+                for v in (o.get("db_connections_max"), s.get("db_connections_max"))
+                if v is not None
+            ),
             default=None,
         )
         if s and s.get("caught_up_s") is None:
@@ -122,24 +132,46 @@ def plot(report: dict, path: Path) -> None:
         points = sorted(
             (r["n"], r["broadcast"]["p99_s"], r.get("rss_per_stream_kib"))
             for r in report["results"]
-            if r["server"] == kind and r.get("broadcast") and r["broadcast"].get("p99_s") is not None
+            if r["server"] == kind
+            and r.get("broadcast")
+            and r["broadcast"].get("p99_s") is not None
         )
         if not points:
             continue
         ns = [p[0] for p in points]
         ax1.plot(ns, [p[1] * 1000 for p in points], marker="o", label=NAMES[kind])
         ax2.plot(ns, [p[2] for p in points], marker="o", label=NAMES[kind])
-    ax1.set(xscale="log", yscale="log", xlabel="concurrent streams (N)", ylabel="broadcast p99 latency (ms)",
-            title="Fan-out latency, p99")
-    ax2.set(xscale="log", xlabel="concurrent streams (N)", ylabel="server RSS per open stream (KiB)",
-            title="Memory per stream")
+    ax1.set(
+        xscale="log",
+        yscale="log",
+        xlabel="concurrent streams (N)",
+        ylabel="broadcast p99 latency (ms)",
+        title="Fan-out latency, p99",
+    )
+    ax2.set(
+        xscale="log",
+        xlabel="concurrent streams (N)",
+        ylabel="server RSS per open stream (KiB)",
+        title="Memory per stream",
+    )
     ax2.axhline(64, color="grey", linestyle=":", linewidth=1)
-    ax2.text(0.98, 65, "target: 64 KiB", transform=ax2.get_yaxis_transform(), ha="right", va="bottom",
-             color="grey", fontsize=8)
+    ax2.text(
+        0.98,
+        65,
+        "target: 64 KiB",
+        transform=ax2.get_yaxis_transform(),
+        ha="right",
+        va="bottom",
+        color="grey",
+        fontsize=8,
+    )
     for ax in (ax1, ax2):
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"One uvicorn process, {report['machine']['cores']} cores — {report['date'][:10]}", fontsize=10)
+    fig.suptitle(
+        f"One uvicorn process, {report['machine']['cores']} cores — {report['date'][:10]}",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -168,7 +200,11 @@ def main() -> None:
         "",
     ]
     if report.get("skipped"):
-        lines += ["Skipped: " + "; ".join(f"{s['server']} at N={s['n']:,} ({s['why']})" for s in report["skipped"]), ""]
+        lines += [
+            "Skipped: "
+            + "; ".join(f"{s['server']} at N={s['n']:,} ({s['why']})" for s in report["skipped"]),
+            "",
+        ]
     lines += [
         "## How to read it",
         "",
@@ -187,8 +223,9 @@ def main() -> None:
         "- The load client is one Python process on the same 2 cores; its own time is in the latencies.",
         "",
     ]
-    (HERE / "RESULTS.md").write_text("\n".join(lines))
-    plot(report, HERE / "results.png")
+    # RESULTS.md and results.png go next to the JSON they are made from.
+    (source.parent / "RESULTS.md").write_text("\n".join(lines))
+    plot(report, source.parent / "results.png")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,9 @@ at the end), and for each size runs each server alone, under the same ASGI serve
          layer; every stream is logged in as its own user; broadcasts come from
          notifications.api.broadcast() in a publisher process
 
-Writes benchmarks/results.json, benchmarks/RESULTS.md and benchmarks/results.png.
+Writes benchmarks/results.json, benchmarks/RESULTS.md and benchmarks/results.png
+(``--out`` puts them elsewhere). ``--ref HEAD`` measures a clean export of a commit
+instead of the work tree, which others may be editing.
 All traffic goes to 127.0.0.1; every phase is bounded in count and time; every
 process started here is stopped by its PID.
 """
@@ -39,7 +41,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -69,9 +71,23 @@ PEER_REQUIREMENTS = [
     "redis>=5",
 ]
 UVICORN = [
-    "-m", "uvicorn", "--host", "127.0.0.1", "--loop", "uvloop", "--http", "httptools",
-    "--backlog", "4096", "--lifespan", "off", "--no-access-log", "--log-level", "warning",
-    "--timeout-graceful-shutdown", "3",
+    "-m",
+    "uvicorn",
+    "--host",
+    "127.0.0.1",
+    "--loop",
+    "uvloop",
+    "--http",
+    "httptools",
+    "--backlog",
+    "4096",
+    "--lifespan",
+    "off",
+    "--no-access-log",
+    "--log-level",
+    "warning",
+    "--timeout-graceful-shutdown",
+    "3",
 ]
 
 
@@ -102,7 +118,15 @@ def venv(path: Path, requirements: list[str]) -> Path:
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
     subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *requirements],
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            *requirements,
+        ],
         check=True,
     )
     stamp.write_text(wanted)
@@ -154,6 +178,7 @@ def stop_group(proc: subprocess.Popen) -> None:
 class Setup:
     def __init__(self, args: argparse.Namespace):
         self.args = args
+        self.source = export(args.ref) if args.ref else REPO
         self.bench_python = venv(BENCH_VENV, BENCH_REQUIREMENTS)
         self.peer_python = venv(PEER_VENV, PEER_REQUIREMENTS) if "peer" in args.servers else None
         self.sessions = WORK / "ours-sessions.json"
@@ -166,13 +191,17 @@ class Setup:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         if kind == "ours":
             env.update(
-                BENCH_REPO=str(REPO),
-                PYTHONPATH=str(REPO),
+                BENCH_REPO=str(self.source),
+                PYTHONPATH=str(self.source),
                 DJANGO_SETTINGS_MODULE="project.settings",
                 DJANGO_DEBUG="0",
                 REDIS_URL=f"redis://127.0.0.1:6379/{REDIS_DB_OURS}",
                 DATABASE_URL=self.pg_url
-                + ("?application_name=bench-publisher" if publisher else "?application_name=bench-server"),
+                + (
+                    "?application_name=bench-publisher"
+                    if publisher
+                    else "?application_name=bench-server"
+                ),
                 # The default budget (10,000 per process) would turn away the
                 # reconnecting half of a 10,000-client storm while the server
                 # has not yet seen the old connections close.
@@ -189,32 +218,44 @@ class Setup:
             subprocess.run([*tool, "createdb", PG_DB], check=True, env=self.env("ours"))
             subprocess.run(
                 [str(self.bench_python), "manage.py", "migrate", "--noinput", "-v", "0"],
-                check=True, cwd=REPO, env=self.env("ours"),
+                check=True,
+                cwd=self.source,
+                env=self.env("ours"),
             )
             users = max(GROUP_MEMBERS, max(self.args.sizes))
-            subprocess.run([*tool, "setup", str(users), str(self.sessions)], check=True, env=self.env("ours"))
+            subprocess.run(
+                [*tool, "setup", str(users), str(self.sessions)], check=True, env=self.env("ours")
+            )
         if "peer" in self.args.servers:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{PEER_SQLITE}{suffix}").unlink(missing_ok=True)
             subprocess.run(
                 [str(self.peer_python), "peer_app.py", "migrate", "-v", "0"],
-                check=True, cwd=HERE / "peer", env=self.env("peer"),
+                check=True,
+                cwd=HERE / "peer",
+                env=self.env("peer"),
             )
 
     def cleanup(self) -> None:
         if "ours" in self.args.servers and not self.args.keep_db:
             subprocess.run(
                 [str(self.bench_python), str(HERE / "ours_tool.py"), "dropdb", PG_DB],
-                env=self.env("ours"), check=False,
+                env=self.env("ours"),
+                check=False,
             )
 
     def server_command(self, kind: str) -> tuple[list[str], Path]:
         port = ["--port", str(PORTS[kind])]
         if kind == "floor":
-            return [str(self.bench_python), *UVICORN, *port, "floor_app:application"], HERE / "floor"
+            return [
+                str(self.bench_python),
+                *UVICORN,
+                *port,
+                "floor_app:application",
+            ], HERE / "floor"
         if kind == "peer":
             return [str(self.peer_python), *UVICORN, *port, "peer_app:application"], HERE / "peer"
-        return [str(self.bench_python), *UVICORN, *port, "project.asgi:application"], REPO
+        return [str(self.bench_python), *UVICORN, *port, "project.asgi:application"], self.source
 
     def publisher(self, kind: str) -> list[str] | None:
         if kind == "ours":
@@ -229,20 +270,39 @@ class Setup:
             raise RuntimeError(f"port {port} is busy: stop what listens there or pick others")
         command, cwd = self.server_command(kind)
         logfile = open(WORK / "logs" / f"{kind}-{n}.log", "w")
-        server = subprocess.Popen(command, cwd=cwd, env=self.env(kind), stdout=logfile, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            command, cwd=cwd, env=self.env(kind), stdout=logfile, stderr=subprocess.STDOUT
+        )
         out = WORK / f"result-{kind}-{n}.json"
         out.unlink(missing_ok=True)
         try:
             wait_port(port, server)
             time.sleep(0.5)
             client = [
-                str(self.bench_python), str(HERE / "client.py"),
-                "--kind", kind, "--url", f"http://127.0.0.1:{port}", "--pid", str(server.pid),
-                "--n", str(n), "--events", str(self.args.events), "--out", str(out),
-                "--open-timeout", str(30 + n / 50),
+                str(self.bench_python),
+                str(HERE / "client.py"),
+                "--kind",
+                kind,
+                "--url",
+                f"http://127.0.0.1:{port}",
+                "--pid",
+                str(server.pid),
+                "--n",
+                str(n),
+                "--events",
+                str(self.args.events),
+                "--out",
+                str(out),
+                "--open-timeout",
+                str(30 + n / 50),
             ]
             if self.args.profile:
-                client += ["--profile-dir", str(WORK), "--py-spy", str(BENCH_VENV / "bin" / "py-spy")]
+                client += [
+                    "--profile-dir",
+                    str(WORK),
+                    "--py-spy",
+                    str(BENCH_VENV / "bin" / "py-spy"),
+                ]
             publisher = self.publisher(kind)
             if publisher:
                 client += ["--publisher", json.dumps(publisher)]
@@ -250,7 +310,7 @@ class Setup:
                 client += ["--sessions", str(self.sessions), "--pg-db", PG_DB]
             if kind == "peer":
                 client += ["--sqlite", str(PEER_SQLITE)]
-            cwd_client = HERE / "peer" if kind == "peer" else REPO
+            cwd_client = HERE / "peer" if kind == "peer" else self.source
             proc = subprocess.Popen(
                 client, cwd=cwd_client, env=self.env(kind, publisher=True), start_new_session=True
             )
@@ -263,12 +323,39 @@ class Setup:
             if out.exists():
                 result = json.loads(out.read_text())
             else:
-                result = {"server": kind, "n": n, "complete": False, "error": "client gave no result"}
+                result = {
+                    "server": kind,
+                    "n": n,
+                    "complete": False,
+                    "error": "client gave no result",
+                }
             result["server_threads_end"] = None
             return result
         finally:
             stop(server)
             logfile.close()
+
+
+def export(ref: str) -> Path:
+    """A clean copy of the project at git ``ref``, so edits in the work tree cannot disturb a run."""
+    target = WORK / "src"
+    subprocess.run(["rm", "-rf", str(target)], check=True)
+    target.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", ref], cwd=REPO, capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target
+
+
+def commit_of(args: argparse.Namespace) -> str:
+    if args.ref:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", args.ref], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+    return subprocess.run(
+        ["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def versions(setup: Setup) -> dict:
@@ -282,23 +369,47 @@ def versions(setup: Setup) -> dict:
         "print(json.dumps(out))\n"
     )
     common = ["Django", "uvicorn", "uvloop", "httptools", "asgiref"]
-    bench = json.loads(subprocess.run(
-        [str(setup.bench_python), "-c", code, *common, "channels", "channels-redis", "redis",
-         "psycopg", "aiohttp"], capture_output=True, text=True, check=True).stdout)
+    bench = json.loads(
+        subprocess.run(
+            [
+                str(setup.bench_python),
+                "-c",
+                code,
+                *common,
+                "channels",
+                "channels-redis",
+                "redis",
+                "psycopg",
+                "aiohttp",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     out = {"bench": bench}
     if setup.peer_python:
-        out["peer"] = json.loads(subprocess.run(
-            [str(setup.peer_python), "-c", code, *common, "django-eventstream", "redis"],
-            capture_output=True, text=True, check=True).stdout)
+        out["peer"] = json.loads(
+            subprocess.run(
+                [str(setup.peer_python), "-c", code, *common, "django-eventstream", "redis"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
     services = subprocess.run(
-        [str(setup.bench_python), "-c",
-         "import json, psycopg, redis\n"
-         "pg = psycopg.connect('postgresql://postgres@127.0.0.1:5432/postgres')\n"
-         "v = pg.execute('show server_version').fetchone()[0]\n"
-         "mc = pg.execute('show max_connections').fetchone()[0]\n"
-         "r = redis.Redis(host='127.0.0.1', port=6379).info('server')['redis_version']\n"
-         "print(json.dumps({'postgresql': v, 'postgresql_max_connections': int(mc), 'redis': r}))\n"],
-        capture_output=True, text=True,
+        [
+            str(setup.bench_python),
+            "-c",
+            "import json, psycopg, redis\n"
+            "pg = psycopg.connect('postgresql://postgres@127.0.0.1:5432/postgres')\n"
+            "v = pg.execute('show server_version').fetchone()[0]\n"
+            "mc = pg.execute('show max_connections').fetchone()[0]\n"
+            "r = redis.Redis(host='127.0.0.1', port=6379).info('server')['redis_version']\n"
+            "print(json.dumps({'postgresql': v, 'postgresql_max_connections': int(mc), 'redis': r}))\n",
+        ],
+        capture_output=True,
+        text=True,
     )
     if services.returncode == 0:
         out["services"] = json.loads(services.stdout)
@@ -312,7 +423,7 @@ def machine() -> dict:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-        mem = next(l for l in open("/proc/meminfo") if l.startswith("MemTotal")).split()[1]
+        mem = next(x for x in open("/proc/meminfo") if x.startswith("MemTotal")).split()[1]
     except (OSError, StopIteration):
         mem = "0"
     return {
@@ -326,21 +437,51 @@ def machine() -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="100,1000,2000,5000,10000",
-                        help="numbers of concurrent streams (default: %(default)s)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--sizes",
+        default="100,1000,2000,5000,10000",
+        help="numbers of concurrent streams (default: %(default)s)",
+    )
     parser.add_argument("--quick", action="store_true", help="sizes 100,1000 only")
-    parser.add_argument("--servers", default=",".join(SERVERS),
-                        help="which of floor, peer, ours (default: all three)")
-    parser.add_argument("--events", type=int, default=20, help="broadcast events per size (default: 20)")
-    parser.add_argument("--peer-max-open-s", type=float, default=120,
-                        help="stop growing the peer once opening its streams takes longer (default: 120)")
-    parser.add_argument("--run-timeout", type=float, default=600,
-                        help="seconds one server at one size may take (default: 600)")
+    parser.add_argument(
+        "--servers",
+        default=",".join(SERVERS),
+        help="which of floor, peer, ours (default: all three)",
+    )
+    parser.add_argument(
+        "--events", type=int, default=20, help="broadcast events per size (default: 20)"
+    )
+    parser.add_argument(
+        "--peer-max-open-s",
+        type=float,
+        default=120,
+        help="stop growing the peer once opening its streams takes longer (default: 120)",
+    )
+    parser.add_argument(
+        "--run-timeout",
+        type=float,
+        default=600,
+        help="seconds one server at one size may take (default: 600)",
+    )
+    parser.add_argument(
+        "--ref",
+        help="measure this git commit (exported to benchmarks/.work/src) "
+        "instead of the work tree as it is",
+    )
     parser.add_argument("--keep-db", action="store_true", help="keep the PostgreSQL database")
-    parser.add_argument("--profile", action="store_true",
-                        help="record each server with py-spy, per phase, into benchmarks/.work/profile-SERVER-N-PHASE.txt")
-    parser.add_argument("--out", default=str(HERE / "results.json"))
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="record each server with py-spy, per phase, into benchmarks/.work/profile-SERVER-N-PHASE.txt",
+    )
+    parser.add_argument(
+        "--out",
+        default=str(HERE / "results.json"),
+        help="results JSON; RESULTS.md and results.png are written beside it",
+    )
     args = parser.parse_args()
     args.sizes = [100, 1000] if args.quick else [int(s) for s in args.sizes.split(",")]
     args.servers = [s for s in args.servers.split(",") if s]
@@ -348,19 +489,19 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown servers {sorted(unknown)}; choose from {', '.join(SERVERS)}")
 
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     fds = raise_fd_limit()
     WORK.mkdir(exist_ok=True)
     setup = Setup(args)
     started = time.monotonic()
     report = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python", "benchmarks/run.py", *sys.argv[1:]]),
         "machine": machine(),
         "fd_limit": fds,
         "asgi_server": "uvicorn, one process, --loop uvloop --http httptools --backlog 4096",
         "versions": versions(setup),
-        "commit": subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO,
-                                 capture_output=True, text=True).stdout.strip(),
+        "commit": commit_of(args),
         "sizes": args.sizes,
         "events": args.events,
         "results": [],
@@ -372,15 +513,20 @@ def main() -> None:
         for n in args.sizes:
             for kind in args.servers:
                 if kind == "peer" and peer_stopped_at is not None:
-                    report["skipped"].append({"server": kind, "n": n, "why": f"did not hold at N={peer_stopped_at}"})
+                    report["skipped"].append(
+                        {"server": kind, "n": n, "why": f"did not hold at N={peer_stopped_at}"}
+                    )
                     continue
                 log(f"{kind}: N={n}")
                 result = setup.run_one(kind, n)
                 report["results"].append(result)
                 log(brief(result))
                 opened_s = (result.get("open") or {}).get("seconds") or 0
-                if kind == "peer" and (not result.get("held") or not result.get("complete")
-                                       or opened_s > args.peer_max_open_s):
+                if kind == "peer" and (
+                    not result.get("held")
+                    or not result.get("complete")
+                    or opened_s > args.peer_max_open_s
+                ):
                     peer_stopped_at = n
                 Path(args.out).write_text(json.dumps(report, indent=1))
     finally:
@@ -388,7 +534,8 @@ def main() -> None:
         report["total_s"] = time.monotonic() - started
         Path(args.out).write_text(json.dumps(report, indent=1))
     subprocess.run([str(setup.bench_python), str(HERE / "report.py"), args.out], check=True)
-    log(f"done in {report['total_s']:.0f} s: benchmarks/RESULTS.md, benchmarks/results.png")
+    out = Path(args.out).resolve().parent
+    log(f"done in {report['total_s']:.0f} s: {out / 'RESULTS.md'}, {out / 'results.png'}")
 
 
 def brief(r: dict) -> str:
@@ -400,11 +547,15 @@ def brief(r: dict) -> str:
         f"rss/stream {r.get('rss_per_stream_kib', 0):.0f} KiB",
     ]
     if b:
-        parts.append(f"p50 {b['p50_s'] * 1000:.0f} ms p99 {b['p99_s'] * 1000:.0f} ms "
-                     f"delivered {b['delivered']}/{b['expected']}")
+        parts.append(
+            f"p50 {b['p50_s'] * 1000:.0f} ms p99 {b['p99_s'] * 1000:.0f} ms "
+            f"delivered {b['delivered']}/{b['expected']}"
+        )
     st = r.get("storm")
     if st:
-        parts.append(f"storm {st.get('caught_up_s')} s lost {st.get('lost')} dup {st.get('duplicates')}")
+        parts.append(
+            f"storm {st.get('caught_up_s')} s lost {st.get('lost')} dup {st.get('duplicates')}"
+        )
     return "  " + ", ".join(parts)
 
 

@@ -55,10 +55,9 @@ import django  # noqa: E402
 
 django.setup()
 
+import django_eventstream  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 from django.urls import include, path  # noqa: E402
-
-import django_eventstream  # noqa: E402
 
 urlpatterns = [path("events/", include(django_eventstream.urls), {"channels": [CHANNEL]})]
 application = get_asgi_application()
