@@ -29,6 +29,13 @@ def ms(value):
     )
 
 
+def idle_conns(r: dict) -> str:
+    low, high = r.get("db_connections_idle_min"), r.get("db_connections_idle")
+    if low is None or low == high:
+        return fmt(high)
+    return f"{fmt(low)}–{fmt(high)}"
+
+
 def table(report: dict) -> list[str]:
     rows = [
         "| server | N | opened (failed) | open rate | p50 | p99 | max | delivered / expected "
@@ -77,7 +84,7 @@ def table(report: dict) -> list[str]:
             f"| {fmt(o.get('per_s'), '/s')} | {ms(b.get('p50_s'))} | {ms(b.get('p99_s'))} "
             f"| {ms(b.get('max_s'))} | {delivered} | {fmt(r.get('rss_per_stream_kib'), ' KiB', 1)} "
             f"| {fmt(b.get('cpu_us_per_delivered'), ' µs', 0)} "
-            f"| {fmt(r.get('db_connections_idle'))} / {fmt(db_max)} | {storm} | {storm_loss} |"
+            f"| {idle_conns(r)} / {fmt(db_max)} | {storm} | {storm_loss} |"
         )
     return rows
 
@@ -214,7 +221,8 @@ def main() -> None:
         "- RSS / stream: (server RSS with N streams open and idle − RSS after a warm-up) / N. "
         "CPU / delivered: server CPU seconds during the broadcasts / frames delivered.",
         "- DB conns: PostgreSQL backends of the server's database (this project), SQLite handles open "
-        "in the server process (peer); idle = N streams open and quiet, max = highest while opening "
+        "in the server process (peer); idle = N streams open and quiet (lowest–highest of 20 samples "
+        "over 5 s), max = highest while opening "
         "and during the storm (sampled every 100 ms).",
         "- Storm: every client drops at once and reconnects at once with Last-Event-ID while 5 events "
         "are published 0.2 s apart; caught up = the last client is back and has every event (limit 90 s; "
