@@ -237,6 +237,16 @@ class Setup:
             )
 
     def cleanup(self) -> None:
+        # The channel layer's group keys (a day's expiry) live in a Redis
+        # database of their own: empty it.
+        subprocess.run(
+            [
+                str(self.bench_python),
+                "-c",
+                f"import redis; redis.Redis(host='127.0.0.1', port=6379, db={REDIS_DB_OURS}).flushdb()",
+            ],
+            check=False,
+        )
         if "ours" in self.args.servers and not self.args.keep_db:
             subprocess.run(
                 [str(self.bench_python), str(HERE / "ours_tool.py"), "dropdb", PG_DB],
