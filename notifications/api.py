@@ -15,8 +15,11 @@ from typing import Any, Literal, TypeVar, overload
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.contrib.contenttypes.models import ContentType
-from django.db import models, transaction
+from django.core.exceptions import EmptyResultSet
+from django.db import connections, models, router, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models.signals import post_save
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from . import delivery
@@ -56,15 +59,32 @@ def notify(
     """
     Notify one user, a ``Group`` (its members) or a queryset / iterable of users.
 
-    Writes one row per recipient with a single ``bulk_create`` in one
-    transaction and returns them. Open streams are poked after the transaction
+    Writes one row per recipient in one transaction and returns them. A group
+    or a queryset fans out inside the database (one ``INSERT ... SELECT``,
+    PostgreSQL and SQLite 3.35+); other recipients, or other backends, take
+    one ``bulk_create``. Open streams are poked after the transaction
     commits; if it rolls back, nothing is ever shown. Raises ``ValueError`` for
     an unknown level, ``data`` that is not a JSON object within the size limit,
     or a recipient that is not a user, a group or users (or names nobody).
     """
-    user_ids = _recipient_ids(recipient)
-    fields = _fields(verb, actor, action_object, target, description, level, url, data)
+    users = _recipients(recipient)
+    try:
+        fields = _fields(verb, actor, action_object, target, description, level, url, data)
+    except ValueError:
+        # As when the ids were read first: naming nobody is the error to report.
+        if isinstance(users, models.QuerySet) and not users.exists():
+            raise ValueError(_NOBODY) from None
+        raise
     created = timestamp or timezone.now()
+    if isinstance(users, models.QuerySet):
+        db = router.db_for_write(Notification)
+        with transaction.atomic(using=db):
+            rows, fanned_out = _fan_out(users, db, created, fields)
+            if not rows:
+                raise ValueError(_NOBODY)
+            transaction.on_commit(lambda: _created(rows, fanned_out), using=db)
+        return rows
+    user_ids = users
     rows = [
         Notification(recipient_id=uid, audience=Audience.USER, created=created, **fields)
         for uid in user_ids
@@ -254,12 +274,21 @@ def _resolve(value: Value, instance: models.Model) -> Any:
 # -- helpers -------------------------------------------------------------------
 
 
-def _recipient_ids(recipient: Any) -> list[int]:
+_NOBODY = "notify() needs at least one recipient; the one given names nobody."
+
+
+def _recipients(recipient: Any) -> list[int] | models.QuerySet[Any]:
+    """
+    Check ``recipient`` and return its users' ids, deduplicated and never empty;
+    or, for a group or a queryset the database can fan out to itself (see
+    ``_fan_out``), the queryset of those users, left unread.
+    """
     User = get_user_model()
+    users: models.QuerySet[Any] | None = None
     if isinstance(recipient, Group):
         if recipient.pk is None:
             raise ValueError("The recipient Group must be saved first.")
-        ids = list(User._default_manager.filter(groups=recipient).values_list("pk", flat=True))
+        users = User._default_manager.filter(groups=recipient)
     elif isinstance(recipient, User):
         ids = [recipient.pk]
     elif isinstance(recipient, models.QuerySet):
@@ -268,7 +297,7 @@ def _recipient_ids(recipient: Any) -> list[int]:
                 f"A recipient queryset must be of {User._meta.label}, not "
                 f"{recipient.model._meta.label}."
             )
-        ids = list(recipient.values_list("pk", flat=True))
+        users = recipient
     elif isinstance(recipient, Iterable) and not isinstance(recipient, (str, bytes, Mapping)):
         items = list(recipient)
         if not all(isinstance(u, User) for u in items):
@@ -281,12 +310,94 @@ def _recipient_ids(recipient: Any) -> list[int]:
             f"recipient must be a {User._meta.label}, a Group, or a queryset or "
             f"iterable of users; got {type(recipient).__name__}."
         )
+    if users is not None:
+        if users.db == router.db_for_write(Notification) and _can_fan_out(connections[users.db]):
+            return users
+        ids = list(users.values_list("pk", flat=True))
     if any(pk is None for pk in ids):
         raise ValueError("Recipients must be saved users.")
     unique = list(dict.fromkeys(ids))
     if not unique:
-        raise ValueError("notify() needs at least one recipient; the one given names nobody.")
+        raise ValueError(_NOBODY)
     return unique
+
+
+def _can_fan_out(connection: BaseDatabaseWrapper) -> bool:
+    """Can this database run ``_fan_out``'s ``INSERT ... SELECT ... RETURNING``?"""
+    return connection.vendor in ("postgresql", "sqlite") and bool(
+        connection.features.can_return_rows_from_bulk_insert  # SQLite: 3.35+
+    )
+
+
+def _fan_out(
+    users: models.QuerySet[Any], db: str, created: datetime, fields: dict[str, Any]
+) -> tuple[list[Notification], list[int]]:
+    """
+    Write one notification per user of ``users`` (each once) in one statement,
+    ``INSERT INTO notification (...) SELECT <the row's values>, u.id FROM user u
+    WHERE u.id IN (<users>)``; return them in id order, as ``bulk_create``
+    would, and their recipients' ids. Django's insert compiler prepares the
+    values, as it does for ``bulk_create``, and they go as parameters.
+    """
+    connection = connections[db]
+    qn = connection.ops.quote_name
+    opts = Notification._meta
+    recipient = opts.get_field("recipient")
+    template = Notification(audience=Audience.USER, created=created, **fields)
+    # The columns bulk_create() writes, but the recipient: the SELECT gives it.
+    columns = [
+        f
+        for f in opts.concrete_fields
+        if not f.primary_key and not getattr(f, "generated", False) and f is not recipient
+    ]
+    insert = InsertQuery(Notification)
+    insert.insert_values(columns, [template])
+    compiler = insert.get_compiler(using=db)
+    values = [compiler.prepare_value(f, compiler.pre_save_val(f, template)) for f in columns]
+    (placeholders,), (params,) = compiler.assemble_as_sql(columns, [values])
+
+    members = users.values("pk").query
+    members.subquery = True
+    members.clear_ordering(force=False)  # what pk__in=users does to it
+    try:
+        members_sql, members_params = members.get_compiler(using=db).as_sql()
+    except EmptyResultSet:  # users.none(), pk__in=[]...
+        return [], []
+    user_opts = users.model._meta
+    user_pk, alias = _column(qn, user_opts.pk), qn("recipient_user")
+    sql = (
+        f"INSERT INTO {qn(opts.db_table)} "
+        f"({', '.join(_column(qn, f) for f in [*columns, recipient])}) "
+        f"SELECT {', '.join(placeholders)}, {alias}.{user_pk} "
+        f"FROM {qn(user_opts.db_table)} {alias} "
+        f"WHERE {alias}.{user_pk} IN ({members_sql}) "
+        f"ORDER BY {alias}.{user_pk} "
+        f"RETURNING {_column(qn, opts.pk)}, {_column(qn, recipient)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *members_params])
+        returned = sorted(cursor.fetchall())
+
+    # The instances, built positionally (as querysets build theirs: several
+    # times faster than by keyword), carrying what the template has cached.
+    names = [f.attname for f in opts.concrete_fields]
+    base = [getattr(template, name) for name in names]
+    at_id, at_recipient = names.index(opts.pk.attname), names.index(recipient.attname)
+    cached = template._state.fields_cache
+    build: Callable[..., Notification] = Notification
+    rows = []
+    for pk, user_id in returned:
+        base[at_id], base[at_recipient] = pk, user_id
+        row = build(*base)
+        row._state.adding = False
+        row._state.db = db
+        row._state.fields_cache.update(cached)
+        rows.append(row)
+    return rows, [user_id for _, user_id in returned]
+
+
+def _column(quote_name: Callable[[str], str], field: Any) -> str:
+    return quote_name(field.column)
 
 
 def _fields(

@@ -132,6 +132,9 @@ class Notification(models.Model):
         blank=True,
         related_name="notifications",
         help_text=_("Empty for a broadcast."),
+        # notif_recipient_id (recipient, id) serves every lookup by recipient;
+        # an index of its own would only slow down each insert.
+        db_index=False,
     )
     audience = models.CharField(
         max_length=8, choices=Audience.choices, default=Audience.USER
