@@ -32,6 +32,13 @@ logger = logging.getLogger(__name__)
 
 ALL_GROUP = "notifications.all"
 FETCH_LIMIT = 1000
+# Seconds a group stays joined after its last stream left, and the hub keeps
+# running after the last stream: the streams of a reconnect storm (a deploy, a
+# proxy restart) come back to a hub that needs no channel-layer call for them.
+LINGER = 30.0
+# Channel-layer calls the hub makes at once; ten thousand streams opening
+# together must not exhaust the layer's connection pool.
+LAYER_CONCURRENCY = 32
 
 
 def user_group(user_id: int) -> str:
@@ -49,21 +56,41 @@ class Batch:
         self.watermark = watermark
 
 
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class Subscription:
     """
     One stream's place in the hub: a bounded queue of pending items (``Batch``
-    objects and read-event JSON strings) and an event that wakes the stream.
+    objects and read-event JSON strings) and the future its stream waits on.
     The bound counts notifications, so a stream that stops reading holds at
     most NOTIFICATIONS_STREAM_QUEUE_SIZE of them before it is cut off.
+
+    A wait costs one bare future: no task, no Event, no timer. The hub's one
+    ticker wakes the streams whose wait ran out (for a heartbeat or the end of
+    their life). With ten thousand streams woken per broadcast, what each wait
+    allocates (and the garbage collector then walks) is most of the fan-out time.
     """
 
-    __slots__ = ("who", "pending", "size", "wakeup", "closed_reason", "watermark_at_start", "task")
+    __slots__ = (
+        "who",
+        "pending",
+        "size",
+        "waiter",
+        "wake_at",
+        "closed_reason",
+        "watermark_at_start",
+        "task",
+    )
 
     def __init__(self, who: Audiences, watermark: int):
         self.who = who
         self.pending: deque[Batch | str] = deque()
         self.size = 0
-        self.wakeup = asyncio.Event()
+        self.waiter: asyncio.Future[None] | None = None
+        self.wake_at = 0.0
         self.closed_reason: str | None = None
         self.watermark_at_start = watermark
         # The task serving the stream: cancelled when the client stops reading,
@@ -77,17 +104,24 @@ class Subscription:
             return False  # (an empty queue takes any batch, or it could never drain)
         self.pending.append(item)
         self.size += count
-        self.wakeup.set()
+        self.wake()
         return True
+
+    def wake(self) -> None:
+        if self.waiter is not None:
+            _wake(self.waiter)
 
     async def next(self, timeout: float) -> list[Batch | str] | None:
         """Everything queued, waiting up to ``timeout``; None when nothing came."""
         if not self.pending and self.closed_reason is None:
+            self.wake_at = time.monotonic() + timeout  # the hub's ticker sees to it
+            self.waiter = asyncio.get_running_loop().create_future()
             try:
-                await asyncio.wait_for(self.wakeup.wait(), timeout)
-            except TimeoutError:
+                await self.waiter
+            finally:
+                self.waiter = None
+            if not self.pending:
                 return None
-        self.wakeup.clear()
         items = list(self.pending)
         self.pending.clear()
         self.size = 0
@@ -101,6 +135,7 @@ class Hub:
         self.subscriptions: set[Subscription] = set()
         self.by_user: dict[int, set[Subscription]] = {}
         self.groups: dict[str, int] = {}
+        self.lingering: dict[str, float] = {}  # group -> when it is left
         self.watermark: int | None = None
         self.seen: set[int] = set()
         self.gap_since: dict[int, float] = {}
@@ -112,7 +147,8 @@ class Hub:
         self._loops: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self._joined_at = time.monotonic()
-        self._validated_at = time.monotonic()
+        self._idle_since: float | None = None
+        self._layer_calls = asyncio.Semaphore(LAYER_CONCURRENCY)
 
     # -- streams ---------------------------------------------------------------
 
@@ -131,13 +167,14 @@ class Hub:
         while self.watermark is None:  # the last stream left while we started
             await self._start()
         sub = Subscription(who, self.watermark)
+        self._idle_since = None
         self.subscriptions.add(sub)
         self.by_user.setdefault(who.user_id, set()).add(sub)
         await self._join([ALL_GROUP, user_group(who.user_id)])
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
-        """Forget ``sub``; groups no stream needs any more are left in the background."""
+        """Forget ``sub``; groups no stream needs any more are left after LINGER."""
         if sub not in self.subscriptions:
             return
         self.subscriptions.discard(sub)
@@ -146,25 +183,29 @@ class Hub:
             user_subs.discard(sub)
             if not user_subs:
                 del self.by_user[sub.who.user_id]
-        leaving = [
-            name
-            for name in (ALL_GROUP, user_group(sub.who.user_id))
-            if self._release(name)
-        ]
-        if leaving and self.channel is not None:
-            self._spawn(self._leave(self.channel, leaving))
+        leave_at = time.monotonic() + LINGER
+        for name in (ALL_GROUP, user_group(sub.who.user_id)):
+            if self._release(name):
+                self.lingering[name] = leave_at
         if not self.subscriptions:
-            self._stop()
+            self._idle()
 
-    def _stop(self) -> None:
+    def _idle(self) -> None:
         """
-        Idle: stop receiving and polling, and forget the watermark so the next
-        stream starts from the present. An idle process costs nothing.
+        No stream left: forget the watermark, so the next stream starts from
+        the present rather than from rows nobody here needed.
         """
         self._epoch += 1
+        self._idle_since = time.monotonic()
         self.watermark = None
         self.seen.clear()
         self.gap_since.clear()
+
+    def _stop(self) -> None:
+        """Idle for LINGER: stop receiving and polling. An idle process costs nothing."""
+        self._idle()
+        self._idle_since = None
+        self.lingering.clear()
         for task in self._loops:
             task.cancel()
         self._loops = []
@@ -176,6 +217,7 @@ class Hub:
             "streams": len(self.subscriptions),
             "users": len(self.by_user),
             "groups": sorted(self.groups),
+            "lingering": len(self.lingering),
             "watermark": self.watermark,
             "layer_ok": self.layer_ok,
         }
@@ -190,6 +232,8 @@ class Hub:
                 self._loops = [
                     asyncio.create_task(self._receive_loop(), name="notifications-receive"),
                     asyncio.create_task(self._fetch_loop(), name="notifications-fetch"),
+                    asyncio.create_task(self._sweep_loop(), name="notifications-sweep"),
+                    asyncio.create_task(self._tick_loop(), name="notifications-tick"),
                 ]
         # Wait for the hub's channel (or for the layer to fail) so the groups are
         # joined before replay; a stuck layer only costs polling latency.
@@ -215,27 +259,48 @@ class Hub:
         fresh = []
         for name in names:
             self.groups[name] = self.groups.get(name, 0) + 1
-            if self.groups[name] == 1:
+            if self.groups[name] == 1 and self.lingering.pop(name, None) is None:
                 fresh.append(name)
         if fresh and self.channel is not None:
             try:
-                for name in fresh:
-                    await self.layer.group_add(name, self.channel)
+                async with self._layer_calls:
+                    for name in fresh:
+                        await self.layer.group_add(name, self.channel)
             except Exception as exc:
                 self._layer_failed(exc)
 
+    def _expire_lingering(self, now: float) -> None:
+        """Leave the groups whose LINGER ran out; stop when nothing is left."""
+        expired = [name for name, at in self.lingering.items() if at <= now]
+        for name in expired:
+            del self.lingering[name]
+        if expired and self.channel is not None:
+            self._spawn(self._leave(self.channel, expired))
+        if (
+            not self.subscriptions
+            and not self.lingering
+            and self._idle_since is not None
+            and now - self._idle_since >= LINGER
+        ):
+            self._stop()
+
     async def _leave(self, channel: str, names: list[str]) -> None:
         try:
-            for name in names:
-                if name not in self.groups or channel != self.channel:
-                    await self.layer.group_discard(name, channel)
+            async with self._layer_calls:
+                for name in names:
+                    # (A stream may have joined it again meanwhile.)
+                    if channel != self.channel or (
+                        name not in self.groups and name not in self.lingering
+                    ):
+                        await self.layer.group_discard(name, channel)
         except Exception as exc:
             self._layer_failed(exc)
 
     async def _rejoin(self) -> None:
         assert self.channel is not None
-        for name in list(self.groups):
-            await self.layer.group_add(name, self.channel)
+        async with self._layer_calls:
+            for name in [*self.groups, *self.lingering]:
+                await self.layer.group_add(name, self.channel)
         self._joined_at = time.monotonic()
 
     def _layer_failed(self, exc: BaseException) -> None:
@@ -284,14 +349,10 @@ class Hub:
     # -- database ------------------------------------------------------------
 
     async def _fetch_loop(self) -> None:
-        """
-        Read new rows on every poke and at least every POLL_INTERVAL; check
-        sessions every half heartbeat, so a signed-out stream ends within one.
-        """
+        """Read new rows on every poke and at least every POLL_INTERVAL."""
         while True:
-            next_check = self._validated_at + conf.HEARTBEAT / 2 - time.monotonic()
             try:
-                await asyncio.wait_for(self._wake.wait(), max(0.0, min(conf.POLL_INTERVAL, next_check)))
+                await asyncio.wait_for(self._wake.wait(), conf.POLL_INTERVAL)
             except TimeoutError:
                 pass
             self._wake.clear()
@@ -300,12 +361,7 @@ class Hub:
                     await self._rejoin()
                 except Exception as exc:
                     self._layer_failed(exc)
-            if not self.subscriptions:
-                self._validated_at = time.monotonic()
-                continue
             try:
-                if time.monotonic() - self._validated_at >= conf.HEARTBEAT / 2:
-                    await self._sign_out()
                 await self._fetch()
             except asyncio.CancelledError:
                 raise
@@ -313,9 +369,37 @@ class Hub:
                 logger.exception("Reading new notifications failed; retrying.")
                 await asyncio.sleep(conf.POLL_INTERVAL)
 
+    async def _tick_loop(self) -> None:
+        """Wake the streams whose wait ran out: one timer for the whole process."""
+        tick = min(1.0, max(0.01, conf.HEARTBEAT / 4))
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            for sub in self.subscriptions:
+                if sub.waiter is not None and sub.wake_at <= now:
+                    _wake(sub.waiter)
+            if self.lingering or self._idle_since is not None:
+                self._expire_lingering(now)
+
+    async def _sweep_loop(self) -> None:
+        """
+        Check sessions every half heartbeat, so a signed-out stream ends within
+        one. A loop of its own, on its own database lane: a sweep of thousands
+        of sessions never holds up the delivery of a notification.
+        """
+        while True:
+            await asyncio.sleep(conf.HEARTBEAT / 2)
+            if not self.subscriptions:
+                continue
+            try:
+                await self._sign_out()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("Checking stream sessions failed; retrying.")
+
     async def _sign_out(self) -> None:
         """End the streams of sessions that ended and of users made inactive."""
-        self._validated_at = time.monotonic()
         streams = {s.who.session_key: s.who.user_id for s in self.subscriptions}
         ended, inactive = await db.run(feed.signed_out, streams)
         for sub in list(self.subscriptions):
@@ -336,26 +420,53 @@ class Hub:
                 return
 
     def _dispatch(self, rows: list[feed.Row]) -> None:
-        """Route ``rows`` to streams and advance the watermark; no await inside."""
-        per_stream: dict[Subscription, list[tuple[int, str]]] = {}
+        """
+        Route ``rows`` to streams and advance the watermark; no await inside.
+
+        Streams that get the same rows share one ``Batch``: a broadcast to ten
+        thousand streams allocates one, not ten thousand lists.
+        """
+        routed: list[tuple[tuple[int, str], Any]] = []
         for row in rows:
             self.seen.add(row.id)
             if row.json is None:
                 continue
             if row.audience == Audience.USER:
                 targets: Any = self.by_user.get(row.recipient_id, ())  # type: ignore[arg-type]
+            elif row.audience == Audience.ALL:
+                targets = self.subscriptions
             else:
                 targets = [
                     s
                     for s in self.subscriptions
                     if s.who.may_see(row.audience, row.recipient_id, row.group_id)
                 ]
-            for sub in targets:
-                per_stream.setdefault(sub, []).append((row.id, row.json))
+            if targets:
+                routed.append(((row.id, row.json), targets))
         self._advance_watermark()
-        assert self.watermark is not None
+        watermark = self.watermark
+        assert watermark is not None
+        if len(routed) == 1:
+            frame, targets = routed[0]
+            batch = Batch([frame], watermark)
+            for sub in list(targets):
+                self._push(sub, batch)
+            return
+        per_stream: dict[Subscription, list[tuple[int, str]]] = {}
+        for frame, targets in routed:
+            for sub in targets:
+                frames = per_stream.get(sub)
+                if frames is None:
+                    per_stream[sub] = [frame]
+                else:
+                    frames.append(frame)
+        shared: dict[tuple[int, ...], Batch] = {}
         for sub, frames in per_stream.items():
-            self._push(sub, Batch(frames, self.watermark))
+            key = tuple(nid for nid, _ in frames)
+            same = shared.get(key)
+            if same is None:
+                same = shared[key] = Batch(frames, watermark)
+            self._push(sub, same)
         # Streams with nothing new still learn the watermark through an empty queue.
 
     def _advance_watermark(self) -> None:
@@ -382,7 +493,7 @@ class Hub:
     def _close(self, sub: Subscription, reason: str) -> None:
         """End a stream: it stops at its next wake-up (the client resumes or is refused)."""
         sub.closed_reason = reason
-        sub.wakeup.set()
+        sub.wake()
         self.unsubscribe(sub)
 
 

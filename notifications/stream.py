@@ -14,7 +14,7 @@ from django.db import DatabaseError
 from . import db, feed, sse
 from .conf import conf
 from .cursor import Cursor
-from .hub import Batch, Hub, Subscription, get_hub
+from .hub import Batch, Subscription, get_hub
 from .models import Audiences
 from .render import dumps
 
@@ -41,10 +41,30 @@ async def event_stream(who: Audiences, cursor: Cursor | None, *, reset: bool) ->
             logger.warning("Replay failed: database unavailable.", exc_info=True)
             return
         yield opening
-        async for chunk in _follow(hub, sub, cursor):
-            yield chunk
+        # Following live, inline rather than in a nested generator: every frame
+        # to every stream passes here, so one generator level is measurable.
+        life = conf.MAX_STREAM_LIFE * random.uniform(0.9, 1.0)  # spread reconnects
+        deadline = time.monotonic() + life
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            items = await sub.next(min(conf.HEARTBEAT, remaining))
+            if sub.closed_reason is not None:
+                return
+            if items is None:
+                if deadline - time.monotonic() > 0:
+                    yield sse.HEARTBEAT
+                continue
+            chunk = _frames(items, cursor)
+            if chunk:
+                yield chunk
     finally:
         hub.unsubscribe(sub)
+
+
+# Streams opening together (a reconnect storm) are replayed together.
+_replay_batched = db.Batched(feed.replay_many)
 
 
 async def _replay(sub: Subscription, cursor: Cursor | None, *, reset: bool) -> tuple[bytes, Cursor]:
@@ -52,7 +72,7 @@ async def _replay(sub: Subscription, cursor: Cursor | None, *, reset: bool) -> t
     final = sub.watermark_at_start  # every id up to here is final, and committed
     if cursor is None or reset:
         cursor = Cursor(final)
-    missed = await db.run(feed.replay, sub.who, cursor, conf.REPLAY_LIMIT)
+    missed = await _replay_batched((sub.who, cursor, conf.REPLAY_LIMIT))
     if not missed.rows and cursor.watermark > final:
         # A watermark beyond anything this process has seen: only trust it
         # if the database has such ids (another process may be ahead of us).
@@ -75,26 +95,6 @@ async def _replay(sub: Subscription, cursor: Cursor | None, *, reset: bool) -> t
     if not missed.overflow:
         cursor.advance(final)
     return b"".join(frames), cursor
-
-
-async def _follow(hub: Hub, sub: Subscription, cursor: Cursor) -> AsyncIterator[bytes]:
-    """Live frames from the hub, with heartbeats, until the stream's life ends."""
-    life = conf.MAX_STREAM_LIFE * random.uniform(0.9, 1.0)  # spread reconnects
-    deadline = time.monotonic() + life
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return
-        items = await sub.next(min(conf.HEARTBEAT, remaining))
-        if sub.closed_reason is not None:
-            return
-        if items is None:
-            if deadline - time.monotonic() > 0:
-                yield sse.HEARTBEAT
-            continue
-        chunk = _frames(items, cursor)
-        if chunk:
-            yield chunk
 
 
 def _frames(items: list[Batch | str], cursor: Cursor) -> bytes:
