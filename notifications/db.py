@@ -113,3 +113,69 @@ def _schedule_close(loop: asyncio.AbstractEventLoop, lane: Lane) -> None:
 
     if not loop.is_closed():
         loop.call_later(conf.DB_IDLE_CLOSE, check)
+
+
+class Batched:
+    """
+    Coalesce concurrent calls into one call on a database lane.
+
+    ``fn`` takes a list of arguments and returns a list of results in the same
+    order (an ``Exception`` instance in place of a result fails only that
+    call). While one batch runs, the calls that arrive wait and go together in
+    the next, so a burst of K stream opens costs a few queries, not K times a
+    few. A lone call goes at once, so light load waits for nothing.
+    """
+
+    def __init__(self, fn: Callable[[list[Any]], list[Any]], max_size: int = 500) -> None:
+        self.fn = fn
+        self.max_size = max_size
+        self._loops: dict[asyncio.AbstractEventLoop, _BatchQueue] = {}
+
+    async def __call__(self, arg: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        queue = self._loops.get(loop)
+        if queue is None or queue.loop is not loop:
+            queue = self._loops[loop] = _BatchQueue(self, loop)
+            for other in [lp for lp in self._loops if lp.is_closed()]:
+                del self._loops[other]
+        return await queue.submit(arg)
+
+
+class _BatchQueue:
+    def __init__(self, batched: Batched, loop: asyncio.AbstractEventLoop) -> None:
+        self.batched = batched
+        self.loop = loop
+        self.waiting: list[tuple[Any, asyncio.Future[Any]]] = []
+        self.running = False
+
+    async def submit(self, arg: Any) -> Any:
+        future = self.loop.create_future()
+        self.waiting.append((arg, future))
+        if not self.running:
+            self.running = True
+            task = self.loop.create_task(self._drain())
+            _draining.add(task)
+            task.add_done_callback(_draining.discard)
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self.waiting:
+                batch = self.waiting[: self.batched.max_size]
+                del self.waiting[: len(batch)]
+                try:
+                    results = await run(self.batched.fn, [arg for arg, _ in batch])
+                except Exception as exc:
+                    results = [exc] * len(batch)
+                for (_, future), result in zip(batch, results, strict=True):
+                    if future.done():  # the caller went away
+                        continue
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            self.running = False
+
+
+_draining: set[asyncio.Task[None]] = set()

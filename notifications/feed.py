@@ -5,18 +5,19 @@ The synchronous queries behind the stream and the hub. Each returns plain data
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import import_module
 
 from django.db import connection
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from .conf import conf
 from .cursor import Cursor
-from .models import Audiences, Notification
+from .models import Audiences, BroadcastReceipt, Notification
 from .render import as_dict, dumps
 
 # What the hub needs to route a row, then what rendering needs.
@@ -108,6 +109,74 @@ def replay(who: Audiences, cursor: Cursor, limit: int) -> Replay:
     )
     rows = [(n.id, dumps(as_dict(n))) for n in missed]
     return Replay(rows[:limit], overflow=len(rows) > limit)
+
+
+BATCH_ROWS = 5000
+
+
+def replay_many(requests: list[tuple[Audiences, Cursor, int]]) -> list[Replay]:
+    """
+    ``replay()`` for many streams opening at once, in two queries: the rows
+    after the lowest cursor that any of these users may see, and their
+    broadcast receipts. Each stream gets exactly what ``replay()`` would give
+    it. When the lowest cursor is far behind (more than BATCH_ROWS candidate
+    rows), each stream is replayed on its own instead.
+    """
+    if len(requests) <= 1:
+        return [replay(*request) for request in requests]
+    low = min(cursor.watermark for _, cursor, _ in requests)
+    users = {who.user_id for who, _, _ in requests}
+    candidates = list(
+        Notification.objects.live()
+        .filter(id__gt=low)
+        .filter(Q(recipient_id__in=users) | Q(recipient__isnull=True))
+        .order_by("id")
+        .only("id", "recipient_id", "audience", "audience_group_id", *_RENDER_FIELDS)[
+            : BATCH_ROWS + 1
+        ]
+    )
+    if len(candidates) > BATCH_ROWS:
+        return [replay(*request) for request in requests]
+    personal: dict[int, list[Notification]] = {}
+    shared: list[Notification] = []
+    for n in candidates:
+        if n.recipient_id is None:
+            shared.append(n)
+        else:
+            personal.setdefault(n.recipient_id, []).append(n)
+    receipts: dict[tuple[int, int], bool] = {}  # (notification, user) -> hidden
+    if shared:
+        receipts = {
+            (nid, uid): hidden
+            for nid, uid, hidden in BroadcastReceipt.objects.filter(
+                notification_id__in=[n.id for n in shared], user_id__in=users
+            ).values_list("notification_id", "user_id", "hidden")
+        }
+    encoded: dict[tuple[int, bool], str] = {}
+    results = []
+    for who, cursor, limit in requests:
+        rows = []
+        mine = personal.get(who.user_id, [])
+        for n in heapq.merge(mine, shared, key=lambda n: n.id):
+            if cursor.has(n.id):
+                continue
+            if n.recipient_id is None:
+                if not who.may_see(n.audience, None, n.audience_group_id):
+                    continue
+                hidden = receipts.get((n.id, who.user_id))
+                if hidden:
+                    continue
+                unread = hidden is None
+            else:
+                unread = n.unread
+            data = encoded.get((n.id, unread))
+            if data is None:
+                data = encoded[n.id, unread] = dumps(as_dict(n, unread=unread))
+            rows.append((n.id, data))
+            if len(rows) > limit:
+                break
+        results.append(Replay(rows[:limit], overflow=len(rows) > limit))
+    return results
 
 
 def newest_id() -> int:
