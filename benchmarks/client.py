@@ -174,6 +174,7 @@ class Profiler:
                 "--format",
                 "raw",
                 "--threads",
+                "--gil",  # only the thread holding the GIL: where the time goes
                 "--output",
                 out,
                 "--pid",
