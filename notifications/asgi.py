@@ -34,6 +34,13 @@ ASGIApp = Any
 class StreamHandler(ASGIHandler):
     """Django's ASGI handler with an empty middleware chain."""
 
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        # Django opens a ThreadSensitiveContext per request: a new worker thread
+        # for its first thread-sensitive call (the request_started receivers).
+        # The stream makes no such call of its own; those few run on asgiref's
+        # shared thread instead of starting a thread per connecting client.
+        await self.handle(scope, receive, send)
+
     def load_middleware(self, is_async: bool = False) -> None:
         self._view_middleware: list[Any] = []
         self._template_response_middleware: list[Any] = []
