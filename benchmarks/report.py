@@ -228,6 +228,9 @@ def main() -> None:
         "are published 0.2 s apart; caught up = the last client is back and has every event (limit 90 s; "
         "a client retries a failed connect up to 5 times). Lost counts events missing at clients that "
         "got back. The floor keeps no history, so it only reconnects.",
+        "- Middleware: the floor and the peer run with none; this project runs the demo project "
+        "(`project/settings.py`, Django's default middleware for its pages) with its `asgi.py`, which "
+        "serves the stream without middleware (`notifications.asgi.stream_without_middleware`).",
         "- The load client is one Python process on the same 2 cores; its own time is in the latencies.",
         "",
     ]
