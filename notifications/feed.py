@@ -42,7 +42,10 @@ class Row:
     recipient_id: int | None
     audience: str
     group_id: int | None
-    json: str | None  # None when deleted or expired: counts as seen, never sent
+    json: str | None  # None when deleted or expired, or not rendered: never sent
+    # For another process's user, the JSON is not rendered. The hub renders it
+    # after all (``render``) when a stream of that user subscribed meanwhile.
+    rendered: bool = True
 
 
 def safe_watermark() -> int:
@@ -79,14 +82,24 @@ def rows_after(watermark: int, seen: set[int], limit: int, local_users: Collecti
             new.append(candidate)
             if len(new) == limit:
                 break
-    wanted = [nid for nid, recipient, _, _ in new if recipient is None or recipient in local_users]
+    wanted = {nid for nid, recipient, _, _ in new if recipient is None or recipient in local_users}
+    rendered = render(wanted)
+    return [
+        Row(nid, recipient, audience, group, rendered.get(nid), nid in wanted)
+        for nid, recipient, audience, group in new
+    ]
+
+
+def render(ids: Collection[int]) -> dict[int, str]:
+    """The JSON of the rows with these ids that are neither deleted nor expired."""
+    if not ids:
+        return {}
     now = timezone.now()
-    rendered = {
+    return {
         n.id: dumps(as_dict(n))
-        for n in Notification.objects.filter(id__in=wanted).only(*_ROUTE_FIELDS, *_RENDER_FIELDS)
+        for n in Notification.objects.filter(id__in=list(ids)).only(*_ROUTE_FIELDS, *_RENDER_FIELDS)
         if not n.deleted and (n.expires_at is None or n.expires_at > now)
-    } if wanted else {}
-    return [Row(nid, recipient, audience, group, rendered.get(nid)) for nid, recipient, audience, group in new]
+    }
 
 
 @dataclass

@@ -16,6 +16,7 @@ transaction). Streams use it to keep their cursors short.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import weakref
@@ -415,6 +416,20 @@ class Hub:
             )
             if epoch != self._epoch:  # every stream left while we read
                 return
+            # A stream may have subscribed while the rows were read, for a user
+            # whose rows were therefore not rendered. Its replay may have run
+            # before those rows committed: render them now, or no path would
+            # deliver them while the watermark moves past.
+            late = {r.id for r in rows if not r.rendered and r.recipient_id in self.by_user}
+            while late:
+                jsons = await db.run(feed.render, late)
+                if epoch != self._epoch:
+                    return
+                rows = [
+                    dataclasses.replace(r, json=jsons.get(r.id), rendered=True) if r.id in late else r
+                    for r in rows
+                ]
+                late = {r.id for r in rows if not r.rendered and r.recipient_id in self.by_user}
             self._dispatch(rows)
             if len(rows) < FETCH_LIMIT:
                 return
