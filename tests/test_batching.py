@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import import_module
@@ -30,7 +28,7 @@ from django.contrib.auth import BACKEND_SESSION_KEY, SESSION_KEY, get_user, get_
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group
 from django.contrib.sessions.models import Session
-from django.db import connection, transaction
+from django.db import connection
 from django.http import HttpRequest
 from django.test import Client, RequestFactory, override_settings
 from django.test.utils import CaptureQueriesContext
@@ -40,6 +38,8 @@ from notifications import api, auth, feed
 from notifications.cursor import Cursor
 from notifications.feed import Replay
 from notifications.models import Audiences, Notification
+
+from .conftest import rolled_back
 
 MODEL = "django.contrib.auth.backends.ModelBackend"
 ALLOW_ALL = "django.contrib.auth.backends.AllowAllUsersModelBackend"  # ModelBackend's get_user
@@ -71,21 +71,6 @@ class StaffOnlyBackend(ModelBackend):
 
     def user_can_authenticate(self, user: Any) -> bool:
         return bool(super().user_can_authenticate(user) and user.is_staff)
-
-
-class _Rollback(Exception):
-    pass
-
-
-@contextmanager
-def rolled_back() -> Iterator[None]:
-    """Run the block in a savepoint and undo everything it wrote to the database."""
-    try:
-        with transaction.atomic():
-            yield
-            raise _Rollback
-    except _Rollback:
-        pass
 
 
 @pytest.fixture(autouse=True)

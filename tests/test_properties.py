@@ -13,8 +13,7 @@ import json
 import re
 import string
 import urllib.parse
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db import connection, transaction
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
@@ -31,6 +30,8 @@ from hypothesis import strategies as st
 from notifications import api
 from notifications.conf import conf
 from notifications.models import BroadcastReceipt, Level, Notification
+
+from .conftest import rolled_back
 
 User = get_user_model()
 
@@ -48,21 +49,6 @@ def examples(n: int) -> settings:
         database=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
-
-
-class _Rollback(Exception):
-    pass
-
-
-@contextmanager
-def rolled_back() -> Iterator[None]:
-    """Run the block in a savepoint and undo everything it wrote."""
-    try:
-        with transaction.atomic():
-            yield
-            raise _Rollback
-    except _Rollback:
-        pass
 
 
 def is_json_error(response: Any) -> bool:
