@@ -134,7 +134,7 @@ class Batched:
     async def __call__(self, arg: Any) -> Any:
         loop = asyncio.get_running_loop()
         queue = self._loops.get(loop)
-        if queue is None or queue.loop is not loop:
+        if queue is None:
             queue = self._loops[loop] = _BatchQueue(self, loop)
             for other in [lp for lp in self._loops if lp.is_closed()]:
                 del self._loops[other]

@@ -420,8 +420,7 @@ class Hub:
             # whose rows were therefore not rendered. Its replay may have run
             # before those rows committed: render them now, or no path would
             # deliver them while the watermark moves past.
-            late = {r.id for r in rows if not r.rendered and r.recipient_id in self.by_user}
-            while late:
+            while late := {r.id for r in rows if not r.rendered and r.recipient_id in self.by_user}:
                 jsons = await db.run(feed.render, late)
                 if epoch != self._epoch:
                     return
@@ -429,7 +428,6 @@ class Hub:
                     dataclasses.replace(r, json=jsons.get(r.id), rendered=True) if r.id in late else r
                     for r in rows
                 ]
-                late = {r.id for r in rows if not r.rendered and r.recipient_id in self.by_user}
             self._dispatch(rows)
             if len(rows) < FETCH_LIMIT:
                 return
