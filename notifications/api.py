@@ -22,8 +22,9 @@ from django.db.models.signals import post_save
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
-from . import delivery
+from . import delivery, grouping, preferences
 from .conf import conf
+from .kinds import IN_APP, get_kind
 from .models import Audience, BroadcastReceipt, Level, Notification, NotificationQuerySet
 from .render import dumps
 from .signals import notifications_created, notifications_read
@@ -55,9 +56,15 @@ def notify(
     url: str = "",
     data: Mapping[str, Any] | None = None,
     timestamp: datetime | None = None,
+    kind: str | None = None,
 ) -> list[Notification]:
     """
     Notify one user, a ``Group`` (its members) or a queryset / iterable of users.
+
+    ``kind`` names a declared kind (see kinds.py): users who muted it in-app
+    get no row (unless it is critical), and a grouped kind folds into the
+    recipient's open group of the same key. Returns the rows written, which
+    may be none when every recipient muted the kind.
 
     Writes one row per recipient in one transaction and returns them. A group
     or a queryset fans out inside the database (one ``INSERT ... SELECT``,
@@ -65,9 +72,11 @@ def notify(
     one ``bulk_create``. Open streams are poked after the transaction
     commits; if it rolls back, nothing is ever shown. Raises ``ValueError`` for
     an unknown level, ``data`` that is not a JSON object within the size limit,
-    or a recipient that is not a user, a group or users (or names nobody).
+    or a recipient that is not a user, a group or users (or names nobody), and
+    an unknown ``kind`` (naming the declared ones).
     """
-    users = _recipients(recipient)
+    declared = None if kind is None else get_kind(kind)
+    users = _recipients(recipient, fan_out=declared is not None)
     try:
         fields = _fields(verb, actor, action_object, target, description, level, url, data)
     except ValueError:
@@ -76,20 +85,37 @@ def notify(
             raise ValueError(_NOBODY) from None
         raise
     created = timestamp or timezone.now()
+    key = ""
+    if declared is not None:
+        fields["kind"] = declared.key
+        key = grouping.group_key(declared, Notification(**fields))
+        if key:
+            fields["group_key"], fields["group"] = key, grouping.new_group()
+        users = preferences.receiving(users, declared, IN_APP)
+    window = (key, created - declared.window) if key and declared is not None else None
     if isinstance(users, models.QuerySet):
         db = router.db_for_write(Notification)
         with transaction.atomic(using=db):
-            rows, fanned_out = _fan_out(users, db, created, fields)
+            if key:
+                grouping.lock(db, key)
+            rows, fanned_out = _fan_out(users, db, created, fields, window)
             if not rows:
+                if declared is not None and _someone(recipient):
+                    return []  # every recipient muted this kind
                 raise ValueError(_NOBODY)
             transaction.on_commit(lambda: _created(rows, fanned_out), using=db)
         return rows
     user_ids = users
-    rows = [
-        Notification(recipient_id=uid, audience=Audience.USER, created=created, **fields)
-        for uid in user_ids
-    ]
+    if not user_ids:
+        return []
     with transaction.atomic():
+        groups = grouping.open_groups(user_ids, *window) if window else {}
+        rows = [
+            Notification(recipient_id=uid, audience=Audience.USER, created=created, **fields)
+            for uid in user_ids
+        ]
+        for row in rows:
+            row.group = groups.get(row.recipient_id, row.group)  # type: ignore[arg-type]
         rows = Notification.objects.bulk_create(rows)
         transaction.on_commit(lambda: _created(rows, user_ids))
     return rows
@@ -277,11 +303,18 @@ def _resolve(value: Value, instance: models.Model) -> Any:
 _NOBODY = "notify() needs at least one recipient; the one given names nobody."
 
 
-def _recipients(recipient: Any) -> list[int] | models.QuerySet[Any]:
+def _someone(recipient: Any) -> bool:
+    """Does ``recipient`` (already checked) name at least one user?"""
+    users = _recipients(recipient)
+    return not isinstance(users, models.QuerySet) or users.exists()
+
+
+def _recipients(recipient: Any, fan_out: bool = False) -> list[int] | models.QuerySet[Any]:
     """
     Check ``recipient`` and return its users' ids, deduplicated and never empty;
     or, for a group or a queryset the database can fan out to itself (see
-    ``_fan_out``), the queryset of those users, left unread.
+    ``_fan_out``), the queryset of those users, left unread. With ``fan_out``,
+    users given by instance come as a queryset too where the database can.
     """
     User = get_user_model()
     users: models.QuerySet[Any] | None = None
@@ -319,6 +352,9 @@ def _recipients(recipient: Any) -> list[int] | models.QuerySet[Any]:
     unique = list(dict.fromkeys(ids))
     if not unique:
         raise ValueError(_NOBODY)
+    db = router.db_for_write(Notification)
+    if fan_out and _can_fan_out(connections[db]):
+        return User._default_manager.db_manager(db).filter(pk__in=unique)
     return unique
 
 
@@ -330,31 +366,51 @@ def _can_fan_out(connection: BaseDatabaseWrapper) -> bool:
 
 
 def _fan_out(
-    users: models.QuerySet[Any], db: str, created: datetime, fields: dict[str, Any]
+    users: models.QuerySet[Any],
+    db: str,
+    created: datetime,
+    fields: dict[str, Any],
+    window: tuple[str, datetime] | None = None,
 ) -> tuple[list[Notification], list[int]]:
     """
     Write one notification per user of ``users`` (each once) in one statement,
     ``INSERT INTO notification (...) SELECT <the row's values>, u.id FROM user u
     WHERE u.id IN (<users>)``; return them in id order, as ``bulk_create``
     would, and their recipients' ids. Django's insert compiler prepares the
-    values, as it does for ``bulk_create``, and they go as parameters.
+    values, as it does for ``bulk_create``, and they go as parameters. With
+    ``window`` (group key, window start), each row joins its user's open
+    group of that key, found by the SELECT, or the new group in ``fields``.
     """
     connection = connections[db]
     qn = connection.ops.quote_name
     opts = Notification._meta
-    recipient = opts.get_field("recipient")
+    recipient, group = opts.get_field("recipient"), opts.get_field("group")
     template = Notification(audience=Audience.USER, created=created, **fields)
     # The columns bulk_create() writes, but the recipient: the SELECT gives it.
+    # The group comes last: its value may be a subquery.
     columns = [
         f
         for f in opts.concrete_fields
-        if not f.primary_key and not getattr(f, "generated", False) and f is not recipient
-    ]
+        if not f.primary_key
+        and not getattr(f, "generated", False)
+        and f is not recipient
+        and f is not group
+    ] + [group]
     insert = InsertQuery(Notification)
     insert.insert_values(columns, [template])
     compiler = insert.get_compiler(using=db)
     values = [compiler.prepare_value(f, compiler.pre_save_val(f, template)) for f in columns]
     (placeholders,), (params,) = compiler.assemble_as_sql(columns, [values])
+    user_opts = users.model._meta
+    user_pk, alias = _column(qn, user_opts.pk), qn("recipient_user")
+    if window is not None:
+        key, since = window
+        placeholders = [
+            *placeholders[:-1],
+            grouping.open_group_sql(qn, opts.db_table, alias, user_pk),
+        ]
+        since_value = connection.ops.adapt_datetimefield_value(since)
+        params = [*params[:-1], key, since_value, False, params[-1]]
 
     members = users.values("pk").query
     members.subquery = True
@@ -363,8 +419,6 @@ def _fan_out(
         members_sql, members_params = members.get_compiler(using=db).as_sql()
     except EmptyResultSet:  # users.none(), pk__in=[]...
         return [], []
-    user_opts = users.model._meta
-    user_pk, alias = _column(qn, user_opts.pk), qn("recipient_user")
     sql = (
         f"INSERT INTO {qn(opts.db_table)} "
         f"({', '.join(_column(qn, f) for f in [*columns, recipient])}) "
@@ -372,7 +426,7 @@ def _fan_out(
         f"FROM {qn(user_opts.db_table)} {alias} "
         f"WHERE {alias}.{user_pk} IN ({members_sql}) "
         f"ORDER BY {alias}.{user_pk} "
-        f"RETURNING {_column(qn, opts.pk)}, {_column(qn, recipient)}"
+        f"RETURNING {_column(qn, opts.pk)}, {_column(qn, recipient)}, {_column(qn, group)}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, *members_params])
@@ -383,17 +437,18 @@ def _fan_out(
     names = [f.attname for f in opts.concrete_fields]
     base = [getattr(template, name) for name in names]
     at_id, at_recipient = names.index(opts.pk.attname), names.index(recipient.attname)
+    at_group = names.index(group.attname)
     cached = template._state.fields_cache
     build: Callable[..., Notification] = Notification
     rows = []
-    for pk, user_id in returned:
-        base[at_id], base[at_recipient] = pk, user_id
+    for pk, user_id, group_id in returned:
+        base[at_id], base[at_recipient], base[at_group] = pk, user_id, group_id
         row = build(*base)
         row._state.adding = False
         row._state.db = db
         row._state.fields_cache.update(cached)
         rows.append(row)
-    return rows, [user_id for _, user_id in returned]
+    return rows, [user_id for _, user_id, _ in returned]
 
 
 def _column(quote_name: Callable[[str], str], field: Any) -> str:

@@ -51,6 +51,9 @@ DEFAULTS: dict[str, Any] = {
     "NOTIFICATIONS_BADGE_MAX": 99,
     # Days a notification is kept; ``manage.py prune_notifications`` deletes older ones.
     "NOTIFICATIONS_RETENTION_DAYS": 90,
+    # Lookup from the user model to the user's language code ("language",
+    # "profile__language"), to render kinds' texts in it; None: the active language.
+    "NOTIFICATIONS_USER_LANGUAGE": None,
 }
 
 
@@ -144,6 +147,11 @@ class Settings:
     @property
     def RETENTION_DAYS(self) -> float:
         return float(self._get("NOTIFICATIONS_RETENTION_DAYS"))
+
+    @property
+    def USER_LANGUAGE(self) -> str | None:
+        value = self._get("NOTIFICATIONS_USER_LANGUAGE")
+        return str(value) if value else None
 
 
 conf = Settings()

@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from .conf import conf
 from .cursor import Cursor
-from .models import Audiences, BroadcastReceipt, Notification
-from .render import as_dict, dumps
+from .models import Audiences, BroadcastReceipt, Notification, superseded
+from .render import as_dict, dumps, prepare
 
 # What the hub needs to route a row, then what rendering needs.
 _ROUTE_FIELDS = ("id", "recipient_id", "audience", "audience_group_id", "expires_at", "deleted")
@@ -31,6 +31,8 @@ _RENDER_FIELDS = (
     "data",
     "created",
     "unread",
+    "kind",
+    "group",
 )
 
 
@@ -95,9 +97,11 @@ def render(ids: Collection[int]) -> dict[int, str]:
     if not ids:
         return {}
     now = timezone.now()
+    rows = list(Notification.objects.filter(id__in=list(ids)).only(*_ROUTE_FIELDS, *_RENDER_FIELDS))
+    prepare(rows)
     return {
         n.id: dumps(as_dict(n))
-        for n in Notification.objects.filter(id__in=list(ids)).only(*_ROUTE_FIELDS, *_RENDER_FIELDS)
+        for n in rows
         if not n.deleted and (n.expires_at is None or n.expires_at > now)
     }
 
@@ -113,13 +117,14 @@ def replay(who: Audiences, cursor: Cursor, limit: int) -> Replay:
     What ``who`` missed after ``cursor``, oldest first, as (id, json) pairs.
     ``overflow`` is set when more than ``limit`` rows are waiting.
     """
-    missed = (
+    missed = list(
         Notification.objects.for_audiences(who)
         .filter(id__gt=cursor.watermark)
         .exclude(id__in=cursor.seen)
         .order_by("id")
         .only("id", "recipient_id", *_RENDER_FIELDS)[: limit + 1]
     )
+    prepare(missed)
     rows = [(n.id, dumps(as_dict(n))) for n in missed]
     return Replay(rows[:limit], overflow=len(rows) > limit)
 
@@ -141,6 +146,7 @@ def replay_many(requests: list[tuple[Audiences, Cursor, int]]) -> list[Replay]:
     users = {who.user_id for who, _, _ in requests}
     candidates = list(
         Notification.objects.live()
+        .exclude(superseded())
         .filter(id__gt=low)
         .filter(Q(recipient_id__in=users) | Q(recipient__isnull=True))
         .order_by("id")
@@ -150,6 +156,7 @@ def replay_many(requests: list[tuple[Audiences, Cursor, int]]) -> list[Replay]:
     )
     if len(candidates) > BATCH_ROWS:
         return [replay(*request) for request in requests]
+    prepare(candidates)
     personal: dict[int, list[Notification]] = {}
     shared: list[Notification] = []
     for n in candidates:

@@ -11,7 +11,7 @@ from django.db import models
 from . import api
 from .models import Notification
 
-_HQ_KEYS = {"recipient", "verb", "action_object", "target", "level", "description", "url", "data", "timestamp"}
+_HQ_KEYS = {"recipient", "verb", "action_object", "target", "level", "description", "url", "data", "timestamp", "kind"}
 
 
 def on_notify(sender: Any, *, signal: Any = None, **kwargs: Any) -> list[Notification]:
@@ -29,7 +29,7 @@ def on_notify(sender: Any, *, signal: Any = None, **kwargs: Any) -> list[Notific
     verb = kwargs.pop("verb")
     if kwargs.get("level") is None:
         kwargs.pop("level", None)
-    for key in ("description", "url"):
+    for key in ("description", "url", "kind"):
         if kwargs.get(key) is None:
             kwargs.pop(key, None)
     return api.notify(recipient, verb, actor=actor, data=data or None, **kwargs)

@@ -24,7 +24,7 @@ from .conf import conf
 from .cursor import Cursor, InvalidCursor
 from .feed import safe_watermark
 from .hub import get_hub
-from .render import as_dict
+from .render import as_dict, prepare
 from .stream import event_stream
 
 logger = logging.getLogger(__name__)
@@ -189,6 +189,7 @@ def notification_list(request: HttpRequest) -> HttpResponse:
         rows = rows.unread()
     start = (page - 1) * size
     items = list(rows.order_by("-id")[start : start + size + 1])
+    prepare(items)
     return JsonResponse(
         {
             "results": [as_dict(n) for n in items[:size]],

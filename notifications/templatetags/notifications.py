@@ -16,7 +16,7 @@ from .. import api
 from ..conf import conf
 from ..cursor import Cursor
 from ..feed import safe_watermark
-from ..render import as_dict
+from ..render import as_dict, prepare
 
 register = template.Library()
 
@@ -39,7 +39,9 @@ def notifications_bell(context: template.Context, limit: int = 10, desktop: bool
     if request is None or user is None or not user.is_authenticated:
         return {"show": False}
     cursor = str(Cursor(safe_watermark()))  # read before the list, see the API
-    items = [as_dict(n) for n in api.visible(user).order_by("-id")[:limit]]
+    rows = list(api.visible(user).order_by("-id")[:limit])
+    prepare(rows)
+    items = [as_dict(n) for n in rows]
     count = api.unread_count(user)
     return {
         "show": True,
