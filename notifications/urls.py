@@ -13,4 +13,6 @@ urlpatterns = [
     path("api/<int:pk>/unread/", views.mark_unread, name="unread"),
     path("api/<int:pk>/delete/", views.delete, name="delete"),
     path("api/hub/", views.hub_stats, name="hub"),
+    path("api/preferences/", views.preference_matrix, name="preferences"),
+    path("preferences/", views.preference_form, name="preferences-form"),
 ]
