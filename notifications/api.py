@@ -196,7 +196,8 @@ def delete(user: AbstractBaseUser, ids: Iterable[int]) -> list[int]:
     Remove these notifications from ``user``'s feed: personal ones are soft
     deleted, broadcasts hidden for this user only. Returns the ids removed.
     """
-    rows = list(visible(user).filter(id__in=_ids(ids)).values_list("id", "recipient_id"))
+    found = visible(user).filter(id__in=_ids(ids)).values_list("id", "recipient_id", "group")
+    rows = _with_members(user, found)
     personal = [nid for nid, rid in rows if rid is not None]
     shared = [nid for nid, rid in rows if rid is None]
     with transaction.atomic():
@@ -556,7 +557,7 @@ def _set_read(
     unread: bool,
     label: str | None,
 ) -> list[int]:
-    pairs = list(rows.values_list("id", "recipient_id"))
+    pairs = _with_members(user, rows.values_list("id", "recipient_id", "group"))
     personal = [nid for nid, rid in pairs if rid is not None]
     shared = [nid for nid, rid in pairs if rid is None]
     with transaction.atomic():
@@ -575,6 +576,23 @@ def _set_read(
             lambda: _read_changed(user, "all" if label == "all" else changed, unread=unread)
         )
     return changed
+
+
+def _with_members(user: AbstractBaseUser, rows: Iterable[tuple[int, int | None, str]]) -> list[tuple[int, int | None]]:
+    """
+    These (id, recipient, group) rows as (id, recipient) pairs, plus the older
+    members of the groups they stand for: what is done to a group's newest
+    row is done to the whole group. A query only when there are groups.
+    """
+    pairs: list[tuple[int, int | None]] = []
+    heads: dict[str, int] = {}
+    for nid, rid, group in rows:
+        pairs.append((nid, rid))
+        if group and rid is not None:
+            heads[group] = max(nid, heads.get(group, 0))
+    given = {nid for nid, _ in pairs}
+    extra = [nid for nid in grouping.member_ids(user.pk, heads) if nid not in given]
+    return pairs + [(nid, user.pk) for nid in extra]
 
 
 def _read_changed(

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -170,35 +170,20 @@ def summary(n: Notification) -> Summary:
     return found
 
 
-def member_ids(user_id: int, ids: Iterable[int]) -> list[int]:
+def member_ids(user_id: int, heads: Mapping[str, int]) -> list[int]:
     """
-    The ids of ``user_id``'s notifications that belong to the groups of these
-    notifications and are not newer than them: marking a group's newest row
-    read (or deleting it) does the same to the members it stands for.
+    The ids of ``user_id``'s notifications in these groups (group -> the
+    newest id acted on) that are not newer than it: marking a group's newest
+    row read, or deleting it, does the same to the members it stands for.
     """
-    from .models import Notification
-
-    heads = dict(_heads(user_id, ids))
     if not heads:
         return []
+    from .models import Notification
+
     members = Notification.objects.filter(recipient_id=user_id, group__in=list(heads)).values_list(
         "group", "id"
     )
     return [nid for group, nid in members if nid <= heads[group]]
-
-
-def _heads(user_id: int, ids: Iterable[int]) -> list[tuple[str, int]]:
-    from django.db.models import Max
-
-    from .models import Notification
-
-    return list(
-        Notification.objects.filter(recipient_id=user_id, id__in=list(ids))
-        .exclude(group="")
-        .values("group")
-        .annotate(top=Max("id"))
-        .values_list("group", "top")
-    )
 
 
 # -- the stream ------------------------------------------------------------------

@@ -61,18 +61,19 @@ def language(n: Notification) -> str | None:
 
 
 def actors_text(group: Summary) -> str:
-    """ "alice", "alice and bob", "alice, bob and 48 others" (translated)."""
-    names = list(group.actors[:2]) if group.actor_count > 2 else list(group.actors)
-    others = group.actor_count - len(names)
+    """ "alice", "alice and bob", "alice, bob and carol", "alice, bob and 48 others" (translated)."""
+    names = list(group.actors)
     if not names:
         return ""
-    if others > 0:
+    if group.actor_count > len(names):
+        names = names[:2]
+        others = group.actor_count - len(names)
         return ngettext(
             "%(names)s and %(count)d other", "%(names)s and %(count)d others", others
         ) % {"names": ", ".join(names), "count": others}
-    if len(names) == 2:
-        return gettext("%(first)s and %(second)s") % {"first": names[0], "second": names[1]}
-    return names[0]
+    if len(names) == 1:
+        return names[0]
+    return gettext("%(names)s and %(last)s") % {"names": ", ".join(names[:-1]), "last": names[-1]}
 
 
 def context(n: Notification, group: Summary) -> dict[str, Any]:
@@ -87,7 +88,7 @@ def context(n: Notification, group: Summary) -> dict[str, Any]:
         "actors": list(group.actors),
         "actors_text": actors_text(group),
         "count": group.count,
-        "others": max(0, group.actor_count - min(len(group.actors), 2)),
+        "others": group.actor_count - len(group.actors) + (1 if group.actor_count > len(group.actors) else 0),
     }
 
 
