@@ -76,7 +76,7 @@ def notify(
     an unknown ``kind`` (naming the declared ones).
     """
     declared = None if kind is None else get_kind(kind)
-    users = _recipients(recipient, fan_out=declared is not None)
+    users = _recipients(recipient)
     try:
         fields = _fields(verb, actor, action_object, target, description, level, url, data)
     except ValueError:
@@ -92,6 +92,8 @@ def notify(
         if key:
             fields["group_key"], fields["group"] = key, grouping.new_group()
         users = preferences.receiving(users, declared, IN_APP)
+        if key and isinstance(users, list) and users:
+            users = _as_queryset(users)  # the INSERT ... SELECT finds each user's group
     window = (key, created - declared.window) if key and declared is not None else None
     if isinstance(users, models.QuerySet):
         db = router.db_for_write(Notification)
@@ -310,12 +312,11 @@ def _someone(recipient: Any) -> bool:
     return not isinstance(users, models.QuerySet) or users.exists()
 
 
-def _recipients(recipient: Any, fan_out: bool = False) -> list[int] | models.QuerySet[Any]:
+def _recipients(recipient: Any) -> list[int] | models.QuerySet[Any]:
     """
     Check ``recipient`` and return its users' ids, deduplicated and never empty;
     or, for a group or a queryset the database can fan out to itself (see
-    ``_fan_out``), the queryset of those users, left unread. With ``fan_out``,
-    users given by instance come as a queryset too where the database can.
+    ``_fan_out``), the queryset of those users, left unread.
     """
     User = get_user_model()
     users: models.QuerySet[Any] | None = None
@@ -353,10 +354,15 @@ def _recipients(recipient: Any, fan_out: bool = False) -> list[int] | models.Que
     unique = list(dict.fromkeys(ids))
     if not unique:
         raise ValueError(_NOBODY)
-    db = router.db_for_write(Notification)
-    if fan_out and _can_fan_out(connections[db]):
-        return User._default_manager.db_manager(db).filter(pk__in=unique)
     return unique
+
+
+def _as_queryset(user_ids: list[int]) -> list[int] | models.QuerySet[Any]:
+    """These users as a queryset ``_fan_out`` can use, where the database can fan out."""
+    db = router.db_for_write(Notification)
+    if not _can_fan_out(connections[db]):
+        return user_ids
+    return get_user_model()._default_manager.db_manager(db).filter(pk__in=user_ids)
 
 
 def _can_fan_out(connection: BaseDatabaseWrapper) -> bool:

@@ -89,7 +89,9 @@ def open_group_sql(
     return (
         f"COALESCE((SELECT g.{qn('group')} FROM {qn(table)} g "
         f"WHERE g.{qn('recipient_id')} = {user_alias}.{user_pk} "
-        f"AND g.{qn('group_key')} = %s AND g.{qn('created')} >= %s "
+        # (<> '' lets the database use the partial index of grouped rows.)
+        f"AND g.{qn('group_key')} = %s AND g.{qn('group_key')} <> '' "
+        f"AND g.{qn('created')} >= %s "
         f"AND g.{qn('deleted')} = %s "
         f"ORDER BY g.{qn('id')} DESC LIMIT 1), %s)"
     )

@@ -19,7 +19,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import models, transaction
 from django.db.models import Exists, OuterRef, Q
@@ -56,18 +55,21 @@ def receiving(
     """
     ``users`` (a queryset of users, or user ids) narrowed to those for whom
     ``channel`` of ``kind`` is on. A queryset stays lazy (the condition goes
-    into whatever statement reads it); ids cost one query.
+    into whatever statement reads it); ids cost one query of their choices.
     """
     if kind.critical and kind.channel(channel) is not None:
         return users
-    condition = receiving_q(kind, channel)
     if isinstance(users, models.QuerySet):
-        return users.filter(condition)
-    if not users:
-        return users
-    User = get_user_model()
-    wanted = set(User._default_manager.filter(pk__in=users).filter(condition).values_list("pk", flat=True))
-    return [uid for uid in users if uid in wanted]
+        return users.filter(receiving_q(kind, channel))
+    default = kind.channel(channel)
+    if not users or default is None:
+        return []
+    chosen: dict[int, dict[tuple[str, str], bool]] = {}
+    for uid, key, enabled in Preference.objects.filter(
+        user_id__in=users, channel=channel, kind__in=[kind.key, ""]
+    ).values_list("user_id", "kind", "enabled"):
+        chosen.setdefault(uid, {})[key, channel] = enabled
+    return [uid for uid in users if _cell(kind, channel, default.enabled, chosen.get(uid, {})).enabled]
 
 
 @dataclass(frozen=True)
