@@ -293,7 +293,7 @@ def _connect_on_save(
     )
 
 
-_NOTIFY_OPTIONS = {"actor", "action_object", "target", "description", "level", "url", "data"}
+_NOTIFY_OPTIONS = {"actor", "action_object", "target", "description", "level", "url", "data", "kind"}
 
 
 def _resolve(value: Value, instance: models.Model) -> Any:

@@ -60,14 +60,19 @@ def language(n: Notification) -> str | None:
     return getattr(n, _LANGUAGE, None) or None
 
 
+def _others(group: Summary) -> int:
+    """How many actors ``actors_text`` leaves unnamed: all but two when not all are known."""
+    return group.actor_count - 2 if group.actor_count > len(group.actors) else 0
+
+
 def actors_text(group: Summary) -> str:
     """ "alice", "alice and bob", "alice, bob and carol", "alice, bob and 48 others" (translated)."""
     names = list(group.actors)
     if not names:
         return ""
-    if group.actor_count > len(names):
+    others = _others(group)
+    if others:
         names = names[:2]
-        others = group.actor_count - len(names)
         return ngettext(
             "%(names)s and %(count)d other", "%(names)s and %(count)d others", others
         ) % {"names": ", ".join(names), "count": others}
@@ -88,7 +93,7 @@ def context(n: Notification, group: Summary) -> dict[str, Any]:
         "actors": list(group.actors),
         "actors_text": actors_text(group),
         "count": group.count,
-        "others": group.actor_count - len(group.actors) + (1 if group.actor_count > len(group.actors) else 0),
+        "others": _others(group),
     }
 
 

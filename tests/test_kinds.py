@@ -141,3 +141,19 @@ def test_check_reports_kinds_stored_on_rows_but_no_longer_declared(alice, declar
     assert "retired" in message.msg and message.hint
     # Such rows still render, from the stored verb.
     assert as_dict(Notification.objects.get())["text"] == "x"
+
+
+def test_notify_on_save_takes_a_kind(alice):
+    from notifications.api import notify_on_save
+    from tests.testapp.models import Article
+
+    notify_on_save(
+        Article,
+        recipient=lambda a: a.author,
+        verb="published",
+        kind="mention",
+        condition=lambda a: a.title == "kinded on save",  # this test's articles only
+    )
+    Article.objects.create(author=alice, title="kinded on save")
+    (row,) = Notification.objects.filter(verb="published")
+    assert row.kind == "mention"
