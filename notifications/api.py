@@ -22,7 +22,7 @@ from django.db.models.signals import post_save
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
-from . import delivery, grouping, preferences
+from . import delivery, grouping, preferences, schedule
 from .conf import conf
 from .kinds import IN_APP, get_kind
 from .models import Audience, BroadcastReceipt, Level, Notification, NotificationQuerySet
@@ -66,6 +66,10 @@ def notify(
     recipient's open group of the same key. Returns the rows written, which
     may be none when every recipient muted the kind.
 
+    Recipients who have the kind's ``email`` or ``push`` channel on get a
+    delivery scheduled in the same transaction (see schedule.py): sent at
+    once, or after the channel's delay if the notification is still unread.
+
     Writes one row per recipient in one transaction and returns them. A group
     or a queryset fans out inside the database (one ``INSERT ... SELECT``,
     PostgreSQL and SQLite 3.35+); other recipients, or other backends, take
@@ -105,6 +109,8 @@ def notify(
                 if declared is not None and _someone(recipient):
                     return []  # every recipient muted this kind
                 raise ValueError(_NOBODY)
+            if declared is not None:
+                schedule.schedule(rows, declared)
             transaction.on_commit(lambda: _created(rows, fanned_out), using=db)
         return rows
     user_ids = users
@@ -119,6 +125,8 @@ def notify(
         for row in rows:
             row.group = groups.get(row.recipient_id, row.group)  # type: ignore[arg-type]
         rows = Notification.objects.bulk_create(rows)
+        if declared is not None:
+            schedule.schedule(rows, declared)
         transaction.on_commit(lambda: _created(rows, user_ids))
     return rows
 

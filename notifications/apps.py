@@ -7,6 +7,7 @@ class NotificationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.core.signals import request_started
         from django.test.signals import setting_changed
 
         from . import checks  # noqa: F401  (registers the system checks)
@@ -14,9 +15,13 @@ class NotificationsConfig(AppConfig):
         from .receivers import on_notify
         from .signals import notify
         from .texts import clear_cache
+        from .worker import start_in_server
 
         notify.connect(on_notify, dispatch_uid="notifications.on_notify")
         setting_changed.connect(clear_cache, dispatch_uid="notifications.texts")
+        # A server process runs the delivery worker as a thread, when
+        # NOTIFICATIONS_DELIVERY_THREAD says so, from its first request.
+        request_started.connect(start_in_server, dispatch_uid="notifications.worker")
         # Each installed app's notifications.py declares its kinds, as admin.py
         # registers models.
         autodiscover()

@@ -54,6 +54,21 @@ DEFAULTS: dict[str, Any] = {
     # Lookup from the user model to the user's language code ("language",
     # "profile__language"), to render kinds' texts in it; None: the active language.
     "NOTIFICATIONS_USER_LANGUAGE": None,
+    # Away delivery (email, Web Push): seconds between the worker's looks for
+    # due deliveries, and how many it claims at a time.
+    "NOTIFICATIONS_DELIVERY_POLL": 1.0,
+    "NOTIFICATIONS_DELIVERY_BATCH": 100,
+    # Seconds after which a claimed delivery that never finished (its worker
+    # died) is marked failed; it is never sent again.
+    "NOTIFICATIONS_DELIVERY_LEASE": 300.0,
+    # Run the delivery worker as a thread inside each server process. None:
+    # only on SQLite (the embedded default); run ``manage.py
+    # notifications_worker`` otherwise.
+    "NOTIFICATIONS_DELIVERY_THREAD": None,
+    # Scheme and host that links in emails start with ("https://example.com").
+    "NOTIFICATIONS_BASE_URL": "http://127.0.0.1:8000",
+    # The From address of emails; None: DEFAULT_FROM_EMAIL.
+    "NOTIFICATIONS_EMAIL_FROM": None,
 }
 
 
@@ -151,6 +166,36 @@ class Settings:
     @property
     def USER_LANGUAGE(self) -> str | None:
         value = self._get("NOTIFICATIONS_USER_LANGUAGE")
+        return str(value) if value else None
+
+    @property
+    def DELIVERY_POLL(self) -> float:
+        return float(self._get("NOTIFICATIONS_DELIVERY_POLL"))
+
+    @property
+    def DELIVERY_BATCH(self) -> int:
+        return int(self._get("NOTIFICATIONS_DELIVERY_BATCH"))
+
+    @property
+    def DELIVERY_LEASE(self) -> float:
+        return float(self._get("NOTIFICATIONS_DELIVERY_LEASE"))
+
+    @property
+    def DELIVERY_THREAD(self) -> bool:
+        value = self._get("NOTIFICATIONS_DELIVERY_THREAD")
+        if value is None:
+            from django.db import connection
+
+            return connection.vendor == "sqlite"
+        return bool(value)
+
+    @property
+    def BASE_URL(self) -> str:
+        return str(self._get("NOTIFICATIONS_BASE_URL")).rstrip("/")
+
+    @property
+    def EMAIL_FROM(self) -> str | None:
+        value = self._get("NOTIFICATIONS_EMAIL_FROM")
         return str(value) if value else None
 
 

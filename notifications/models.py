@@ -323,3 +323,71 @@ class Preference(models.Model):
     def __str__(self) -> str:
         state = "on" if self.enabled else "off"
         return f"{self.kind or '*'}/{self.channel}: {state}"
+
+
+class Delivery(models.Model):
+    """
+    One scheduled email or push of a notification (see schedule.py): due at
+    ``due``, sent only if the notification is still unread then. A grouped
+    kind has one per group (``group`` set), not one per member.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("pending")
+        SENDING = "sending", _("sending")  # claimed: the attempt is recorded
+        SENT = "sent", _("sent")
+        SKIPPED = "skipped", _("skipped")  # read, deleted or muted by then
+        FAILED = "failed", _("failed")
+
+    notification = models.ForeignKey(
+        Notification, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    channel = models.CharField(max_length=16)
+    group = models.CharField(max_length=32, blank=True, default="")
+    due = models.DateTimeField()
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        verbose_name_plural = _("deliveries")
+        indexes = [
+            models.Index(
+                fields=["due"], name="notif_delivery_due", condition=Q(state="pending")
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["notification", "channel"], name="notif_delivery_once"
+            ),
+            models.UniqueConstraint(
+                fields=["recipient", "channel", "group"],
+                name="notif_delivery_group_once",
+                condition=~Q(group=""),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} of #{self.notification_id}: {self.state}"
+
+
+class QuietHours(models.Model):
+    """A user's quiet hours: email and push wait until ``end`` (critical kinds do not)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    start = models.TimeField()
+    end = models.TimeField()
+    time_zone = models.CharField(max_length=64, default="UTC")
+
+    class Meta:
+        verbose_name_plural = _("quiet hours")
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M} {self.time_zone}"

@@ -15,4 +15,5 @@ urlpatterns = [
     path("api/hub/", views.hub_stats, name="hub"),
     path("api/preferences/", views.preference_matrix, name="preferences"),
     path("preferences/", views.preference_form, name="preferences-form"),
+    path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
 ]

@@ -14,6 +14,7 @@ from functools import wraps
 from inspect import iscoroutinefunction
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError
 from django.http import (
@@ -25,7 +26,9 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.http.response import HttpResponseBase
+from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.csrf import csrf_exempt
 
 from . import api, db, preferences
 from .auth import stream_audiences
@@ -326,3 +329,40 @@ def preference_form(request: HttpRequest) -> HttpResponse:
     ):
         target = "/"
     return HttpResponseRedirect(target)
+
+
+# -- email: one-click unsubscribe ------------------------------------------------
+
+
+@csrf_exempt
+def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    """
+    ``unsubscribe/<token>/``, the link of every email's ``List-Unsubscribe``
+    header (RFC 8058). ``GET`` asks to confirm and changes nothing (mail
+    scanners follow links); ``POST`` (the mail client's one-click
+    ``List-Unsubscribe=One-Click``, or the page's button) mutes that kind's
+    email for the user the signed token names, without logging in.
+    """
+    from django.core import signing
+
+    from .kinds import register
+    from .mail import read_token
+
+    try:
+        user_id, key = read_token(token)
+    except signing.BadSignature:
+        return render(request, "notifications/unsubscribe.html", {"invalid": True}, status=400)
+    kind = register.get(key)
+    User = get_user_model()
+    user = User._default_manager.filter(pk=user_id).first()
+    if kind is None or user is None or kind.channel("email") is None:
+        return render(request, "notifications/unsubscribe.html", {"invalid": True}, status=404)
+    context = {"kind": kind, "label": str(kind.label), "critical": kind.critical}
+    if request.method == "POST" and not kind.critical:
+        preferences.set_preferences(user, [{"kind": key, "channel": "email", "enabled": False}])
+        return render(request, "notifications/unsubscribe.html", {**context, "done": True})
+    if request.method not in ("GET", "HEAD", "POST"):
+        response = error(405, f"Use GET or POST for this endpoint, not {request.method}.")
+        response["Allow"] = "GET, POST"
+        return response
+    return render(request, "notifications/unsubscribe.html", context)

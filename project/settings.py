@@ -142,6 +142,21 @@ LOGGING = {
     "loggers": {"notifications": {"handlers": ["console"], "level": "INFO", "propagate": False}},
 }
 
+# Emails of the demo go to the console, or to files in DEMO_EMAIL_DIR when set
+# (DJANGO_EMAIL_BACKEND picks any other backend).
+if os.environ.get("DEMO_EMAIL_DIR"):
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = os.environ["DEMO_EMAIL_DIR"]
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+EMAIL_BACKEND = os.environ.get("DJANGO_EMAIL_BACKEND", EMAIL_BACKEND)
+DEFAULT_FROM_EMAIL = "notifications@example.com"
+NOTIFICATIONS_BASE_URL = os.environ.get("NOTIFICATIONS_BASE_URL", "http://127.0.0.1:8000")
+# The delivery worker runs inside the server process (on by default with SQLite);
+# NOTIFICATIONS_DELIVERY_THREAD=0 turns it off.
+if "NOTIFICATIONS_DELIVERY_THREAD" in os.environ:
+    NOTIFICATIONS_DELIVERY_THREAD = os.environ["NOTIFICATIONS_DELIVERY_THREAD"] == "1"
+
 # Every app setting can be tuned from the environment in the demo, e.g.
 # NOTIFICATIONS_HEARTBEAT=2 for tests that watch heartbeats.
 for _name in (
@@ -153,6 +168,9 @@ for _name in (
     "NOTIFICATIONS_MAX_STREAMS",
     "NOTIFICATIONS_MAX_STREAMS_PER_USER",
     "NOTIFICATIONS_STREAM_QUEUE_SIZE",
+    "NOTIFICATIONS_DELIVERY_POLL",
+    "NOTIFICATIONS_DELIVERY_LEASE",
+    "NOTIFICATIONS_DELIVERY_BATCH",
 ):
     if _name in os.environ:
         globals()[_name] = float(os.environ[_name])

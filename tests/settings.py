@@ -1,6 +1,11 @@
 """The demo project's settings plus a pretend third-party app for the tests."""
 
+import os
+
 from project.settings import *  # noqa: F403
 from project.settings import INSTALLED_APPS
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
+
+# Servers started by the tests run the delivery worker thread only when a test asks.
+NOTIFICATIONS_DELIVERY_THREAD = os.environ.get("NOTIFICATIONS_DELIVERY_THREAD") == "1"

@@ -1,0 +1,226 @@
+"""
+The schedule of away deliveries (email, Web Push): rows in the database.
+
+``notify()`` writes one ``Delivery`` per notification and away channel (per
+group, for a grouped kind) in its own transaction, for the recipients whose
+preference for that channel is on, due at once or when the kind's channel
+says ("if still unread after N minutes"). A worker (worker.py) claims due
+rows atomically and records the attempt before it sends, so a row is sent
+at most once however many workers run and wherever one dies:
+
+- PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED`` picks rows no other
+  worker holds, and they are marked ``sending`` in the same transaction;
+- other databases (SQLite: one writer): each row is claimed by a
+  conditional ``UPDATE ... WHERE state = 'pending'``; the one update that
+  changes the row wins it.
+
+At send time (``check``) the notification is looked at again: read (or its
+group read), deleted, the channel muted since, or the kind gone: nothing is
+sent. Quiet hours move the row to their end (never for critical kinds).
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connections, router, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import preferences
+from .conf import conf
+from .kinds import CHANNELS, IN_APP, Kind, register
+from .models import Delivery, Notification, QuietHours
+
+AWAY_CHANNELS = tuple(c for c in CHANNELS if c != IN_APP)
+
+State = Delivery.State
+
+
+def schedule(rows: Sequence[Notification], kind: Kind) -> None:
+    """
+    Write the deliveries of these freshly written ``rows`` of ``kind``, inside
+    the caller's transaction: one per row and away channel the kind declares
+    and the recipient has on (one per group for grouped rows: a group that
+    already has one gets no other).
+    """
+    for channel in AWAY_CHANNELS:
+        declared = kind.channel(channel)
+        if declared is None or not rows:
+            continue
+        user_ids = list(dict.fromkeys(n.recipient_id for n in rows if n.recipient_id is not None))
+        wanted = set(preferences.receiving(user_ids, kind, channel))
+        if not wanted:
+            continue
+        delay = declared.after or timedelta(0)
+        deliveries = [
+            Delivery(
+                notification_id=n.pk,
+                recipient_id=n.recipient_id,
+                channel=channel,
+                group=n.group,
+                due=n.created + delay,
+            )
+            for n in rows
+            if n.recipient_id in wanted
+        ]
+        # A group with a delivery already keeps it: one per group (and window).
+        Delivery.objects.bulk_create(deliveries, ignore_conflicts=True)
+
+
+def claim(limit: int | None = None, now: datetime | None = None) -> list[Delivery]:
+    """
+    Claim up to ``limit`` due pending deliveries for this worker: each is
+    marked ``sending`` (its attempt recorded) and committed before this
+    returns, so no other worker can claim it again. Oldest due first.
+    """
+    limit = limit or conf.DELIVERY_BATCH
+    now = now or timezone.now()
+    db = router.db_for_write(Delivery)
+    due = Delivery.objects.using(db).filter(state=State.PENDING, due__lte=now).order_by("due", "id")
+    claimed = {"state": State.SENDING, "claimed_at": now, "attempts": F("attempts") + 1}
+    with transaction.atomic(using=db):
+        if connections[db].features.has_select_for_update_skip_locked:
+            ids = list(due.select_for_update(skip_locked=True).values_list("id", flat=True)[:limit])
+            Delivery.objects.using(db).filter(id__in=ids).update(**claimed)
+        else:
+            ids = [
+                pk
+                for pk in due.values_list("id", flat=True)[:limit]
+                if Delivery.objects.using(db).filter(id=pk, state=State.PENDING).update(**claimed)
+            ]
+    return list(
+        Delivery.objects.using(db).filter(id__in=ids).select_related("notification").order_by("due", "id")
+    )
+
+
+def finish(delivery: Delivery, state: str, note: str = "") -> None:
+    """Record how a claimed delivery ended: ``sent``, ``skipped`` or ``failed``."""
+    Delivery.objects.filter(pk=delivery.pk, state=State.SENDING).update(
+        state=state, finished_at=timezone.now(), note=note[:255]
+    )
+
+
+def release(delivery: Delivery, due: datetime, note: str = "") -> None:
+    """
+    Put a claimed delivery back for later (quiet hours, a push service's
+    "retry after"): only when nothing was handed over for it.
+    """
+    Delivery.objects.filter(pk=delivery.pk, state=State.SENDING).update(
+        state=State.PENDING, due=due, claimed_at=None, note=note[:255]
+    )
+
+
+def expire_claims(now: datetime | None = None) -> int:
+    """
+    Mark failed the claims older than NOTIFICATIONS_DELIVERY_LEASE: their
+    worker died between claim and send, or during the send. They are never
+    sent again (at most once); returns how many.
+    """
+    now = now or timezone.now()
+    return Delivery.objects.filter(
+        state=State.SENDING, claimed_at__lt=now - timedelta(seconds=conf.DELIVERY_LEASE)
+    ).update(state=State.FAILED, finished_at=now, note="interrupted: the worker stopped")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What to do with a claimed delivery: send ``notification``, skip it, or wait."""
+
+    notification: Notification | None = None
+    skip: str = ""
+    wait_until: datetime | None = None
+
+
+def check(delivery: Delivery, now: datetime | None = None) -> Verdict:
+    """
+    Look at a claimed delivery again, as it is now: the notification to send
+    (for a group, its newest live member, which carries the group's count),
+    or why nothing is sent, or until when quiet hours hold it.
+    """
+    now = now or timezone.now()
+    n = delivery.notification
+    kind = register.get(n.kind)
+    if kind is None or kind.channel(delivery.channel) is None:
+        return Verdict(skip=f"kind {n.kind!r} no longer declares {delivery.channel}")
+    if delivery.group:
+        members = Notification.objects.filter(
+            recipient_id=delivery.recipient_id, group=delivery.group, deleted=False
+        )
+        newest = members.order_by("-id").first()
+        if newest is None:
+            return Verdict(skip="deleted")
+        if not members.filter(unread=True).exists():
+            return Verdict(skip="read")
+        n = newest
+    else:
+        n.refresh_from_db(fields=["unread", "deleted"])
+        if n.deleted:
+            return Verdict(skip="deleted")
+        if not n.unread:
+            return Verdict(skip="read")
+    user = delivery.recipient
+    if not preferences.is_enabled(user, kind.key, delivery.channel):
+        return Verdict(skip="muted")
+    if not kind.critical:
+        until = quiet_until(user, now)
+        if until is not None:
+            return Verdict(wait_until=until)
+    return Verdict(notification=n)
+
+
+# -- quiet hours --------------------------------------------------------------------
+
+
+def set_quiet_hours(
+    user: AbstractBaseUser, start: time | None, end: time | None = None, time_zone: str = "UTC"
+) -> None:
+    """
+    Hold ``user``'s email and push between ``start`` and ``end`` (local times
+    in ``time_zone``, an IANA name; ``start`` after ``end`` spans midnight)
+    until ``end``. Critical kinds are never held. ``start`` None removes them.
+    Raises ``ValueError`` for an unknown time zone or equal start and end.
+    """
+    if start is None:
+        QuietHours.objects.filter(user_id=user.pk).delete()
+        return
+    if not isinstance(start, time) or not isinstance(end, time):
+        raise ValueError("Quiet hours need a start and an end, as datetime.time values.")
+    if start == end:
+        raise ValueError("Quiet hours must start and end at different times.")
+    _zone(time_zone)
+    QuietHours.objects.update_or_create(
+        user_id=user.pk, defaults={"start": start, "end": end, "time_zone": time_zone}
+    )
+
+
+def quiet_until(user: Any, now: datetime) -> datetime | None:
+    """When ``user``'s quiet hours holding ``now`` end, or None if they are not in them."""
+    hours = QuietHours.objects.filter(user_id=user.pk).first()
+    if hours is None:
+        return None
+    zone = _zone(hours.time_zone)
+    local = now.astimezone(zone)
+    clock = local.time().replace(tzinfo=None)
+    if hours.start < hours.end:
+        inside = hours.start <= clock < hours.end
+    else:
+        inside = clock >= hours.start or clock < hours.end
+    if not inside:
+        return None
+    end = datetime.combine(local.date(), hours.end, tzinfo=zone)
+    if end <= local:
+        end = datetime.combine(local.date() + timedelta(days=1), hours.end, tzinfo=zone)
+    return end
+
+
+def _zone(name: str) -> zoneinfo.ZoneInfo:
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"Unknown time zone {name!r}; use an IANA name such as 'Europe/Paris'.") from None

@@ -1,0 +1,161 @@
+"""
+The delivery worker: sends due emails and pushes from the schedule.
+
+Each pass claims due deliveries (schedule.claim: the attempt is committed
+before anything is sent), checks each again (read, deleted, muted, quiet
+hours) and hands it to its channel. Run it as ``manage.py
+notifications_worker`` (``--once`` for cron), or let each server process run
+it as a thread (NOTIFICATIONS_DELIVERY_THREAD; on by default with SQLite).
+Any number of workers may run at once: a delivery is sent at most once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import DatabaseError, close_old_connections
+
+from . import mail, schedule
+from .conf import conf
+from .kinds import Kind, register
+from .models import Delivery, Notification
+
+logger = logging.getLogger(__name__)
+
+State = Delivery.State
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a channel's attempt ended: a final ``state``, or ``retry_at`` (nothing was handed over)."""
+
+    state: str = State.SENT
+    note: str = ""
+    retry_at: datetime | None = None
+
+
+def _email(delivery: Delivery, n: Notification, kind: Kind) -> Outcome:
+    why_not = mail.send(n, kind, delivery.recipient)
+    return Outcome(State.SKIPPED, why_not) if why_not else Outcome()
+
+
+def _push(delivery: Delivery, n: Notification, kind: Kind) -> Outcome:
+    from . import push
+
+    return push.deliver(delivery, n, kind)
+
+
+# The sender of each away channel.
+SENDERS: dict[str, Callable[[Delivery, Notification, Kind], Outcome]] = {
+    "email": _email,
+    "push": _push,
+}
+
+
+def deliver_due(limit: int | None = None) -> Counter[str]:
+    """
+    One pass: claim up to ``limit`` (NOTIFICATIONS_DELIVERY_BATCH) due
+    deliveries and send, skip or hold each. Returns how many ended how
+    ("sent", "skipped", "failed", "held", "retry").
+    """
+    schedule.expire_claims()
+    done: Counter[str] = Counter()
+    for delivery in schedule.claim(limit):
+        done[_deliver(delivery)] += 1
+    return done
+
+
+def drain() -> Counter[str]:
+    """Deliver everything due now, pass after pass, and return the totals."""
+    total: Counter[str] = Counter()
+    while True:
+        done = deliver_due()
+        total.update(done)
+        if not done:
+            return total
+
+
+def _deliver(delivery: Delivery) -> str:
+    verdict = schedule.check(delivery)
+    if verdict.wait_until is not None:
+        schedule.release(delivery, verdict.wait_until, "quiet hours")
+        return "held"
+    n = verdict.notification
+    if n is None:
+        schedule.finish(delivery, State.SKIPPED, verdict.skip)
+        return "skipped"
+    kind = register[n.kind]
+    try:
+        outcome = SENDERS[delivery.channel](delivery, n, kind)
+    except Exception as exc:
+        # What happened to the message is unknown: never try it again.
+        logger.exception("Sending %s of notification %s failed", delivery.channel, n.pk)
+        schedule.finish(delivery, State.FAILED, f"{type(exc).__name__}: {exc}")
+        return "failed"
+    if outcome.retry_at is not None:
+        schedule.release(delivery, outcome.retry_at, outcome.note)
+        return "retry"
+    schedule.finish(delivery, outcome.state, outcome.note)
+    return str(outcome.state)
+
+
+class Worker:
+    """A loop of ``deliver_due`` passes, ``poll`` seconds apart when idle; ``stop()`` ends it."""
+
+    def __init__(self, poll: float | None = None):
+        self.poll = conf.DELIVERY_POLL if poll is None else poll
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            busy = False
+            try:
+                busy = bool(deliver_due())
+            except DatabaseError:
+                logger.exception("The delivery worker could not read the schedule; retrying")
+            finally:
+                close_old_connections()
+            if not busy:
+                self._stop.wait(self.poll)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def start_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self._run_closing, name="notifications-worker", daemon=True)
+        thread.start()
+        return thread
+
+    def _run_closing(self) -> None:
+        from django.db import connections
+
+        try:
+            self.run()
+        finally:
+            connections.close_all()
+
+
+_started = threading.Lock()
+_thread: Worker | None = None
+
+
+def start_in_server(**kwargs: Any) -> None:
+    """
+    Start this process's worker thread, once, if NOTIFICATIONS_DELIVERY_THREAD
+    says so (connected to ``request_started``: servers start it on their first
+    request; management commands never do).
+    """
+    global _thread
+    if _thread is not None or not _started.acquire(blocking=False):
+        return
+    if not conf.DELIVERY_THREAD:
+        return  # the lock stays taken: not in this process
+    _thread = Worker()
+    _thread.start_thread()
+    logger.info("Delivery worker thread started (NOTIFICATIONS_DELIVERY_THREAD)")
