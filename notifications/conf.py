@@ -69,6 +69,18 @@ DEFAULTS: dict[str, Any] = {
     "NOTIFICATIONS_BASE_URL": "http://127.0.0.1:8000",
     # The From address of emails; None: DEFAULT_FROM_EMAIL.
     "NOTIFICATIONS_EMAIL_FROM": None,
+    # Web Push (VAPID, RFC 8292): the key pair (base64url, as ``manage.py
+    # notifications_vapid_keys`` prints it) and a contact ("mailto:..." or an
+    # https URL) push services may use. Without keys nothing is pushed.
+    "NOTIFICATIONS_VAPID_PUBLIC_KEY": "",
+    "NOTIFICATIONS_VAPID_PRIVATE_KEY": "",
+    "NOTIFICATIONS_VAPID_SUBJECT": "mailto:admin@example.com",
+    # The icon URL pushes show ("" for the browser's default).
+    "NOTIFICATIONS_PUSH_ICON": "",
+    # Seconds a push service keeps a push for an offline device (critical kinds: 28 days).
+    "NOTIFICATIONS_PUSH_TTL": 86400,
+    # Attempts of a push the service asks to retry (429, 5xx) before it is failed.
+    "NOTIFICATIONS_PUSH_ATTEMPTS": 5,
 }
 
 
@@ -197,6 +209,30 @@ class Settings:
     def EMAIL_FROM(self) -> str | None:
         value = self._get("NOTIFICATIONS_EMAIL_FROM")
         return str(value) if value else None
+
+    @property
+    def VAPID_PUBLIC_KEY(self) -> str:
+        return str(self._get("NOTIFICATIONS_VAPID_PUBLIC_KEY") or "")
+
+    @property
+    def VAPID_PRIVATE_KEY(self) -> str:
+        return str(self._get("NOTIFICATIONS_VAPID_PRIVATE_KEY") or "")
+
+    @property
+    def VAPID_SUBJECT(self) -> str:
+        return str(self._get("NOTIFICATIONS_VAPID_SUBJECT"))
+
+    @property
+    def PUSH_ICON(self) -> str:
+        return str(self._get("NOTIFICATIONS_PUSH_ICON") or "")
+
+    @property
+    def PUSH_TTL(self) -> int:
+        return int(self._get("NOTIFICATIONS_PUSH_TTL"))
+
+    @property
+    def PUSH_ATTEMPTS(self) -> int:
+        return int(self._get("NOTIFICATIONS_PUSH_ATTEMPTS"))
 
 
 conf = Settings()

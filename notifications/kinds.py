@@ -32,8 +32,8 @@ from django.utils.module_loading import autodiscover_modules
 if TYPE_CHECKING:
     from .models import Notification
 
-# Every channel a kind may declare. Only ``in_app`` is delivered so far; the
-# others are declared (and their preferences kept) for email and Web Push.
+# Every channel a kind may declare: ``in_app`` is the stream and the list;
+# ``email`` and ``push`` reach people who are away (schedule.py).
 CHANNELS = ("in_app", "email", "push")
 IN_APP = "in_app"
 

@@ -353,6 +353,9 @@ class Delivery(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     note = models.CharField(max_length=255, blank=True, default="")
+    # Push: the subscriptions that accepted it already, skipped when a retry
+    # goes to the others.
+    done = models.JSONField(default=list, blank=True)
 
     class Meta:
         verbose_name_plural = _("deliveries")
@@ -391,3 +394,25 @@ class QuietHours(models.Model):
 
     def __str__(self) -> str:
         return f"{self.start:%H:%M}-{self.end:%H:%M} {self.time_zone}"
+
+
+class PushSubscription(models.Model):
+    """One browser's Web Push subscription (its ``PushSubscription.toJSON()``) for a user."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    endpoint = models.CharField(max_length=1000, unique=True)
+    p256dh = models.CharField(max_length=200)
+    auth = models.CharField(max_length=100)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["user"], name="notif_push_user")]
+
+    def __str__(self) -> str:
+        return self.endpoint[:60]
+
+    def as_info(self) -> dict[str, Any]:
+        """The subscription as pywebpush takes it."""
+        return {"endpoint": self.endpoint, "keys": {"p256dh": self.p256dh, "auth": self.auth}}

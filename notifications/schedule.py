@@ -53,8 +53,12 @@ def schedule(rows: Sequence[Notification], kind: Kind) -> None:
         declared = kind.channel(channel)
         if declared is None or not rows:
             continue
-        user_ids = list(dict.fromkeys(n.recipient_id for n in rows if n.recipient_id is not None))
+        user_ids = [uid for uid in dict.fromkeys(n.recipient_id for n in rows) if uid is not None]
         wanted = set(preferences.receiving(user_ids, kind, channel))
+        if channel == "push" and wanted:
+            from .push import subscribed
+
+            wanted &= subscribed(list(wanted))  # only browsers that can be reached
         if not wanted:
             continue
         delay = declared.after or timedelta(0)
@@ -67,7 +71,7 @@ def schedule(rows: Sequence[Notification], kind: Kind) -> None:
                 due=n.created + delay,
             )
             for n in rows
-            if n.recipient_id in wanted
+            if n.recipient_id is not None and n.recipient_id in wanted
         ]
         # A group with a delivery already keeps it: one per group (and window).
         Delivery.objects.bulk_create(deliveries, ignore_conflicts=True)

@@ -16,4 +16,8 @@ urlpatterns = [
     path("api/preferences/", views.preference_matrix, name="preferences"),
     path("preferences/", views.preference_form, name="preferences-form"),
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
+    path("api/push/key/", views.push_key, name="push-key"),
+    path("api/push/subscribe/", views.push_subscribe, name="push-subscribe"),
+    path("api/push/unsubscribe/", views.push_unsubscribe, name="push-unsubscribe"),
+    path("api/push/read/<str:token>/", views.push_read, name="push-read"),
 ]

@@ -366,3 +366,73 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         response["Allow"] = "GET, POST"
         return response
     return render(request, "notifications/unsubscribe.html", context)
+
+
+# -- Web Push ------------------------------------------------------------------------
+
+
+def _json_body(request: HttpRequest) -> Any:
+    try:
+        return json.loads(request.body or b"null")
+    except ValueError:
+        raise ValueError("The body must be JSON.") from None
+
+
+@require_GET
+def push_key(request: HttpRequest) -> HttpResponse:
+    """``GET api/push/key/``: the VAPID public key a page subscribes with ("" when push is off)."""
+    return JsonResponse({"public_key": conf.VAPID_PUBLIC_KEY})
+
+
+@require_POST
+@login_required_json
+def push_subscribe(request: HttpRequest) -> HttpResponse:
+    """``POST api/push/subscribe/`` (JSON ``PushSubscription.toJSON()``): this browser gets pushes."""
+    from . import push
+
+    user = request.user
+    assert isinstance(user, AbstractBaseUser)
+    try:
+        subscription = push.subscribe(user, _json_body(request))
+    except ValueError as exc:
+        return error(400, str(exc))
+    return JsonResponse({"id": subscription.pk}, status=201)
+
+
+@require_POST
+@login_required_json
+def push_unsubscribe(request: HttpRequest) -> HttpResponse:
+    """``POST api/push/unsubscribe/`` (JSON ``{"endpoint": ...}``): no more pushes to that browser."""
+    from . import push
+
+    user = request.user
+    assert isinstance(user, AbstractBaseUser)
+    try:
+        body = _json_body(request)
+        removed = push.unsubscribe(user, body.get("endpoint") if isinstance(body, dict) else None)
+    except ValueError as exc:
+        return error(400, str(exc))
+    return JsonResponse({"removed": removed})
+
+
+@csrf_exempt
+@require_POST
+def push_read(request: HttpRequest, token: str) -> HttpResponse:
+    """
+    ``POST api/push/read/<token>/``: the service worker marks the clicked
+    notification read. The signed token (in the push) names the notification
+    and its recipient, so no session or CSRF token is needed.
+    """
+    from django.core import signing
+
+    from . import push
+
+    try:
+        nid, user_id = push.notification_of(token)
+    except signing.BadSignature:
+        return error(400, "This read link is not valid.")
+    user = get_user_model()._default_manager.filter(pk=user_id).first()
+    if user is None:
+        return error(404, "No such notification.")
+    marked = api.mark_read(user, [nid])
+    return JsonResponse({"marked": marked})

@@ -157,6 +157,44 @@ NOTIFICATIONS_BASE_URL = os.environ.get("NOTIFICATIONS_BASE_URL", "http://127.0.
 if "NOTIFICATIONS_DELIVERY_THREAD" in os.environ:
     NOTIFICATIONS_DELIVERY_THREAD = os.environ["NOTIFICATIONS_DELIVERY_THREAD"] == "1"
 
+# Web Push: the VAPID keys from the environment, else a pair the demo makes on
+# its first run and keeps in .demo-vapid.json (not for production).
+NOTIFICATIONS_VAPID_SUBJECT = os.environ.get("NOTIFICATIONS_VAPID_SUBJECT", "mailto:admin@example.com")
+if os.environ.get("NOTIFICATIONS_VAPID_PRIVATE_KEY"):
+    NOTIFICATIONS_VAPID_PUBLIC_KEY = os.environ.get("NOTIFICATIONS_VAPID_PUBLIC_KEY", "")
+    NOTIFICATIONS_VAPID_PRIVATE_KEY = os.environ["NOTIFICATIONS_VAPID_PRIVATE_KEY"]
+else:
+    import json
+
+    _vapid_file = BASE_DIR / ".demo-vapid.json"
+    if not _vapid_file.exists():
+        try:
+            # What ``manage.py notifications_vapid_keys`` does (the app cannot
+            # be imported while settings load).
+            from base64 import urlsafe_b64encode
+
+            from cryptography.hazmat.primitives import serialization
+            from cryptography.hazmat.primitives.asymmetric import ec
+
+            _key = ec.generate_private_key(ec.SECP256R1())
+            _pair = {
+                "public": urlsafe_b64encode(
+                    _key.public_key().public_bytes(
+                        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+                    )
+                ).rstrip(b"=").decode(),
+                "private": urlsafe_b64encode(_key.private_numbers().private_value.to_bytes(32, "big"))
+                .rstrip(b"=")
+                .decode(),
+            }
+            _vapid_file.write_text(json.dumps(_pair))
+        except ImportError:  # without the push extra, the demo has no push
+            pass
+    if _vapid_file.exists():
+        _vapid = json.loads(_vapid_file.read_text())
+        NOTIFICATIONS_VAPID_PUBLIC_KEY = _vapid["public"]
+        NOTIFICATIONS_VAPID_PRIVATE_KEY = _vapid["private"]
+
 # Every app setting can be tuned from the environment in the demo, e.g.
 # NOTIFICATIONS_HEARTBEAT=2 for tests that watch heartbeats.
 for _name in (

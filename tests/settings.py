@@ -9,3 +9,6 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
 
 # Servers started by the tests run the delivery worker thread only when a test asks.
 NOTIFICATIONS_DELIVERY_THREAD = os.environ.get("NOTIFICATIONS_DELIVERY_THREAD") == "1"
+# Web Push is off (no keys) unless a test's server is given keys.
+NOTIFICATIONS_VAPID_PUBLIC_KEY = os.environ.get("NOTIFICATIONS_VAPID_PUBLIC_KEY", "")
+NOTIFICATIONS_VAPID_PRIVATE_KEY = os.environ.get("NOTIFICATIONS_VAPID_PRIVATE_KEY", "")

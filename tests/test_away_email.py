@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from datetime import time as clock
 from datetime import timezone as tz
 
@@ -353,9 +353,9 @@ def test_quiet_hours_may_span_midnight(alice):
     from notifications.schedule import quiet_until
 
     set_quiet_hours(alice, clock(22, 0), clock(7, 0), "Europe/Paris")
-    at = datetime(2026, 1, 10, 23, 30, tzinfo=tz.utc)  # 00:30 in Paris
-    assert quiet_until(alice, at) == datetime(2026, 1, 11, 6, 0, tzinfo=tz.utc)
-    assert quiet_until(alice, datetime(2026, 1, 11, 12, 0, tzinfo=tz.utc)) is None
+    at = datetime(2026, 1, 10, 23, 30, tzinfo=UTC)  # 00:30 in Paris
+    assert quiet_until(alice, at) == datetime(2026, 1, 11, 6, 0, tzinfo=UTC)
+    assert quiet_until(alice, datetime(2026, 1, 11, 12, 0, tzinfo=UTC)) is None
 
 
 def test_quiet_hours_refuse_an_unknown_time_zone(alice):

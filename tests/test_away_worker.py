@@ -81,6 +81,7 @@ def test_two_workers_racing_send_every_email_exactly_once(tmp_path):
         for w in workers:
             w.send_signal(signal.SIGTERM)
             w.wait(20)
+            w.stdout.close()
     messages = sent(tmp_path)
     assert sorted(to for _, to in messages) == sorted(u.email for u in users)
     assert len({pid for pid, _ in messages}) == 2, "both workers should have sent some"
@@ -100,6 +101,7 @@ def test_a_worker_killed_between_claim_and_send_never_sends_it_again(tmp_path):
     finally:
         hung.kill()
         hung.wait(10)
+        hung.stdout.close()
     assert Delivery.objects.get(channel="email").state == "sending"
     run_once(worker_env(tmp_path))
     assert sent(tmp_path) == [] and Delivery.objects.get(channel="email").state == "sending"

@@ -476,6 +476,52 @@
     return Number.isFinite(seconds) ? Math.max(0, seconds) * 1000 : null;
   }
 
+  /**
+   * "Notify me on this device": Web Push through the app's service worker.
+   * The button shows when the page has a VAPID key and the browser can push.
+   */
+  function setupPush(root) {
+    const button = root.querySelector("[data-notifications-push]");
+    const d = root.dataset;
+    if (!button || !d.pushKey || !("serviceWorker" in navigator) || !("PushManager" in window)) return;
+    const post = (url, body) =>
+      fetch(url, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRFToken": d.csrfToken },
+        body: JSON.stringify(body),
+      });
+    const key = Uint8Array.from(atob(d.pushKey.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+    const registration = () => navigator.serviceWorker.register(d.pushWorkerUrl);
+    const show = (subscription) => {
+      button.hidden = Notification.permission === "denied";
+      button.dataset.subscribed = subscription ? "1" : "0";
+      button.textContent = subscription ? "Stop notifying this device" : "Notify me on this device";
+    };
+    registration()
+      .then((reg) => reg.pushManager.getSubscription())
+      .then(show)
+      .catch(() => {});
+    button.addEventListener("click", async () => {
+      try {
+        const reg = await registration();
+        const current = await reg.pushManager.getSubscription();
+        if (current) {
+          await post(d.pushUnsubscribeUrl, { endpoint: current.endpoint });
+          await current.unsubscribe();
+          show(null);
+          return;
+        }
+        if ((await Notification.requestPermission()) !== "granted") return show(null);
+        const subscription = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
+        const response = await post(d.pushSubscribeUrl, subscription.toJSON());
+        show(response.ok ? subscription : null);
+      } catch (error) {
+        show(null);
+      }
+    });
+  }
+
   function start() {
     document.querySelectorAll("[data-notifications]").forEach((root, index) => {
       if (root.dataset.notificationsReady) return; // the tag may include this script twice
@@ -483,6 +529,7 @@
       const feed = new Feed(root, index);
       feed.status("connecting");
       feed.connect();
+      setupPush(root);
     });
   }
 

@@ -22,6 +22,7 @@ class Command(BaseCommand):
         team, _ = Group.objects.get_or_create(name="team")
         for username, password, staff, groups in DEMO_USERS:
             user, created = User.objects.get_or_create(username=username)
+            user.email = f"{username}@example.com"
             user.set_password(password)
             user.is_staff = user.is_superuser = staff
             user.save()
