@@ -9,7 +9,7 @@ from django.http import HttpRequest
 
 from . import delivery
 from .api import mark_read, mark_unread
-from .models import Audience, Broadcast, BroadcastReceipt, Notification
+from .models import Audience, Broadcast, BroadcastReceipt, Delivery, Notification
 
 
 class NotificationForm(forms.ModelForm):
@@ -109,3 +109,20 @@ class BroadcastReceiptAdmin(admin.ModelAdmin):
     list_display = ("notification", "user", "read_at", "hidden")
     list_select_related = ("notification", "user")
     raw_id_fields = ("notification", "user")
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    """The email and push schedule, read-only: what was sent, skipped or failed, and why."""
+
+    list_display = ("notification", "recipient", "channel", "state", "due", "attempts", "note")
+    list_filter = ("channel", "state")
+    list_select_related = ("notification", "recipient")
+    raw_id_fields = ("notification", "recipient")
+    date_hierarchy = "due"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
