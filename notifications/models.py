@@ -259,3 +259,25 @@ class BroadcastReceipt(models.Model):
             )
         ]
         indexes = [models.Index(fields=["user", "notification"], name="notif_receipt_user")]
+
+
+class ReadEvent(models.Model):
+    """
+    A change of read state (read, unread, deleted), kept briefly so every open
+    stream of the user hears of it from the database, not only through the
+    channel layer: tabs converge within a poll interval whatever the layer does.
+    Pruned after NOTIFICATIONS_READ_EVENT_RETENTION seconds.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    payload = models.TextField()  # the ``read`` event's JSON, encoded once
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["user", "id"], name="notif_readevent_user"),
+            models.Index(fields=["created"], name="notif_readevent_created"),
+        ]
