@@ -71,27 +71,24 @@ def _snapshots() -> bool:
 def position_now() -> tuple[Position, Position]:
     """
     Where the database is now, for notifications and for read events: one
-    snapshot for both on PostgreSQL, each table's id sequence elsewhere.
+    snapshot for both on PostgreSQL, each table's id sequence on SQLite. One query.
     """
+    tables = (Notification._meta.db_table, ReadEvent._meta.db_table)
     with connections[_alias()].cursor() as cursor:
         if _snapshots():
             cursor.execute("SELECT pg_current_snapshot()::text")
             snapshot = parse_snapshot(cursor.fetchone()[0])
             return snapshot, snapshot
-        return (
-            Sequence(_sequence(cursor, Notification._meta.db_table)),
-            Sequence(_sequence(cursor, ReadEvent._meta.db_table)),
-        )
-
-
-def _sequence(cursor: Any, table: str) -> int:
-    """The highest id handed out for ``table`` (committed ones only, on SQLite)."""
-    if _vendor() == "sqlite":
-        cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = %s", [table])
-        row = cursor.fetchone()
-        return int(row[0]) if row else 0
-    cursor.execute(f"SELECT MAX(id) FROM {connections[_alias()].ops.quote_name(table)}")
-    return int(cursor.fetchone()[0] or 0)
+        if _vendor() == "sqlite":
+            cursor.execute("SELECT name, seq FROM sqlite_sequence WHERE name IN (%s, %s)", tables)
+            last = dict(cursor.fetchall())
+        else:
+            qn = connections[_alias()].ops.quote_name
+            last = {}
+            for table in tables:
+                cursor.execute(f"SELECT MAX(id) FROM {qn(table)}")
+                last[table] = cursor.fetchone()[0]
+    return Sequence(int(last.get(tables[0]) or 0)), Sequence(int(last.get(tables[1]) or 0))
 
 
 def _key(model: Any) -> str:

@@ -174,7 +174,7 @@ class Cursor:
         through = int(parts[2])
         if through > MAX_XID:
             raise InvalidCursor("Ids must fit in 63 bits.")
-        if type(done) is not type(window) or not window.covers(done):
+        if not isinstance(done, Snapshot) or not isinstance(window, Snapshot) or not window.covers(done):
             raise InvalidCursor("A cursor's window must come after what it has done.")
         return cls(done, window, through)
 

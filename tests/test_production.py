@@ -127,7 +127,13 @@ class Reader(threading.Thread):
             self.absorb(stream)
 
 
-def test_exactly_once_with_concurrent_writers_and_reconnecting_readers(pair, make_user):
+@pytest.mark.parametrize("long_transaction", [0, 15], ids=["short", "long-transactions"])
+def test_exactly_once_with_concurrent_writers_and_reconnecting_readers(pair, make_user, long_transaction):
+    """
+    Four writers (two with clocks 5 minutes behind, one in ten rows backdated
+    up to an hour, each holding one transaction open ``long_transaction``
+    seconds while the others go on) and 40 readers reconnecting at random.
+    """
     users = [make_user() for _ in range(20)]
     stop = threading.Event()
     readers = {
@@ -145,7 +151,7 @@ def test_exactly_once_with_concurrent_writers_and_reconnecting_readers(pair, mak
             reader.start()
 
     ids = [str(u.pk) for u in users]
-    env = {**os.environ, "DATABASE_URL": pair[0].env["DATABASE_URL"]}
+    env = {**os.environ, "DATABASE_URL": pair[0].env["DATABASE_URL"], "LONG_TRANSACTION": str(long_transaction)}
     writers = [
         subprocess.Popen([sys.executable, "-m", "tests.scripts", "write", str(seed), "2500", *ids], cwd=ROOT, env=env)
         for seed in range(4)
