@@ -13,6 +13,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import timedelta
 from importlib import import_module
 from typing import Any
 
@@ -20,7 +21,8 @@ from django.db import connections, router
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from .finality import Cursor, Position, Sequence, Snapshot, parse_snapshot
+from . import visibility
+from .finality import Cursor, Position, Sequence, parse_snapshot
 from .models import Audiences, BroadcastReceipt, Notification, ReadEvent
 from .render import as_dict, dumps
 
@@ -179,7 +181,9 @@ def fetch(start: Position, read_start: Position, users: Collection[int]) -> Fetc
     )
 
 
-def fetch_late(start: Position, read_start: Position, fetched: Fetched, users: Collection[int]) -> Fetched:
+def fetch_late(
+    start: Position, read_start: Position, fetched: Fetched, users: Collection[int]
+) -> Fetched:
     """The personal rows and read events of more ``users``, in the window of ``fetched``."""
     return Fetched(
         fetched.end,
@@ -203,10 +207,21 @@ def rows_between(
     elif not broadcasts:
         rows = rows.filter(recipient__isnull=False)
     out = []
-    for n in _with_key(rows).order_by("id").only(*_ROUTE_FIELDS, "expires_at", "deleted", *_RENDER_FIELDS):
+    for n in (
+        _with_key(rows)
+        .order_by("id")
+        .only(*_ROUTE_FIELDS, "expires_at", "deleted", *_RENDER_FIELDS)
+    ):
         if n.recipient_id is None or n.recipient_id in wanted:
             out.append(
-                Row(n.id, int(n.finality_key), n.recipient_id, n.audience, n.audience_group_id, dumps(as_dict(n)))
+                Row(
+                    n.id,
+                    int(n.finality_key),
+                    n.recipient_id,
+                    n.audience,
+                    n.audience_group_id,
+                    dumps(as_dict(n)),
+                )
             )
     return out
 
@@ -219,7 +234,11 @@ def new_reads(start: Position, end: Position, users: Collection[int]) -> list[tu
     wanted = set(users)
     if len(wanted) <= _SQL_USERS:
         rows = rows.filter(user_id__in=wanted)
-    return [(uid, payload) for uid, payload in rows.order_by("id").values_list("user_id", "payload") if uid in wanted]
+    return [
+        (uid, payload)
+        for uid, payload in rows.order_by("id").values_list("user_id", "payload")
+        if uid in wanted
+    ]
 
 
 # -- replay --------------------------------------------------------------------
@@ -270,7 +289,7 @@ def replay_many(requests: list[tuple[Audiences, Cursor, int]]) -> list[Replay]:
         return [replay(*requests[0], end=end)]
     results: list[Replay | None] = [None] * len(requests)
     todo = []
-    for i, (who, cursor, limit) in enumerate(requests):
+    for i, (_, cursor, _) in enumerate(requests):
         if usable(cursor, end):
             todo.append(i)
         else:
@@ -285,8 +304,9 @@ def replay_many(requests: list[tuple[Audiences, Cursor, int]]) -> list[Replay]:
     users = {requests[i][0].user_id for i in todo}
     candidates = list(
         _with_key(
-            _in_window(Notification.objects.live(), Notification, earliest, end)
-            .filter(Q(recipient_id__in=users) | Q(recipient__isnull=True))
+            _in_window(Notification.objects.live(), Notification, earliest, end).filter(
+                Q(recipient_id__in=users) | Q(recipient__isnull=True)
+            )
         )
         .order_by("id")
         .only(*_ROUTE_FIELDS, *_RENDER_FIELDS)[: BATCH_ROWS + 1]
@@ -311,22 +331,27 @@ def replay_many(requests: list[tuple[Audiences, Cursor, int]]) -> list[Replay]:
             ).values_list("notification_id", "user_id", "hidden")
         }
     encoded: dict[tuple[int, bool], str] = {}
+    now = timezone.now()
     for i in todo:
         who, cursor, limit = requests[i]
         rows = []
         mine = personal.get(who.user_id, [])
         for n in heapq.merge(mine, shared, key=lambda n: n.id):
-            if cursor.delivered(n.id, int(n.finality_key)):
+            if cursor.delivered(n.id, int(n.finality_key)):  # type: ignore[attr-defined]
                 continue
-            if n.recipient_id is None:
-                if not who.may_see(n.audience, None, n.audience_group_id):
-                    continue
-                hidden = receipts.get((n.id, who.user_id))
-                if hidden:
-                    continue
-                unread = hidden is None
-            else:
-                unread = n.unread
+            unread = visibility.shown(
+                who,
+                audience=n.audience,
+                recipient_id=n.recipient_id,
+                group_id=n.audience_group_id,
+                deleted=False,  # live() above
+                expires_at=None,
+                unread=n.unread,
+                receipt=receipts.get((n.id, who.user_id)),
+                now=now,
+            )
+            if unread is None:
+                continue
             data = encoded.get((n.id, unread))
             if data is None:
                 data = encoded[n.id, unread] = dumps(as_dict(n, unread=unread))
@@ -339,7 +364,7 @@ def replay_many(requests: list[tuple[Audiences, Cursor, int]]) -> list[Replay]:
 
 def prune_read_events(older_than: float) -> int:
     """Delete read events older than ``older_than`` seconds; how many went."""
-    cutoff = timezone.now() - timezone.timedelta(seconds=older_than)
+    cutoff = timezone.now() - timedelta(seconds=older_than)
     deleted, _ = ReadEvent.objects.using(_alias()).filter(created__lt=cutoff).delete()
     return deleted
 

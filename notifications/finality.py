@@ -30,7 +30,6 @@ from __future__ import annotations
 import re
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
-from typing import Union
 
 MAX_XID = 2**63 - 1
 # A snapshot lists the transactions in progress; no database has more at once.
@@ -110,7 +109,7 @@ class Snapshot:
         return f"{self.xmin}:{self.xmax}:{','.join(map(str, self.xip))}"
 
 
-Position = Union[Sequence, Snapshot]
+Position = Sequence | Snapshot
 
 
 def parse_position(value: str) -> Position:
@@ -174,7 +173,11 @@ class Cursor:
         through = int(parts[2])
         if through > MAX_XID:
             raise InvalidCursor("Ids must fit in 63 bits.")
-        if not isinstance(done, Snapshot) or not isinstance(window, Snapshot) or not window.covers(done):
+        if (
+            not isinstance(done, Snapshot)
+            or not isinstance(window, Snapshot)
+            or not window.covers(done)
+        ):
             raise InvalidCursor("A cursor's window must come after what it has done.")
         return cls(done, window, through)
 
@@ -182,7 +185,9 @@ class Cursor:
         """Does the client have the row ``notification_id``, written under ``key``?"""
         if self.done.visible(key):
             return True
-        return self.window is not None and notification_id <= self.through and self.window.visible(key)
+        return (
+            self.window is not None and notification_id <= self.through and self.window.visible(key)
+        )
 
     def within(self, window: Position, notification_id: int) -> Cursor:
         """The cursor after the row ``notification_id`` of ``window`` (rows in id order)."""

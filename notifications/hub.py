@@ -292,7 +292,11 @@ class Hub:
             elif row.audience == Audience.ALL:
                 targets = streams
             else:
-                targets = [s for s in streams if s.who.may_see(row.audience, row.recipient_id, row.group_id)]
+                targets = [
+                    s
+                    for s in streams
+                    if s.who.may_see(row.audience, row.recipient_id, row.group_id)
+                ]
             if targets:
                 routed.append(((row.id, row.key, row.json), targets))
         if len(routed) == 1:

@@ -112,7 +112,11 @@ class Membership:
 
     async def renew_if_due(self) -> None:
         """Join every group again once NOTIFICATIONS_GROUP_REJOIN has passed."""
-        if self.ok and self.channel is not None and time.monotonic() - self._joined_at > conf.GROUP_REJOIN:
+        if (
+            self.ok
+            and self.channel is not None
+            and time.monotonic() - self._joined_at > conf.GROUP_REJOIN
+        ):
             try:
                 await self._rejoin()
             except Exception as exc:
@@ -123,7 +127,9 @@ class Membership:
             async with self._calls:
                 for name in names:
                     # (A stream may have joined it again meanwhile.)
-                    if channel != self.channel or (name not in self.groups and name not in self.lingering):
+                    if channel != self.channel or (
+                        name not in self.groups and name not in self.lingering
+                    ):
                         await self.layer.group_discard(name, channel)
         except Exception as exc:
             self._failed(exc)

@@ -14,7 +14,7 @@ from django.db import DatabaseError
 from . import db, feed, sse
 from .conf import conf
 from .finality import Cursor
-from .hub import Batch, Hub, Subscription, get_hub
+from .hub import Batch, Hub, Subscription
 from .models import Audiences
 from .registry import Reservation
 from .render import dumps
@@ -30,7 +30,15 @@ class EventStream:
     middleware ran, say.
     """
 
-    def __init__(self, hub: Hub, who: Audiences, reservation: Reservation, cursor: Cursor | None, *, reset: bool):
+    def __init__(
+        self,
+        hub: Hub,
+        who: Audiences,
+        reservation: Reservation,
+        cursor: Cursor | None,
+        *,
+        reset: bool,
+    ):
         self.hub = hub
         self.who = who
         self.reservation = reservation
@@ -147,4 +155,3 @@ def _frames(items: list[Batch | str], cursor: Cursor) -> tuple[bytes, Cursor]:
             out.append(sse.frame("notification", data, id=str(at)))
         cursor = after
     return b"".join(out), cursor
-

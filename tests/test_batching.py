@@ -35,8 +35,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from notifications import api, auth, feed
-from notifications.finality import Cursor, Position, Sequence, Snapshot as PgSnapshot
 from notifications.feed import Replay
+from notifications.finality import Cursor, Position, Sequence
+from notifications.finality import Snapshot as PgSnapshot
 from notifications.models import Audiences, Notification
 
 from .conftest import rolled_back

@@ -86,7 +86,7 @@ def test_a_cursor_in_a_window_has_exactly_the_rows_up_to_its_id(history, data):
     rows = sorted((nid, data.draw(st.sampled_from(xids))) for nid in ids) if xids else []
     batch = [(nid, x) for nid, x in rows if window.visible(x) and not done.visible(x)]
     cursor = Cursor(done)
-    for k, (nid, _) in enumerate(batch):
+    for nid, _ in batch:
         mid = cursor.within(window, nid)
         again = Cursor.parse(str(mid))
         for row in rows:
@@ -121,10 +121,30 @@ def test_sequence_positions_on_a_single_writer():
 @pytest.mark.parametrize(
     "raw",
     [
-        "", "x", "-1", "1.1", "1e3", "١", "9" * 20, "10:5:", "0:5:", "5:10:4", "5:10:10",
-        "5:10:7,6", "5:10:6,6", "5:10:,", "1:2:1/", "1/2/3", "5:10:6/5:9:/3", "5:10:/5:12:/x",
-        "1:2:1:3", " 12", "12 ", "5:10:" + ",".join(map(str, range(5, 5 + MAX_IN_PROGRESS + 1))),
-        "9223372036854775808", "1:9223372036854775808:",
+        "",
+        "x",
+        "-1",
+        "1.1",
+        "1e3",
+        "١",
+        "9" * 20,
+        "10:5:",
+        "0:5:",
+        "5:10:4",
+        "5:10:10",
+        "5:10:7,6",
+        "5:10:6,6",
+        "5:10:,",
+        "1:2:1/",
+        "1/2/3",
+        "5:10:6/5:9:/3",
+        "5:10:/5:12:/x",
+        "1:2:1:3",
+        " 12",
+        "12 ",
+        "5:10:" + ",".join(map(str, range(5, 5 + MAX_IN_PROGRESS + 1))),
+        "9223372036854775808",
+        "1:9223372036854775808:",
     ],
 )
 def test_malformed_cursors_are_rejected(raw):

@@ -72,7 +72,9 @@ def test_a_row_read_while_its_user_subscribes_is_rendered_and_delivered(monkeypa
             calls.append(fn.__name__)
             if fn is feed.fetch:
                 assert set(args[2]) == {1}  # user 2 had no stream when the read began
-                sub = Subscription(Audiences(2, False, frozenset()), start, Reservation(2))  # ...and has one now
+                sub = Subscription(
+                    Audiences(2, False, frozenset()), start, Reservation(2)
+                )  # ...and has one now
                 hub.registry.add(2, sub)
                 late.append(sub)
                 return feed.Fetched(end, end, [row(13, 1)], [])

@@ -26,7 +26,9 @@ def add_xact(apps, schema_editor):
     for table in TABLES:
         # A constant default first (no table rewrite), then the real one.
         schema_editor.execute(f"ALTER TABLE {table} ADD COLUMN xact xid8 NOT NULL DEFAULT '1'")
-        schema_editor.execute(f"ALTER TABLE {table} ALTER COLUMN xact SET DEFAULT pg_current_xact_id()")
+        schema_editor.execute(
+            f"ALTER TABLE {table} ALTER COLUMN xact SET DEFAULT pg_current_xact_id()"
+        )
     # The hub reads what committed after a snapshot; replay, one user's share of it.
     schema_editor.execute("CREATE INDEX notif_xact ON notifications_notification (xact)")
     schema_editor.execute(
@@ -45,23 +47,33 @@ def drop_xact(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('notifications', '0002_notification_recipient_no_own_index'),
+        ("notifications", "0002_notification_recipient_no_own_index"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ReadEvent',
+            name="ReadEvent",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('payload', models.TextField()),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('user', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("payload", models.TextField()),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['user', 'id'], name='notif_readevent_user'), models.Index(fields=['created'], name='notif_readevent_created')],
+                "indexes": [
+                    models.Index(fields=["user", "id"], name="notif_readevent_user"),
+                    models.Index(fields=["created"], name="notif_readevent_created"),
+                ],
             },
         ),
         migrations.RunPython(add_xact, drop_xact),
