@@ -248,10 +248,12 @@
         return; // the list stays as it was; the next reset or read event tries again
       }
       const listed = new Set(page.results.map((n) => String(n.id)));
-      const covered = parseInt(page.cursor, 10) || 0; // every id up to here is in the answer
+      // The answer is the truth from its newest item down; items above it came
+      // from the stream after the list was read, and stay. (The cursor is opaque.)
+      const newest = Math.max(0, ...page.results.map((n) => Number(n.id)));
       this.items().forEach((item) => {
         const id = item.dataset.notificationId;
-        if (Number(id) <= covered || listed.has(id)) item.remove();
+        if (Number(id) <= newest || listed.has(id)) item.remove();
       });
       const newer = this.items().filter((item) => item.dataset.unread === "1").length;
       page.results.forEach((n) => { this.seen.add(String(n.id)); this.insert(n); });
