@@ -173,12 +173,16 @@ class Notification(models.Model):
     target_object_id = models.CharField(max_length=255, blank=True, default="")
     target = GenericForeignKey("target_content_type", "target_object_id")
 
-    level = models.CharField(max_length=8, choices=Level.choices, default=Level.INFO)
+    # 20 characters, as in django-notifications-hq, whose rows may hold other levels.
+    level = models.CharField(max_length=20, choices=Level.choices, default=Level.INFO)
     url = models.CharField(max_length=2000, blank=True, default="")
     data = models.JSONField(default=dict, blank=True)
     created = models.DateTimeField(default=timezone.now, db_index=True)
     unread = models.BooleanField(default=True)
     deleted = models.BooleanField(default=False)
+    # Kept from django-notifications-hq: the app does not read them.
+    public = models.BooleanField(default=True)
+    emailed = models.BooleanField(default=False)
 
     objects = NotificationQuerySet.as_manager()
 
