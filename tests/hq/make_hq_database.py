@@ -14,7 +14,7 @@ sees it, for the tests to compare with what this app shows after the swap.
 
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import django
@@ -70,7 +70,7 @@ def populate():
     editors = Group.objects.create(name="Redakcja ✎")
     editors.user_set.add(bob, zofia)
     permission = Permission.objects.order_by("pk").first()
-    old = datetime(2019, 3, 4, 5, 6, 7, 890123, tzinfo=timezone.utc)
+    old = datetime(2019, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
 
     notify.send(alice, recipient=bob, verb="commented on", target=editors,
                 action_object=permission, description="Zażółć gęślą jaźń ✓",
