@@ -11,6 +11,8 @@ from django.db.models import Case, Exists, OuterRef, Q, When
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .compat import HqNotificationMixin, HqQuerySetMixin
+
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
@@ -75,7 +77,7 @@ class Audiences:
         return Q(recipient_id=self.user_id) | (Q(recipient__isnull=True) & broadcast)
 
 
-class NotificationQuerySet(models.QuerySet["Notification"]):
+class NotificationQuerySet(HqQuerySetMixin, models.QuerySet["Notification"]):
     def personal(self) -> NotificationQuerySet:
         return self.filter(recipient__isnull=False)
 
@@ -110,15 +112,11 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
             )
         )
 
-    def unread(self) -> NotificationQuerySet:
-        """Only unread rows; needs the ``is_unread`` annotation of ``for_audiences()``."""
-        return self.filter(is_unread=True)
-
     def for_user(self, user: AbstractBaseUser) -> NotificationQuerySet:
         return self.for_audiences(Audiences.of(user))
 
 
-class Notification(models.Model):
+class Notification(HqNotificationMixin, models.Model):
     """
     One notification: personal (``recipient`` set) or a broadcast (``recipient``
     NULL, seen by its ``audience``). Ordered by ``id``, which is the stream cursor.

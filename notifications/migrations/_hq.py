@@ -201,38 +201,56 @@ def fill_actor_display_and_url(apps: Any, schema_editor: Any) -> None:
     """
     Notification = apps.get_model("notifications", "Notification")
     ContentType = apps.get_model("contenttypes", "ContentType")
-    db = schema_editor.connection.alias
-    rows = Notification.objects.using(db).filter(actor_display="", url="")
-    content_types: dict[int, Any] = {}
+    connection = schema_editor.connection
+    db = connection.alias
+    rows = Notification.objects.using(db).filter(actor_display="", url="").order_by("id")
+    fields = ("id", "actor_content_type_id", "actor_object_id", "data")
+    models: dict[int, Any] = {}
     last = 0
     while True:
-        batch = list(
-            rows.filter(id__gt=last)
-            .order_by("id")
-            .only("id", "actor_content_type_id", "actor_object_id", "url", "data")[:BATCH]
-        )
+        batch = list(rows.filter(id__gt=last).values_list(*fields)[:BATCH])
         if not batch:
             return
-        last = batch[-1].id
-        by_type: dict[int, set[str]] = {}
-        for row in batch:
-            if row.actor_content_type_id is not None:
-                by_type.setdefault(row.actor_content_type_id, set()).add(row.actor_object_id)
+        last = batch[-1][0]
+        wanted: dict[int, set[str]] = {}
+        for _, type_id, object_id, _ in batch:
+            if type_id is not None:
+                wanted.setdefault(type_id, set()).add(object_id)
         names: dict[tuple[int, str], str] = {}
-        for type_id, object_ids in by_type.items():
-            if type_id not in content_types:
-                content_types[type_id] = ContentType.objects.using(db).filter(pk=type_id).first()
-            model = content_types[type_id] and _real_model(content_types[type_id])
-            if model is not None:
-                for object_id, name in _displays(model, object_ids).items():
+        for type_id, object_ids in wanted.items():
+            if type_id not in models:
+                content_type = ContentType.objects.using(db).filter(pk=type_id).first()
+                models[type_id] = content_type and _real_model(content_type)
+            if models[type_id] is not None:
+                for object_id, name in _displays(models[type_id], object_ids).items():
                     names[(type_id, object_id)] = name
         changed = []
-        for row in batch:
-            name = names.get((row.actor_content_type_id, row.actor_object_id), "")
-            url = row.data.get("url") if isinstance(row.data, dict) else None
-            url = url[:2000] if isinstance(url, str) and not row.url else row.url
-            if name or url != row.url:
-                row.actor_display, row.url = name, url
-                changed.append(row)
+        for pk, type_id, object_id, data in batch:
+            name = names.get((type_id, object_id), "")
+            url = data.get("url") if isinstance(data, dict) else None
+            url = url[:2000] if isinstance(url, str) else ""
+            if name or url:
+                changed.append((pk, name, url))
         with transaction.atomic(using=db):
-            Notification.objects.using(db).bulk_update(changed, ["actor_display", "url"])
+            _update(connection, Notification, changed)
+
+
+def _update(connection: Any, Notification: Any, changed: list[tuple[int, str, str]]) -> None:
+    """Set (actor_display, url) by id: one statement joining a VALUES list on PostgreSQL."""
+    if not changed:
+        return
+    if connection.vendor != "postgresql":
+        Notification.objects.using(connection.alias).bulk_update(
+            [Notification(id=pk, actor_display=name, url=url) for pk, name, url in changed],
+            ["actor_display", "url"],
+            batch_size=500,
+        )
+        return
+    qn = connection.ops.quote_name
+    values = ", ".join(["(%s::bigint, %s, %s)"] * len(changed))
+    sql = (
+        f"UPDATE {qn(TABLE)} AS n SET {qn('actor_display')} = v.name, {qn('url')} = v.url "
+        f"FROM (VALUES {values}) AS v (id, name, url) WHERE n.{qn('id')} = v.id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [item for row in changed for item in row])

@@ -5,6 +5,7 @@ Runs in a virtualenv of its own with Django 4.2 and the hq package (never in
 this project's), so the rows and the schema are what hq itself writes:
 
     python make_hq_database.py DATABASE_URL > rows.json
+    python make_hq_database.py DATABASE_URL --schema-only
 
 It migrates hq's apps, sends notifications through hq's ``notify`` signal
 (several actor, target and action object models, read and soft-deleted rows,
@@ -124,7 +125,8 @@ def main():
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    json.dump(populate(), sys.stdout, ensure_ascii=False)
+    if "--schema-only" not in sys.argv:
+        json.dump(populate(), sys.stdout, ensure_ascii=False)
 
 
 if __name__ == "__main__":
