@@ -21,7 +21,7 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
-from ._hq import RequireTableShape
+from ._hq import RequireTableShape, rewrite_once_on_postgresql
 
 LEVELS = [("success", "success"), ("info", "info"), ("warning", "warning"), ("error", "error")]
 AUDIENCES = [("user", "one user"), ("all", "everyone"), ("staff", "staff only"), ("group", "members of a group")]
@@ -47,6 +47,8 @@ class Migration(migrations.Migration):
         migrations.AlterField(model_name="notification", name="deleted", field=models.BooleanField(default=False)),
         migrations.AlterField(model_name="notification", name="public", field=models.BooleanField(default=True)),
         migrations.AlterField(model_name="notification", name="emailed", field=models.BooleanField(default=False)),
+        # PostgreSQL: one table rewrite for the id and the NULLs below.
+        migrations.RunPython(rewrite_once_on_postgresql, migrations.RunPython.noop),
         # The creation time: renamed, so its values (and index) stay.
         migrations.RenameField(model_name="notification", old_name="timestamp", new_name="created"),
         migrations.AlterField(

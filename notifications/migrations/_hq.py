@@ -173,6 +173,34 @@ def repair_json_text(apps: Any, schema_editor: Any) -> None:
                 )
 
 
+def rewrite_once_on_postgresql(apps: Any, schema_editor: Any) -> None:
+    """
+    On PostgreSQL, widen ``id`` and replace NULL ``description``, object ids and
+    ``data`` with their new defaults in one ALTER TABLE, which rewrites the table
+    once; the operations after it then find nothing left to change. Elsewhere,
+    nothing: those operations do the work.
+    """
+    connection = schema_editor.connection
+    if connection.vendor != "postgresql":
+        return
+    qn = connection.ops.quote_name
+    changes = [
+        (qn("id"), "bigint", qn("id")),
+        (qn("description"), "text", f"COALESCE({qn('description')}, '')"),
+        (qn("target_object_id"), "varchar(255)", f"COALESCE({qn('target_object_id')}, '')"),
+        (
+            qn("action_object_object_id"),
+            "varchar(255)",
+            f"COALESCE({qn('action_object_object_id')}, '')",
+        ),
+        (qn("data"), "jsonb", f"COALESCE({qn('data')}, '{{}}'::jsonb)"),
+    ]
+    schema_editor.execute(
+        f"ALTER TABLE {qn(TABLE)} "
+        + ", ".join(f"ALTER COLUMN {col} TYPE {kind} USING {expr}" for col, kind, expr in changes)
+    )
+
+
 def _real_model(content_type: Any) -> Any:
     """The installed model class a historical content type names, or None."""
     try:
@@ -203,15 +231,17 @@ def fill_actor_display_and_url(apps: Any, schema_editor: Any) -> None:
     ContentType = apps.get_model("contenttypes", "ContentType")
     connection = schema_editor.connection
     db = connection.alias
-    rows = Notification.objects.using(db).filter(actor_display="", url="").order_by("id")
-    fields = ("id", "actor_content_type_id", "actor_object_id", "data")
+    # Keyset by id alone (an index scan); rows already filled are skipped here.
+    rows = Notification.objects.using(db).order_by("id")
+    fields = ("id", "actor_content_type_id", "actor_object_id", "data", "actor_display", "url")
     models: dict[int, Any] = {}
     last = 0
     while True:
-        batch = list(rows.filter(id__gt=last).values_list(*fields)[:BATCH])
-        if not batch:
+        page = list(rows.filter(id__gt=last).values_list(*fields)[:BATCH])
+        if not page:
             return
-        last = batch[-1][0]
+        last = page[-1][0]
+        batch = [row[:4] for row in page if not row[4] and not row[5]]
         wanted: dict[int, set[str]] = {}
         for _, type_id, object_id, _ in batch:
             if type_id is not None:
