@@ -1,10 +1,12 @@
 """
-Databases written by django-notifications-hq itself, for the swap tests.
+Databases written by django-notifications-hq itself, or by its community fork,
+for the swap tests.
 
-hq 1.8.3 runs in a virtualenv of its own (Python 3.11, Django 4.2), created on
-first use under test-artifacts/ with pip (so CI needs PyPI), and writes a
-database on the test run's backend: an SQLite file, or a PostgreSQL database
-of its own on the server of DATABASE_URL, dropped afterwards.
+Each runs in a virtualenv of its own (hq 1.8.3: Python 3.11, Django 4.2; the
+fork 1.12.3: Django 5.2), created on first use under test-artifacts/ with pip
+(so CI needs PyPI), and writes a database on the test run's backend: an SQLite
+file, or a PostgreSQL database of its own on the server of DATABASE_URL,
+dropped afterwards.
 """
 
 from __future__ import annotations
@@ -22,8 +24,14 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-HQ_REQUIREMENTS = ["Django>=4.2,<5", "django-notifications-hq==1.8.3", "psycopg[binary]>=3.1,<4"]
-VENV = ROOT / "test-artifacts" / "hq-1.8.3"
+FLAVOURS = {
+    "hq-1.8.3": ["Django>=4.2,<5", "django-notifications-hq==1.8.3", "psycopg[binary]>=3.1,<4"],
+    "community-1.12.3": [
+        "Django>=5.2,<5.3",
+        "django-notifications-community==1.12.3",
+        "psycopg[binary]>=3.1,<4",
+    ],
+}
 
 
 def python311() -> str:
@@ -36,15 +44,16 @@ def python311() -> str:
     return found
 
 
-def hq_python() -> str:
-    """The interpreter of hq's virtualenv, created (once) when missing."""
-    stamp = VENV / "installed.txt"
-    wanted = "\n".join(HQ_REQUIREMENTS)
-    python = VENV / "bin" / "python"
+def hq_python(flavour: str = "hq-1.8.3") -> str:
+    """The interpreter of the flavour's virtualenv, created (once) when missing."""
+    venv = ROOT / "test-artifacts" / flavour
+    stamp = venv / "installed.txt"
+    wanted = "\n".join(FLAVOURS[flavour])
+    python = venv / "bin" / "python"
     if not stamp.exists() or stamp.read_text() != wanted:
-        subprocess.run([python311(), "-m", "venv", "--clear", str(VENV)], check=True, timeout=120)
+        subprocess.run([python311(), "-m", "venv", "--clear", str(venv)], check=True, timeout=120)
         subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", *HQ_REQUIREMENTS],
+            [str(python), "-m", "pip", "install", "--quiet", *FLAVOURS[flavour]],
             check=True,
             timeout=600,
         )
@@ -73,10 +82,10 @@ def empty_database(tmp: Path) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def make_hq_database(url: str) -> list[dict[str, Any]]:
-    """Migrate and fill ``url`` with hq 1.8.3; return the rows as hq sees them."""
+def make_hq_database(url: str, flavour: str = "hq-1.8.3") -> list[dict[str, Any]]:
+    """Migrate and fill ``url`` with hq (or the fork); return the rows as it sees them."""
     result = subprocess.run(
-        [hq_python(), str(Path(__file__).with_name("make_hq_database.py")), url],
+        [hq_python(flavour), str(Path(__file__).with_name("make_hq_database.py")), url],
         capture_output=True,
         text=True,
         timeout=300,

@@ -60,7 +60,7 @@ def describe(obj):
 
 def populate():
     from django.contrib.auth.models import Group, Permission, User
-    from django.db import connection
+    from django.db import DatabaseError, connection, transaction
 
     from notifications.models import Notification
     from notifications.signals import notify
@@ -89,14 +89,22 @@ def populate():
     Notification.objects.filter(recipient=bob, verb="welcomes you").mark_all_as_read()
     Notification.objects.filter(verb="will be deleted").mark_all_as_deleted()
     Notification.objects.filter(verb="was granted", recipient=alice).mark_as_sent()
-    # What a site's raw SQL or an old jsonfield may have left: not JSON at all.
+    # What a site's raw SQL or an old jsonfield may have left: not JSON at all
+    # (a text column takes it; the fork's JSON column refuses it).
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE notifications_notification SET data = %s WHERE verb = %s",
+                ["{not json: ", "invalid data"],
+            )
+    except DatabaseError:
+        pass
     with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE notifications_notification SET data = %s WHERE verb = %s",
-            ["{not json: ", "invalid data"],
-        )
         cursor.execute("SELECT id, data FROM notifications_notification ORDER BY id")
-        raw_data = dict(cursor.fetchall())
+        raw_data = {
+            pk: text if text is None or isinstance(text, str) else json.dumps(text)
+            for pk, text in cursor.fetchall()
+        }
 
     rows = []
     for n in Notification.objects.order_by("id"):
