@@ -14,8 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import DisallowedHost
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.utils.encoding import iri_to_uri
@@ -49,8 +51,13 @@ def _refuse(request: HttpRequest) -> JsonResponse:
 def _next(request: HttpRequest, default: str) -> HttpResponse:
     """Redirect to ``next`` (query or form) when it is safe, else to ``default``."""
     target = request.POST.get("next") or request.GET.get("next")
+    allowed = set(settings.ALLOWED_HOSTS)
+    try:
+        allowed.add(request.get_host())
+    except DisallowedHost:
+        pass
     if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        target, allowed_hosts=allowed, require_https=request.is_secure()
     ):
         return redirect(iri_to_uri(target))
     return redirect(default)
