@@ -228,3 +228,17 @@ def test_unknown_notifications_table_stops_the_first_migration(tmp_path):
         after = snapshot(url)
         assert after["rows"] == [["7", "keep me"]]
         assert not [m for m in after["applied"] if m[0] == "notifications"]
+
+
+def test_table_of_a_pre_release_checkout_gets_told_how_to_record_its_migrations(tmp_path):
+    """A database that ran this app's own first migration, recorded as hq's 0001_initial."""
+    with empty_database(tmp_path) as url:
+        run_here(url, "manage.py", "migrate", "--noinput")
+        execute(url, "DELETE FROM django_migrations WHERE app = 'notifications' AND name <> '0001_initial'")
+        message = refuse(url)
+        assert "this app's own schema" in message
+        assert "migrate notifications 0015_notification_recipient_no_own_index --fake" in message
+        run_here(url, "manage.py", "migrate", "notifications", "0015_notification_recipient_no_own_index", "--fake")
+        run_here(url, "manage.py", "migrate", "--noinput")
+        applied = [m for m in snapshot(url)["applied"] if m[0] == "notifications"]
+        assert applied[-1] == ["notifications", "0016_fill_actor_display_and_url"]
