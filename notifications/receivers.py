@@ -4,9 +4,11 @@ What the app itself connects to signals (from ``AppConfig.ready``).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
 
@@ -39,6 +41,8 @@ def on_notify(sender: Any, *, signal: Any = None, **kwargs: Any) -> list[Notific
     data.update(extra)
     if columns.get("url") is not None:
         data.setdefault("url", columns["url"])
+    # Dates, decimals, UUIDs... as hq's JSON field encoded them.
+    data = json.loads(json.dumps(data, cls=DjangoJSONEncoder))
     url = columns.pop("url", None) or ""
     actor = sender if isinstance(sender, models.Model) else None
     objects = {"actor": actor, "target": kwargs.get("target"), "action_object": kwargs.get("action_object")}
@@ -51,7 +55,7 @@ def on_notify(sender: Any, *, signal: Any = None, **kwargs: Any) -> list[Notific
         actor,
         kwargs.get("action_object"),
         kwargs.get("target"),
-        kwargs.get("description") or "",
+        "" if kwargs.get("description") is None else str(kwargs["description"]),
         str(kwargs.get("level") or "info"),
         url,
         data or None,

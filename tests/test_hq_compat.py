@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ImproperlyConfigured
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models.signals import post_save
 from django.test import override_settings
 from django.utils import timezone
@@ -89,6 +90,14 @@ def test_notify_send_sets_hq_columns_from_keywords(alice, bob):
     row.refresh_from_db()
     assert (row.public, row.emailed, row.url) == (False, True, "/p/1/")
     assert row.data == {"colour": "red", "url": "/p/1/"}
+
+
+def test_notify_send_encodes_extra_values_as_hq_json_field_did(alice, bob):
+    when = timezone.now()
+    (row,) = send(alice, recipient=bob, verb="x", description=gettext_lazy("lazy"), at=when)
+    row.refresh_from_db()
+    assert row.description == "lazy"
+    assert row.data == {"at": DjangoJSONEncoder().default(when)}
 
 
 def test_notify_send_keeps_the_given_timestamp(alice, bob):
