@@ -3,8 +3,8 @@ django-notifications-hq's model and queryset API, on this app's model, so code
 written for hq keeps working after the swap: ``Notification.timestamp``,
 ``slug``, ``LEVELS``, ``mark_as_read()``..., and the queryset methods
 ``unread()``, ``read()``, ``mark_all_as_read()``... with their ``recipient=``
-and ``include_deleted`` arguments. Every change of read or deleted state pokes
-the recipients' streams, as ``notifications.api`` does.
+and ``include_deleted`` arguments. Every change of read or deleted state reaches
+the recipients' streams, as with ``notifications.api``.
 
 hq's settings live in ``DJANGO_NOTIFICATIONS_CONFIG`` and are read at call time.
 """
@@ -142,11 +142,18 @@ def _change(rows: Any, recipient: Any, **values: bool) -> int:
         count = rows.model._base_manager.using(rows.db).filter(
             id__in=[pk for pk, _ in pairs]
         ).update(**values)
-        transaction.on_commit(lambda: _poke(pairs, **values), using=rows.db)
+        _tell_streams(pairs, **values)
     return count
 
 
-def _poke(pairs: list[tuple[int, int]], unread: bool = False, deleted: bool = False) -> None:
+def _tell_streams(
+    pairs: list[tuple[int, int]], unread: bool = False, deleted: bool = False
+) -> None:
+    """
+    Inside the transaction that changed these (id, recipient id) rows: record
+    a read event per recipient, as the native API does; their streams hear of
+    it after commit.
+    """
     from django.contrib.auth import get_user_model
 
     from .api import _read_changed
@@ -197,8 +204,7 @@ class HqNotificationMixin:
             setattr(self, name, value)
         with transaction.atomic():
             self.save()
-            pairs = [(self.pk, self.recipient_id)]
-            transaction.on_commit(lambda: _poke(pairs, **values))
+            _tell_streams([(self.pk, self.recipient_id)], **values)
 
     def timesince(self: Any, now: datetime | None = None) -> str:
         from django.utils.timesince import timesince

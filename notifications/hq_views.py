@@ -18,6 +18,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import DisallowedHost
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.utils.encoding import iri_to_uri
@@ -115,8 +116,9 @@ def _delete(request: HttpRequest, pk: int) -> None:
     if get_config()["SOFT_DELETE"] or row.recipient_id is None:
         api.delete(_me(request), [pk])
         return
-    row.delete()
-    api._read_changed(_me(request), [pk], unread=False, deleted=True)
+    with transaction.atomic():
+        row.delete()
+        api._read_changed(_me(request), [pk], unread=False, deleted=True)
 
 
 mark_all_as_read = _mutation(lambda r, _: api.mark_all_read(_me(r)), "notifications:unread")

@@ -31,7 +31,8 @@ UNPARSED = "unparsed_data"
 # Columns of this app's own table before its history was joined to hq's: a
 # database migrated by a pre-release checkout records "0001_initial" only.
 _OWN_SCHEMA_MARKERS = {"audience", "created", "actor_display"}
-_LAST_OWN_SCHEMA_MIGRATION = "0015_notification_recipient_no_own_index"
+# Columns migrations add outside the model state (PostgreSQL's transaction ids).
+_UNMODELLED = {"xact"}
 
 
 class TableShapeError(CommandError):
@@ -56,20 +57,26 @@ class RequireTableShape(Operation):
     ) -> None:
         connection = schema_editor.connection
         with connection.cursor() as cursor:
-            exists = TABLE in connection.introspection.table_names(cursor)
+            tables = connection.introspection.table_names(cursor)
+            exists = TABLE in tables
             found = (
                 {c.name for c in connection.introspection.get_table_description(cursor, TABLE)}
                 if exists
                 else set()
             )
+        found -= _UNMODELLED
         if (app_label, "notification") not in from_state.models:
             if exists:
-                raise TableShapeError(_message(found, set(), "before any migration of it"))
+                raise TableShapeError(
+                    _message(found, set(), "before any migration of it", tables)
+                )
             return
         model = from_state.apps.get_model(app_label, "Notification")
         expected = {f.column for f in model._meta.local_concrete_fields}
         if found != expected:
-            raise TableShapeError(_message(found, expected, "at this point of its history"))
+            raise TableShapeError(
+                _message(found, expected, "at this point of its history", tables)
+            )
 
     def database_backwards(
         self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any
@@ -80,7 +87,7 @@ class RequireTableShape(Operation):
         return "Check that notifications_notification has the expected columns"
 
 
-def _message(found: set[str], expected: set[str], when: str) -> str:
+def _message(found: set[str], expected: set[str], when: str, tables: list[str]) -> str:
     if not found:
         shape = f"{TABLE} does not exist"
     else:
@@ -97,10 +104,16 @@ def _message(found: set[str], expected: set[str], when: str) -> str:
         f"Nothing in {TABLE} was changed."
     )
     if expected and _OWN_SCHEMA_MARKERS <= found and "timestamp" not in found:
+        # What a pre-release checkout's own migrations had made, by their tables.
+        last = (
+            "0017_transaction_ids"
+            if "notifications_readevent" in tables
+            else "0016_fill_actor_display_and_url"
+        )
         message += (
             " The table looks like this app's own schema, migrated by a pre-release "
             "version that recorded only '0001_initial': record the rest with "
-            f"`manage.py migrate notifications {_LAST_OWN_SCHEMA_MIGRATION} --fake`, "
+            f"`manage.py migrate notifications {last} --fake`, "
             "then run `manage.py migrate`."
         )
     else:
