@@ -51,6 +51,8 @@ DEFAULTS: dict[str, Any] = {
     # Lookup from the user model to the user's language code ("language",
     # "profile__language"), to render kinds' texts in it; None: the active language.
     "NOTIFICATIONS_USER_LANGUAGE": None,
+    # Let django-notifications-hq's mark/delete URLs change state on GET, as hq did.
+    "NOTIFICATIONS_HQ_GET_MUTATIONS": False,
 }
 
 
@@ -140,6 +142,10 @@ class Settings:
     def USER_LANGUAGE(self) -> str | None:
         value = self._get("NOTIFICATIONS_USER_LANGUAGE")
         return str(value) if value else None
+
+    @property
+    def HQ_GET_MUTATIONS(self) -> bool:
+        return bool(self._get("NOTIFICATIONS_HQ_GET_MUTATIONS"))
 
 
 conf = Settings()
