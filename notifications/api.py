@@ -24,8 +24,8 @@ from django.utils import timezone
 
 from . import delivery, grouping, preferences, schedule
 from .conf import conf
-from .kinds import IN_APP, get_kind
-from .models import Audience, BroadcastReceipt, Level, Notification, NotificationQuerySet
+from .kinds import IN_APP, Kind, get_kind
+from .models import Audience, BroadcastReceipt, Level, Notification, NotificationQuerySet, ReadEvent
 from .render import dumps
 from .signals import notifications_created, notifications_read
 
@@ -86,19 +86,55 @@ def notify(
     except ValueError:
         # As when the ids were read first: naming nobody is the error to report.
         if isinstance(users, models.QuerySet) and not users.exists():
-            raise ValueError(_NOBODY) from None
+            raise NoRecipients(_NOBODY) from None
         raise
-    created = timestamp or timezone.now()
-    key = ""
-    if declared is not None:
-        fields["kind"] = declared.key
-        key = grouping.group_key(declared, Notification(**fields))
-        if key:
-            fields["group_key"], fields["group"] = key, grouping.new_group()
-        users = preferences.receiving(users, declared, IN_APP)
-        if key and isinstance(users, list) and users:
-            users = _as_queryset(users)  # the INSERT ... SELECT finds each user's group
-    window = (key, created - declared.window) if key and declared is not None else None
+    return _write_kind(users, fields, timestamp or timezone.now(), declared)
+
+
+class NoRecipients(ValueError):
+    """``notify()`` was given a recipient that names nobody."""
+
+
+def _write_kind(
+    users: list[int] | models.QuerySet[Any],
+    fields: dict[str, Any],
+    created: datetime,
+    kind: Kind | None,
+) -> list[Notification]:
+    """
+    ``_write`` for a notification of ``kind``: store the kind's key, leave out
+    the users who muted it in-app, and put each row in its user's open group
+    of the kind's key (if it groups). Returns [] when every user muted it.
+    """
+    if kind is None:
+        return _write(users, fields, created)
+    fields["kind"] = kind.key
+    key = grouping.group_key(kind, Notification(**fields))
+    if key:
+        fields["group_key"], fields["group"] = key, grouping.new_group()
+    receiving = preferences.receiving(users, kind, IN_APP)
+    if key and isinstance(receiving, list) and receiving:
+        receiving = _as_queryset(receiving)  # the INSERT ... SELECT finds each user's group
+    try:
+        return _write(receiving, fields, created, (key, created - kind.window) if key else None)
+    except NoRecipients:
+        if isinstance(users, models.QuerySet) and not users.exists():
+            raise
+        return []  # every recipient muted this kind
+
+
+def _write(
+    users: list[int] | models.QuerySet[Any],
+    fields: dict[str, Any],
+    created: datetime,
+    window: tuple[str, datetime] | None = None,
+) -> list[Notification]:
+    """
+    Write one row of ``fields`` per user, in one transaction; poke after commit.
+    With ``window`` (group key, window start), each row joins its user's open
+    group of that key (see grouping.py).
+    """
+    key = window[0] if window else ""
     if isinstance(users, models.QuerySet):
         db = router.db_for_write(Notification)
         with transaction.atomic(using=db):
@@ -106,16 +142,14 @@ def notify(
                 grouping.lock(db, key)
             rows, fanned_out = _fan_out(users, db, created, fields, window)
             if not rows:
-                if declared is not None and _someone(recipient):
-                    return []  # every recipient muted this kind
-                raise ValueError(_NOBODY)
-            if declared is not None:
-                schedule.schedule(rows, declared)
+                raise NoRecipients(_NOBODY)
+            _saved(rows, db)
+            schedule.schedule(rows)
             transaction.on_commit(lambda: _created(rows, fanned_out), using=db)
         return rows
     user_ids = users
     if not user_ids:
-        return []
+        raise NoRecipients(_NOBODY)
     with transaction.atomic():
         groups = grouping.open_groups(user_ids, *window) if window else {}
         rows = [
@@ -125,10 +159,24 @@ def notify(
         for row in rows:
             row.group = groups.get(row.recipient_id, row.group)  # type: ignore[arg-type]
         rows = Notification.objects.bulk_create(rows)
-        if declared is not None:
-            schedule.schedule(rows, declared)
+        _saved(rows, router.db_for_write(Notification))
+        schedule.schedule(rows)
         transaction.on_commit(lambda: _created(rows, user_ids))
     return rows
+
+
+def _saved(rows: list[Notification], db: str) -> None:
+    """
+    Send ``post_save`` (created) once per row, as ``save()`` would: the rows are
+    written in bulk, and projects coming from django-notifications-hq connect
+    receivers to it.
+    """
+    if post_save.has_listeners(Notification):
+        for row in rows:
+            post_save.send(
+                sender=Notification, instance=row, created=True, update_fields=None,
+                raw=False, using=db,
+            )
 
 
 def broadcast(
@@ -218,7 +266,7 @@ def delete(user: AbstractBaseUser, ids: Iterable[int]) -> list[int]:
             ignore_conflicts=True,
         )
         changed = [nid for nid, _ in rows]
-        transaction.on_commit(lambda: _read_changed(user, changed, unread=False, deleted=True))
+        _read_changed(user, changed, unread=False, deleted=True)
     return changed
 
 
@@ -314,12 +362,6 @@ def _resolve(value: Value, instance: models.Model) -> Any:
 _NOBODY = "notify() needs at least one recipient; the one given names nobody."
 
 
-def _someone(recipient: Any) -> bool:
-    """Does ``recipient`` (already checked) name at least one user?"""
-    users = _recipients(recipient)
-    return not isinstance(users, models.QuerySet) or users.exists()
-
-
 def _recipients(recipient: Any) -> list[int] | models.QuerySet[Any]:
     """
     Check ``recipient`` and return its users' ids, deduplicated and never empty;
@@ -361,7 +403,7 @@ def _recipients(recipient: Any) -> list[int] | models.QuerySet[Any]:
         raise ValueError("Recipients must be saved users.")
     unique = list(dict.fromkeys(ids))
     if not unique:
-        raise ValueError(_NOBODY)
+        raise NoRecipients(_NOBODY)
     return unique
 
 
@@ -479,12 +521,22 @@ def _fields(
     level: Any,
     url: Any,
     data: Any,
+    *,
+    any_level: bool = False,
 ) -> dict[str, Any]:
+    """
+    Check the notification's fields and return them as model field values.
+    ``any_level``: accept any level of up to 20 characters (as
+    django-notifications-hq does) instead of only ``Level``'s.
+    """
     if not isinstance(verb, str) or not verb.strip():
         raise ValueError("verb must be a non-empty string.")
     if len(verb) > 255:
         raise ValueError("verb must be at most 255 characters.")
-    if level not in Level.values:
+    if any_level:
+        if not isinstance(level, str) or not 0 < len(level) <= 20:
+            raise ValueError(f"level must be a string of 1 to 20 characters, not {level!r}.")
+    elif level not in Level.values:
         raise ValueError(f"Unknown level {level!r}; allowed: {', '.join(Level.values)}.")
     if not isinstance(description, str):
         raise ValueError("description must be a string.")
@@ -586,9 +638,7 @@ def _set_read(
                 ignore_conflicts=True,
             )
         changed = [nid for nid, _ in pairs]
-        transaction.on_commit(
-            lambda: _read_changed(user, "all" if label == "all" else changed, unread=unread)
-        )
+        _read_changed(user, "all" if label == "all" else changed, unread=unread)
     return changed
 
 
@@ -612,12 +662,21 @@ def _with_members(user: AbstractBaseUser, rows: Iterable[tuple[int, int | None, 
 def _read_changed(
     user: AbstractBaseUser, ids: list[int] | str, *, unread: bool, deleted: bool = False
 ) -> None:
+    """
+    Inside the transaction that changed read state: keep the ``read`` event as a
+    row (every stream of the user hears of it from the database, layer or not),
+    then, after commit, poke the user's streams and send ``notifications_read``.
+    """
     payload = {
         "ids": ids,
         "unread": unread,
         "deleted": deleted,
         "unread_count": unread_count(user),
     }
-    delivery.send_read(user.pk, dumps(payload))
-    notifications_read.send(sender=Notification, user=user, ids=ids, unread=unread)
+    ReadEvent.objects.create(user_id=user.pk, payload=dumps(payload))
 
+    def committed() -> None:
+        delivery.poke_users([user.pk])
+        notifications_read.send(sender=Notification, user=user, ids=ids, unread=unread)
+
+    transaction.on_commit(committed)

@@ -11,6 +11,9 @@ from django.db.models import Case, Exists, OuterRef, Q, When
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from . import visibility
+from .compat import HqNotificationMixin, HqQuerySetMixin
+
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
@@ -55,24 +58,12 @@ class Audiences:
         return cls(user.pk, bool(getattr(user, "is_staff", False)), group_ids, session_key)
 
     def may_see(self, audience: str, recipient_id: int | None, group_id: int | None) -> bool:
-        if audience == Audience.USER:
-            return recipient_id == self.user_id
-        if audience == Audience.ALL:
-            return True
-        if audience == Audience.STAFF:
-            return self.is_staff
-        if audience == Audience.GROUP:
-            return group_id in self.group_ids
-        return False
+        """See ``visibility.may_see``."""
+        return visibility.may_see(self, audience, recipient_id, group_id)
 
     def q(self) -> Q:
-        """The rows this user may see, before expiry and hiding."""
-        broadcast = Q(audience=Audience.ALL) | Q(
-            audience=Audience.GROUP, audience_group__in=self.group_ids
-        )
-        if self.is_staff:
-            broadcast |= Q(audience=Audience.STAFF)
-        return Q(recipient_id=self.user_id) | (Q(recipient__isnull=True) & broadcast)
+        """The rows this user may see, before expiry and hiding (``visibility.audience_q``)."""
+        return visibility.audience_q(self)
 
 
 def superseded() -> Q:
@@ -90,7 +81,7 @@ def superseded() -> Q:
     return ~Q(group="") & Q(Exists(newer))
 
 
-class NotificationQuerySet(models.QuerySet["Notification"]):
+class NotificationQuerySet(HqQuerySetMixin, models.QuerySet["Notification"]):
     def personal(self) -> NotificationQuerySet:
         return self.filter(recipient__isnull=False)
 
@@ -99,9 +90,7 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
 
     def live(self) -> NotificationQuerySet:
         """Not soft-deleted and not expired."""
-        return self.filter(deleted=False).filter(
-            Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
-        )
+        return self.filter(visibility.live_q(timezone.now()))
 
     def for_audiences(self, who: Audiences) -> NotificationQuerySet:
         """
@@ -126,15 +115,11 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
             )
         )
 
-    def unread(self) -> NotificationQuerySet:
-        """Only unread rows; needs the ``is_unread`` annotation of ``for_audiences()``."""
-        return self.filter(is_unread=True)
-
     def for_user(self, user: AbstractBaseUser) -> NotificationQuerySet:
         return self.for_audiences(Audiences.of(user))
 
 
-class Notification(models.Model):
+class Notification(HqNotificationMixin, models.Model):
     """
     One notification: personal (``recipient`` set) or a broadcast (``recipient``
     NULL, seen by its ``audience``). Ordered by ``id``, which is the stream cursor.
@@ -189,7 +174,8 @@ class Notification(models.Model):
     target_object_id = models.CharField(max_length=255, blank=True, default="")
     target = GenericForeignKey("target_content_type", "target_object_id")
 
-    level = models.CharField(max_length=8, choices=Level.choices, default=Level.INFO)
+    # 20 characters, as in django-notifications-hq, whose rows may hold other levels.
+    level = models.CharField(max_length=20, choices=Level.choices, default=Level.INFO)
     url = models.CharField(max_length=2000, blank=True, default="")
     data = models.JSONField(default=dict, blank=True)
     created = models.DateTimeField(default=timezone.now, db_index=True)
@@ -206,6 +192,9 @@ class Notification(models.Model):
     # shared by the rows a window folds into one item. Both empty otherwise.
     group_key = models.CharField(max_length=200, blank=True, default="")
     group = models.CharField(max_length=32, blank=True, default="")
+    # Kept from django-notifications-hq: the app does not read them.
+    public = models.BooleanField(default=True)
+    emailed = models.BooleanField(default=False)
 
     objects = NotificationQuerySet.as_manager()
 
@@ -416,3 +405,23 @@ class PushSubscription(models.Model):
     def as_info(self) -> dict[str, Any]:
         """The subscription as pywebpush takes it."""
         return {"endpoint": self.endpoint, "keys": {"p256dh": self.p256dh, "auth": self.auth}}
+class ReadEvent(models.Model):
+    """
+    A change of read state (read, unread, deleted), kept briefly so every open
+    stream of the user hears of it from the database, not only through the
+    channel layer: tabs converge within a poll interval whatever the layer does.
+    Pruned after NOTIFICATIONS_READ_EVENT_RETENTION seconds.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    payload = models.TextField()  # the ``read`` event's JSON, encoded once
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["user", "id"], name="notif_readevent_user"),
+            models.Index(fields=["created"], name="notif_readevent_created"),
+        ]

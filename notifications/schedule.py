@@ -42,13 +42,17 @@ AWAY_CHANNELS = tuple(c for c in CHANNELS if c != IN_APP)
 State = Delivery.State
 
 
-def schedule(rows: Sequence[Notification], kind: Kind) -> None:
+def schedule(rows: Sequence[Notification], kind: Kind | None = None) -> None:
     """
-    Write the deliveries of these freshly written ``rows`` of ``kind``, inside
-    the caller's transaction: one per row and away channel the kind declares
-    and the recipient has on (one per group for grouped rows: a group that
-    already has one gets no other).
+    Write the deliveries of these freshly written ``rows`` (of one kind:
+    ``kind``, else the rows' own), inside the caller's transaction: one per
+    row and away channel the kind declares and the recipient has on (one per
+    group for grouped rows: a group that already has one gets no other).
     """
+    if kind is None:
+        kind = register.get(rows[0].kind) if rows and rows[0].kind else None
+        if kind is None:
+            return
     for channel in AWAY_CHANNELS:
         declared = kind.channel(channel)
         if declared is None or not rows:

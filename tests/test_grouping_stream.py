@@ -140,3 +140,42 @@ def test_marking_the_group_read_reaches_every_tab(make_server, browser, make_use
         tab.wait_for(lambda s: s.of("read"), timeout=3.0)
         (event,) = tab.of("read")
         assert set(event.json["ids"]) == set(ids) and event.json["unread_count"] == 0
+
+
+def test_concurrent_writers_of_one_group_end_with_the_full_count_in_every_tab(make_server, browser, make_user):
+    import threading
+
+    from django.db import connections
+
+    server = make_server(**FAST)
+    alice = make_user()
+    actors = people(4)
+    post = Post.objects.create(title="Post 7")
+    user = browser(alice, on=server)
+    tabs = [user.stream().connected(), user.stream().connected()]
+    errors: list[BaseException] = []
+
+    def write(actor) -> None:
+        try:
+            for _ in range(50):
+                comment(alice, actor, post)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=write, args=(a,)) for a in actors]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    for tab in tabs:
+        tab.wait_for(lambda s: [n["count"] for n in shown(s).values()] == [200], timeout=3.0)
+        ids = tab.notification_ids()
+        assert ids == sorted(set(ids))  # once each, in order
+        # Every frame's count is the group as of that row: it only grows.
+        counts = [n["count"] for n in tab.notifications()]
+        assert counts == sorted(counts)
+    page = user.http.get("/notifications/api/").json()
+    assert [n["count"] for n in page["results"]] == [200] and page["unread_count"] == 1

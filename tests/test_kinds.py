@@ -135,9 +135,9 @@ def test_a_kind_cannot_be_declared_twice_differently(declare):
 def test_check_reports_kinds_stored_on_rows_but_no_longer_declared(alice, declare):
     declare(Kind("retired"))
     api.notify(alice, "x", kind="retired")
-    assert [m for m in run_checks(databases=["default"]) if m.id == "notifications.W007"] == []
+    assert [m for m in run_checks(databases=["default"]) if m.id == "notifications.W020"] == []
     register.unregister("retired")
-    (message,) = [m for m in run_checks(databases=["default"]) if m.id == "notifications.W007"]
+    (message,) = [m for m in run_checks(databases=["default"]) if m.id == "notifications.W020"]
     assert "retired" in message.msg and message.hint
     # Such rows still render, from the stored verb.
     assert as_dict(Notification.objects.get())["text"] == "x"

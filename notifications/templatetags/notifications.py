@@ -15,8 +15,8 @@ from django.utils.translation import gettext_lazy as _
 
 from .. import api, preferences
 from ..conf import conf
-from ..cursor import Cursor
-from ..feed import safe_watermark
+from ..feed import position_now
+from ..finality import Cursor
 from ..kinds import CHANNELS
 from ..render import as_dict, prepare
 
@@ -43,7 +43,7 @@ def notifications_bell(
     user = getattr(request, "user", None)
     if request is None or user is None or not user.is_authenticated:
         return {"show": False}
-    cursor = str(Cursor(safe_watermark()))  # read before the list, see the API
+    cursor = str(Cursor(position_now()[0]))  # read before the list, see the API
     rows = list(api.visible(user).order_by("-id")[:limit])
     prepare(rows)
     items = [as_dict(n) for n in rows]

@@ -17,7 +17,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('auth', '0012_alter_user_first_name_max_length'),
         ('contenttypes', '0002_remove_content_type_name'),
-        ('notifications', '0002_notification_recipient_no_own_index'),
+        ('notifications', '0017_transaction_ids'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
