@@ -260,3 +260,31 @@ def check_hq_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
         )
     return messages
+
+
+@register(Tags.compatibility)
+def check_push_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """Web Push needs both VAPID keys, and pywebpush to send with them."""
+    public, private = bool(conf.VAPID_PUBLIC_KEY), bool(conf.VAPID_PRIVATE_KEY)
+    if not (public or private):
+        return []
+    if public != private:
+        return [
+            Warning(
+                "Only one of NOTIFICATIONS_VAPID_PUBLIC_KEY and NOTIFICATIONS_VAPID_PRIVATE_KEY "
+                "is set: browsers cannot subscribe, or pushes cannot be signed.",
+                hint="Set both, from one pair printed by manage.py notifications_vapid_keys.",
+                id="notifications.W030",
+            )
+        ]
+    try:
+        import pywebpush  # noqa: F401
+    except ImportError:
+        return [
+            Warning(
+                "VAPID keys are set but pywebpush is not installed: nothing will be pushed.",
+                hint='Install the push extra: pip install "django-live-notifications[push]".',
+                id="notifications.W031",
+            )
+        ]
+    return []

@@ -257,3 +257,13 @@ def test_without_vapid_keys_nothing_is_pushed(alice, service, settings, pushed):
     worker.drain()
     assert service.received == []
     assert Delivery.objects.get().note.startswith("no VAPID keys")
+
+
+def test_a_check_warns_when_only_one_vapid_key_is_set(settings):
+    from django.core.checks import run_checks
+
+    settings.NOTIFICATIONS_VAPID_PUBLIC_KEY = ""
+    settings.NOTIFICATIONS_VAPID_PRIVATE_KEY = "x"
+    assert "notifications.W030" in {m.id for m in run_checks()}
+    settings.NOTIFICATIONS_VAPID_PUBLIC_KEY = "y"
+    assert "notifications.W030" not in {m.id for m in run_checks()}
