@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import DatabaseError, close_old_connections
+from django.db import close_old_connections
 
 from . import mail, schedule
 from .conf import conf
@@ -82,7 +82,12 @@ def drain() -> Counter[str]:
 
 
 def _deliver(delivery: Delivery) -> str:
-    verdict = schedule.check(delivery)
+    try:
+        verdict = schedule.check(delivery)
+    except Exception as exc:
+        logger.exception("Checking delivery %s failed", delivery.pk)
+        schedule.finish(delivery, State.FAILED, f"{type(exc).__name__}: {exc}")
+        return "failed"
     if verdict.wait_until is not None:
         schedule.release(delivery, verdict.wait_until, "quiet hours")
         return "held"
@@ -117,8 +122,8 @@ class Worker:
             busy = False
             try:
                 busy = bool(deliver_due())
-            except DatabaseError:
-                logger.exception("The delivery worker could not read the schedule; retrying")
+            except Exception:  # the database went away, say: keep the loop alive
+                logger.exception("The delivery worker's pass failed; retrying")
             finally:
                 close_old_connections()
             if not busy:

@@ -361,3 +361,11 @@ def test_quiet_hours_may_span_midnight(alice):
 def test_quiet_hours_refuse_an_unknown_time_zone(alice):
     with pytest.raises(ValueError, match="Unknown time zone 'Mars/Base'"):
         set_quiet_hours(alice, clock(22, 0), clock(7, 0), "Mars/Base")
+
+
+def test_a_notification_of_a_kind_no_longer_declared_is_skipped(alice, declare):
+    kind = declare(Kind("fleeting", channels={"in_app": True, "email": True}))
+    api.notify(alice, "x", kind="fleeting")
+    register.unregister(kind.key)
+    assert worker.drain() == {"skipped": 1}
+    assert not mail.outbox

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from playwright.sync_api import expect
 
 from .demo import Bell, DemoServer
 
@@ -79,3 +80,11 @@ def test_the_service_worker_shows_a_delivered_push_with_its_group_as_tag(login: 
         }
     ]
     assert payload["tag"].startswith("comment:target:")
+
+
+def test_the_bell_offers_notifications_on_this_device_when_push_is_configured(login: Login) -> None:
+    alice = login("alice")
+    alice.open_panel()
+    button = alice.page.locator("[data-notifications-push]")
+    expect(button).to_be_visible()
+    expect(button).to_have_text("Notify me on this device")
