@@ -352,6 +352,10 @@ class Delivery(models.Model):
             models.Index(
                 fields=["due"], name="notif_delivery_due", condition=Q(state="pending")
             ),
+            # Claims whose worker died (see schedule.expire_claims).
+            models.Index(
+                fields=["claimed_at"], name="notif_delivery_claimed", condition=Q(state="sending")
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
