@@ -27,15 +27,17 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import EmptyResultSet
 from django.db import connections, router, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from . import preferences
 from .conf import conf
 from .kinds import CHANNELS, IN_APP, Kind, register
-from .models import Delivery, Notification, QuietHours
+from .models import Delivery, Notification, PushSubscription, QuietHours
 
 AWAY_CHANNELS = tuple(c for c in CHANNELS if c != IN_APP)
 
@@ -44,41 +46,77 @@ State = Delivery.State
 
 def schedule(rows: Sequence[Notification], kind: Kind | None = None) -> None:
     """
-    Write the deliveries of these freshly written ``rows`` (of one kind:
-    ``kind``, else the rows' own), inside the caller's transaction: one per
-    row and away channel the kind declares and the recipient has on (one per
-    group for grouped rows: a group that already has one gets no other).
+    Write the deliveries of these freshly written ``rows`` (of one ``notify()``
+    call, so of one kind and ``created``: ``kind``, else the rows' own),
+    inside the caller's transaction: one per row and away channel the kind
+    declares and the recipient has on (push: only recipients with a push
+    subscription; one per group for grouped rows: a group that already has
+    one gets no other). One ``INSERT ... SELECT`` for all channels, which
+    resolves the preferences inside the database, whatever the number of rows.
     """
+    if not rows:
+        return
     if kind is None:
-        kind = register.get(rows[0].kind) if rows and rows[0].kind else None
+        kind = register.get(rows[0].kind) if rows[0].kind else None
         if kind is None:
             return
-    for channel in AWAY_CHANNELS:
-        declared = kind.channel(channel)
-        if declared is None or not rows:
+    channels = [(c, kind.channel(c)) for c in AWAY_CHANNELS]
+    declared = [(c, d.after or timedelta(0)) for c, d in channels if d is not None]
+    if not declared:
+        return
+    db = rows[0]._state.db or router.db_for_write(Delivery)
+    connection = connections[db]
+    qn = connection.ops.quote_name
+    ids = [n.pk for n in rows]
+    created = rows[0].created
+    selects, params = [], []
+    for channel, delay in declared:
+        users = get_user_model()._default_manager.db_manager(db).filter(
+            preferences.receiving_q(kind, channel)
+        )
+        if channel == "push":  # only browsers that can be reached
+            users = users.filter(Exists(PushSubscription.objects.filter(user_id=OuterRef("pk"))))
+        query = users.values("pk").query
+        query.clear_ordering(force=True)
+        try:
+            users_sql, users_params = query.get_compiler(using=db).as_sql()
+        except EmptyResultSet:
             continue
-        user_ids = [uid for uid in dict.fromkeys(n.recipient_id for n in rows) if uid is not None]
-        wanted = set(preferences.receiving(user_ids, kind, channel))
-        if channel == "push" and wanted:
-            from .push import subscribed
-
-            wanted &= subscribed(list(wanted))  # only browsers that can be reached
-        if not wanted:
-            continue
-        delay = declared.after or timedelta(0)
-        deliveries = [
-            Delivery(
-                notification_id=n.pk,
-                recipient_id=n.recipient_id,
-                channel=channel,
-                group=n.group,
-                due=n.created + delay,
-            )
-            for n in rows
-            if n.recipient_id is not None and n.recipient_id in wanted
+        selects.append(
+            f"SELECT n.{qn('id')}, n.{qn('recipient_id')}, %s, n.{qn('group')}, %s, %s, 0, '', "
+            f"{_EMPTY_LIST.get(connection.vendor, chr(39) + '[]' + chr(39))} "
+            f"FROM {qn(Notification._meta.db_table)} n "
+            f"WHERE n.{qn('kind')} = %s AND n.{qn('created')} = %s "
+            f"AND n.{qn('id')} >= %s AND n.{qn('id')} <= %s "
+            f"AND n.{qn('recipient_id')} IN ({users_sql})"
+        )
+        params += [
+            channel,
+            connection.ops.adapt_datetimefield_value(created + delay),
+            State.PENDING,
+            kind.key,
+            connection.ops.adapt_datetimefield_value(created),
+            min(ids),
+            max(ids),
+            *users_params,
         ]
-        # A group with a delivery already keeps it: one per group (and window).
-        Delivery.objects.bulk_create(deliveries, ignore_conflicts=True)
+    if not selects:
+        return
+    columns = ", ".join(
+        qn(Delivery._meta.get_field(name).column)
+        for name in ("notification", "recipient", "channel", "group", "due", "state", "attempts", "note", "done")
+    )
+    # The rows of other calls with the same kind and ``created`` that the id
+    # range may take in would get the same deliveries: they exist already, and
+    # conflicts are ignored (as is a group's second delivery).
+    insert, conflict = ("INSERT OR IGNORE", "") if connection.vendor == "sqlite" else ("INSERT", " ON CONFLICT DO NOTHING")
+    sql = f"{insert} INTO {qn(Delivery._meta.db_table)} ({columns}) {' UNION ALL '.join(selects)}{conflict}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+# A JSON empty list as a column value, per database.
+_EMPTY_LIST = {"postgresql": "'[]'::jsonb"}
 
 
 def claim(limit: int | None = None, now: datetime | None = None) -> list[Delivery]:
