@@ -103,8 +103,8 @@ def schedule(rows: Sequence[Notification], kind: Kind | None = None) -> None:
     if not selects:
         return
     columns = ", ".join(
-        qn(Delivery._meta.get_field(name).column)
-        for name in ("notification", "recipient", "channel", "group", "due", "state", "attempts", "note", "done")
+        qn(name)
+        for name in ("notification_id", "recipient_id", "channel", "group", "due", "state", "attempts", "note", "done")
     )
     # The rows of other calls with the same kind and ``created`` that the id
     # range may take in would get the same deliveries: they exist already, and
