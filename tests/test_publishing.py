@@ -1,0 +1,292 @@
+"""
+Publishing never waits on the channel layer: notify() and the commit that
+pokes return at once whether the layer is paused, unreachable or full; pokes
+leave from a bounded queue in the background, and the hubs' database check
+delivers what a lost poke announced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import BaseChannelLayer
+from django.db import transaction
+
+from notifications import api, delivery
+from notifications.hub import user_group
+
+from .conftest import free_port
+from .services import PrivateRedis
+
+FAST = 0.05  # seconds: the most a notify() or its commit may take, whatever the layer does
+
+
+def redis_layer(url: str) -> dict[str, Any]:
+    """A channel layer on ``url``, configured as the demo project configures its own."""
+    return {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": url, "socket_timeout": 30, "socket_connect_timeout": 5}],
+                "capacity": 1000,
+                "expiry": 30,
+            },
+        }
+    }
+
+
+def pause(redis: PrivateRedis, seconds: float) -> float:
+    """Pause every client of ``redis`` (CLIENT PAUSE); return when the pause ends (monotonic)."""
+    subprocess.run(
+        ["redis-cli", "-p", str(redis.port), "CLIENT", "PAUSE", str(int(seconds * 1000))],
+        check=True, capture_output=True, timeout=5,
+    )
+    return time.monotonic() + seconds
+
+
+def timed(call: Any) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    redis = PrivateRedis().start()
+    yield redis
+    redis.stop()
+
+
+@pytest.fixture
+def delivery_log() -> Iterator[list[logging.LogRecord]]:
+    """The records ``notifications.delivery`` logs (the app's logger does not propagate)."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep(logging.INFO)
+    logger = logging.getLogger("notifications.delivery")
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)
+
+
+def warnings_of(records: list[logging.LogRecord]) -> list[str]:
+    return [r.getMessage() for r in records if r.levelno >= logging.WARNING]
+
+
+# -- a layer whose sends wait at a gate, to watch the queue ----------------------
+
+
+class GatedLayer(BaseChannelLayer):
+    """Records each group_send once the test opens the gate; sends wait until then."""
+
+    extensions = ["groups"]
+    gate = threading.Event()
+    entered = threading.Event()
+    sent: list[tuple[str, dict[str, Any]]] = []
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        GatedLayer.entered.set()
+        while not GatedLayer.gate.is_set():
+            await asyncio.sleep(0.005)
+        GatedLayer.sent.append((group, message))
+
+    async def group_add(self, group: str, channel: str) -> None:
+        pass
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        pass
+
+
+@pytest.fixture
+def gated(settings: Any) -> Iterator[type[GatedLayer]]:
+    """The channel layer is a GatedLayer, its gate closed; opened and drained afterwards."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "tests.test_publishing.GatedLayer"}}
+    GatedLayer.gate.clear()
+    GatedLayer.entered.clear()
+    GatedLayer.sent = []
+    yield GatedLayer
+    GatedLayer.gate.set()
+    assert delivery.flush(5)
+
+
+def hold_the_sender(layer: type[GatedLayer], user: Any) -> None:
+    """Make the background sender take a poke and wait at the gate with it."""
+    api.notify(user, "taken by the sender")
+    assert layer.entered.wait(5), "the sender never called the layer"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pokes_for_one_user_waiting_in_the_queue_go_out_once(gated, make_user):
+    held, alice = make_user(), make_user()
+    hold_the_sender(gated, held)
+    for i in range(5):
+        api.notify(alice, f"waiting {i}")
+    gated.gate.set()
+    assert delivery.flush(5)
+    assert [group for group, _ in gated.sent] == [user_group(held.pk), user_group(alice.pk)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_read_events_waiting_in_the_queue_keep_their_order(gated, make_user):
+    held, alice = make_user(), make_user()
+    first, second = (api.notify(alice, verb)[0].pk for verb in ("one", "two"))
+    hold_the_sender(gated, held)
+    api.mark_read(alice, [first])
+    api.mark_read(alice, [second])
+    gated.gate.set()
+    assert delivery.flush(5)
+    reads = [m["payload"] for group, m in gated.sent if m["type"] == "notifications.read"]
+    assert [f'"ids":[{first}]' in reads[0], f'"ids":[{second}]' in reads[1]] == [True, True]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_full_queue_drops_pokes_with_one_log_line(gated, make_user, settings, delivery_log):
+    settings.NOTIFICATIONS_PUBLISH_QUEUE_SIZE = 3
+    held = make_user()
+    others = [make_user() for _ in range(10)]
+    hold_the_sender(gated, held)
+    durations = [timed(lambda: api.notify(user, "overflow")) for user in others]
+    assert max(durations) < FAST
+    gated.gate.set()
+    assert delivery.flush(5)
+    assert [group for group, _ in gated.sent] == [user_group(u.pk) for u in [held, *others[:3]]]
+    dropped = [m for m in warnings_of(delivery_log) if "queue is full" in m]
+    assert len(dropped) == 1, warnings_of(delivery_log)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_full_queue_logs_again_only_after_it_caught_up(gated, make_user, settings, delivery_log):
+    settings.NOTIFICATIONS_PUBLISH_QUEUE_SIZE = 1
+    held, a, b, c = make_user(), make_user(), make_user(), make_user()
+    hold_the_sender(gated, held)
+    api.notify([a, b, c], "overflow")
+    api.notify([a, b, c], "overflow again")
+    gated.gate.set()
+    assert delivery.flush(5)
+    gated.gate.clear()
+    gated.entered.clear()
+    hold_the_sender(gated, held)
+    api.notify([a, b, c], "a second overflow")
+    dropped = [m for m in warnings_of(delivery_log) if "queue is full" in m]
+    assert len(dropped) == 2
+
+
+# -- a real Redis, paused or gone ----------------------------------------------------
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_notify_and_its_commit_return_at_once_while_redis_is_paused(private_redis, settings, make_user):
+    settings.CHANNEL_LAYERS = redis_layer(private_redis.url)
+    alice = make_user()
+    api.notify(alice, "warm-up: the layer's connection is open")
+    assert delivery.flush(5)
+    pause(private_redis, 3)
+
+    calls = [timed(lambda: api.notify(alice, "while paused")) for _ in range(5)]
+
+    def commit() -> None:
+        with transaction.atomic():
+            api.notify(alice, "in a transaction")
+
+    commits = [timed(commit) for _ in range(5)]
+    assert max(calls) < FAST, calls
+    assert max(commits) < FAST, commits
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_notification_sent_while_redis_is_paused_reaches_an_open_stream_by_the_poll(
+    private_redis, settings, make_server, make_user, browser
+):
+    settings.CHANNEL_LAYERS = redis_layer(private_redis.url)
+    srv = make_server(REDIS_URL=private_redis.url, NOTIFICATIONS_POLL_INTERVAL="0.5")
+    alice = make_user()
+    stream = browser(alice, on=srv).stream().connected()
+    pause_ends = pause(private_redis, 6)
+
+    nid = api.notify(alice, "while paused")[0].pk
+    stream.wait_for(lambda s: nid in s.notification_ids(), timeout=4)
+    assert time.monotonic() < pause_ends
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_poke_queued_while_redis_is_paused_goes_out_after_the_pause(
+    private_redis, settings, make_server, make_user, browser
+):
+    settings.CHANNEL_LAYERS = redis_layer(private_redis.url)
+    # No database check within the test: only the poke can deliver.
+    srv = make_server(REDIS_URL=private_redis.url, NOTIFICATIONS_POLL_INTERVAL="120")
+    alice = make_user()
+    stream = browser(alice, on=srv).stream().connected()
+    pause_ends = pause(private_redis, 2)
+
+    started = time.perf_counter()
+    nid = api.notify(alice, "while paused")[0].pk
+    took = time.perf_counter() - started
+    stream.wait_for(lambda s: nid in s.notification_ids(), timeout=6)
+    assert took < FAST
+    assert time.monotonic() > pause_ends - 0.1
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_notify_returns_at_once_when_the_layer_is_unreachable(
+    settings, make_server, make_user, browser, delivery_log
+):
+    settings.CHANNEL_LAYERS = redis_layer(f"redis://127.0.0.1:{free_port()}/0")  # nobody listens
+    srv = make_server(NOTIFICATIONS_POLL_INTERVAL="0.5")
+    alice = make_user()
+    stream = browser(alice, on=srv).stream().connected()
+
+    durations, ids = [], []
+    for i in range(5):
+        started = time.perf_counter()
+        ids.append(api.notify(alice, f"unreachable {i}")[0].pk)
+        durations.append(time.perf_counter() - started)
+    stream.wait_for(lambda s: set(ids) <= set(s.notification_ids()), timeout=5)
+    assert max(durations) < FAST, durations
+    delivery.flush(5)
+    failures = [m for m in warnings_of(delivery_log) if "Could not poke" in m]
+    assert len(failures) == 1, warnings_of(delivery_log)
+
+
+# -- the in-memory layer: sent on the server's own loop --------------------------------
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_in_memory_layer_pokes_a_stream_from_a_sync_view_of_the_same_server(
+    make_server, make_user, browser
+):
+    srv = make_server(REDIS_URL="", NOTIFICATIONS_POLL_INTERVAL="120")
+    alice, bob = make_user(), make_user()
+    stream = browser(alice, on=srv).stream().connected()
+    started = time.monotonic()
+    response = browser(bob, on=srv).post("/", data={"recipient": f"user:{alice.pk}", "verb": "hi", "level": "info"})
+    assert response.status_code == 302
+    stream.wait_for(lambda s: s.notifications(), timeout=3)
+    assert time.monotonic() - started < 3
+
+
+def test_sync_code_run_by_the_server_finds_the_server_loop():
+    # asgiref's thread-local is not a public API: this fails if a release moves it.
+    async def main() -> tuple[Any, Any]:
+        found = await sync_to_async(delivery._server_loop)()
+        return found, asyncio.get_running_loop()
+
+    found, running = asyncio.run(main())
+    assert found is running
