@@ -217,15 +217,29 @@ def test_notify_and_its_commit_return_at_once_while_redis_is_paused(private_redi
     assert_fast(commits)
 
 
+@pytest.fixture
+def streaming(private_redis, settings, make_server, make_user, browser):
+    """
+    ``streaming(poll)``: this process and a server share a private Redis; returns
+    a user and their open stream on that server, whose database check runs
+    every ``poll`` seconds.
+    """
+    settings.CHANNEL_LAYERS = redis_layer(private_redis.url)
+
+    def open_stream(poll: float) -> tuple[Any, Any]:
+        srv = make_server(REDIS_URL=private_redis.url, NOTIFICATIONS_POLL_INTERVAL=str(poll))
+        user = make_user()
+        return user, browser(user, on=srv).stream().connected()
+
+    return open_stream
+
+
 @pytest.mark.server
 @pytest.mark.django_db(transaction=True)
 def test_notification_sent_while_redis_is_paused_reaches_an_open_stream_by_the_poll(
-    private_redis, settings, make_server, make_user, browser
+    streaming, private_redis
 ):
-    settings.CHANNEL_LAYERS = redis_layer(private_redis.url)
-    srv = make_server(REDIS_URL=private_redis.url, NOTIFICATIONS_POLL_INTERVAL="0.5")
-    alice = make_user()
-    stream = browser(alice, on=srv).stream().connected()
+    alice, stream = streaming(poll=0.5)
     pause_ends = pause(private_redis, 6)
 
     nid = api.notify(alice, "while paused")[0].pk
@@ -235,14 +249,8 @@ def test_notification_sent_while_redis_is_paused_reaches_an_open_stream_by_the_p
 
 @pytest.mark.server
 @pytest.mark.django_db(transaction=True)
-def test_poke_queued_while_redis_is_paused_goes_out_after_the_pause(
-    private_redis, settings, make_server, make_user, browser
-):
-    settings.CHANNEL_LAYERS = redis_layer(private_redis.url)
-    # No database check within the test: only the poke can deliver.
-    srv = make_server(REDIS_URL=private_redis.url, NOTIFICATIONS_POLL_INTERVAL="120")
-    alice = make_user()
-    stream = browser(alice, on=srv).stream().connected()
+def test_poke_queued_while_redis_is_paused_goes_out_after_the_pause(streaming, private_redis):
+    alice, stream = streaming(poll=120)  # no database check within the test: only the poke delivers
     pause_ends = pause(private_redis, 2)
 
     nid = api.notify(alice, "while paused")[0].pk
