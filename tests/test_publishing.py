@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import statistics
 import subprocess
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,7 +24,7 @@ from channels.layers import BaseChannelLayer
 from django.db import transaction
 
 from notifications import api, delivery
-from notifications.hub import user_group
+from notifications.hub import ALL_GROUP, user_group
 
 from .conftest import free_port
 from .services import PrivateRedis
@@ -191,6 +193,25 @@ def test_full_queue_logs_again_only_after_it_caught_up(gated, make_user, setting
     api.notify([a, b, c], "a second overflow")
     dropped = [m for m in warnings_of(delivery_log) if "queue is full" in m]
     assert len(dropped) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_forked_process_sends_from_a_publisher_of_its_own(gated, make_user):
+    gated.gate.set()
+    api.notify(make_user(), "the parent's publisher is running")
+    assert delivery.flush(5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads, as gunicorn does
+        pid = os.fork()
+    if pid == 0:  # the child: the parent's sending thread is not here
+        try:
+            delivery.poke_all()
+            sent = delivery.flush(5) and gated.sent[-1][0] == ALL_GROUP
+            os._exit(0 if sent else 1)
+        finally:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 # -- a real Redis, paused or gone ----------------------------------------------------
