@@ -7,22 +7,21 @@ Sending happens after commit and never makes the caller wait on the layer: a
 paused, unreachable or full layer costs the caller nothing, and a failing
 layer is logged (once per outage), never raised.
 
-How a message leaves, by where the caller runs:
+How a poke leaves, by where the caller runs:
 
 - in the server's event loop, or in a thread the server runs sync code in
   (a sync view, ``sync_to_async``), with the in-memory layer: scheduled on
   that loop, which owns the layer's queues;
 - otherwise: put in this process's bounded queue, which one background thread
-  sends from. Pokes for a group already waiting there are one; when the queue
-  is full, pokes are dropped with one log line (the hubs' database check still
-  delivers what they announced).
+  sends from. A poke for a group already waiting there is that one; when the
+  queue is full, pokes are dropped with one log line (the hubs' database check
+  still delivers what they announced).
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
-import itertools
 import logging
 import os
 import threading
@@ -43,7 +42,7 @@ POKE = {"type": "notifications.poke"}
 # Seconds one batch of sends may take before it is given up (its pokes are
 # lost; the database check delivers). Pokes queue meanwhile.
 SEND_TIMEOUT = 10.0
-# Groups sent to at once by the background thread (each group's messages in order).
+# Groups the background thread pokes at once.
 SEND_CONCURRENCY = 16
 # Seconds an exiting process waits for its queued pokes to go out.
 EXIT_FLUSH_TIMEOUT = 2.0
@@ -65,14 +64,9 @@ def poke_all() -> None:
     _send([(ALL_GROUP, POKE)])
 
 
-def send_read(user_id: int, payload: str) -> None:
-    """Tell the user's open streams that notifications were read (JSON ``payload``)."""
-    _send([(user_group(user_id), {"type": "notifications.read", "user": user_id, "payload": payload})])
-
-
 def flush(timeout: float = 5.0) -> bool:
     """
-    Wait up to ``timeout`` seconds until this process's queued messages have
+    Wait up to ``timeout`` seconds until this process's queued pokes have
     been handed to the channel layer (or given up). Returns whether the queue
     emptied in time. Exiting processes do this by themselves, for a moment.
     """
@@ -152,24 +146,21 @@ async def _send_in_order(layer: BaseChannelLayer, messages: list[Message]) -> No
 
 class _Publisher:
     """
-    A bounded queue of messages and the daemon thread that sends them, with an
+    A bounded queue of pokes and the daemon thread that sends them, with an
     event loop of its own that keeps the layer's connection pool across sends.
 
     ``put()`` never blocks on the layer: it takes a lock held only to update
-    the queue. The thread takes everything queued at once and sends it, the
-    messages of one group in the order they were queued.
+    the queue. The thread takes everything queued at once and sends it.
     """
 
     def __init__(self) -> None:
         self.pid = os.getpid()
         self.lock = threading.Lock()
-        # (group, kind) -> message, in the order queued. A poke's kind is "poke",
-        # so a second poke for a waiting group is the same entry; other messages
-        # (read events) get a kind of their own and keep their place.
-        self.queue: dict[tuple[str, Any], Message] = {}
-        self.sequence = itertools.count()
+        # group -> message, in the order queued: a poke for a group already
+        # waiting is that one.
+        self.queue: dict[str, dict[str, Any]] = {}
         self.signalled = False
-        self.sending = 0  # messages taken from the queue and not yet sent
+        self.sending = 0  # pokes taken from the queue and not yet sent
         self.overflowing = False  # logged a drop, not yet caught up
         self.failing = False  # logged a failing layer, not yet recovered
         self.loop = asyncio.new_event_loop()
@@ -184,18 +175,17 @@ class _Publisher:
         self.thread.start()
 
     def put(self, messages: list[Message]) -> None:
-        """Queue ``messages`` (coalescing pokes), dropping what does not fit."""
+        """Queue ``messages`` (one per group), dropping what does not fit."""
         dropped = 0
         size = conf.PUBLISH_QUEUE_SIZE
         with self.lock:
             for group, message in messages:
-                kind = "poke" if message is POKE else next(self.sequence)
-                if (group, kind) in self.queue:
+                if group in self.queue:
                     continue
                 if len(self.queue) >= size:
                     dropped += 1
                     continue
-                self.queue[(group, kind)] = (group, message)
+                self.queue[group] = message
             wake = bool(self.queue) and not self.signalled
             self.signalled = self.signalled or wake
             first_drop = dropped > 0 and not self.overflowing
@@ -204,7 +194,7 @@ class _Publisher:
             self.loop.call_soon_threadsafe(self.ready.set)
         if first_drop:
             logger.warning(
-                "The channel-layer queue is full (%d messages): dropping pokes until "
+                "The channel-layer queue is full (%d pokes): dropping pokes until "
                 "the layer catches up; streams find those notifications on their "
                 "next database check.",
                 size,
@@ -226,7 +216,7 @@ class _Publisher:
             with self.lock:
                 self.ready.clear()
                 self.signalled = False
-                batch = list(self.queue.values())
+                batch = list(self.queue.items())
                 self.queue.clear()
                 self.sending = len(batch)
             ok = await self._send(batch) if batch else True
@@ -241,7 +231,7 @@ class _Publisher:
         try:
             layer = get_channel_layer(conf.CHANNEL_LAYER)
             if layer is not None:
-                await asyncio.wait_for(_send_by_group(layer, batch), SEND_TIMEOUT)
+                await asyncio.wait_for(_send_all(layer, batch), SEND_TIMEOUT)
         except Exception as exc:
             if not self.failing:
                 self.failing = True
@@ -257,21 +247,16 @@ class _Publisher:
         return True
 
 
-async def _send_by_group(layer: BaseChannelLayer, batch: list[Message]) -> None:
-    """Send to several groups at once, each group's messages in order; raise the first error."""
-    by_group: dict[str, list[dict[str, Any]]] = {}
-    for group, message in batch:
-        by_group.setdefault(group, []).append(message)
+async def _send_all(layer: BaseChannelLayer, batch: list[Message]) -> None:
+    """Poke several groups at once; raise the first error once all are done."""
     slots = asyncio.Semaphore(SEND_CONCURRENCY)
 
-    async def send_group(group: str, messages: list[dict[str, Any]]) -> None:
+    async def send(group: str, message: dict[str, Any]) -> None:
         async with slots:
-            for message in messages:
-                await layer.group_send(group, message)
+            await layer.group_send(group, message)
 
     results = await asyncio.gather(
-        *(send_group(group, messages) for group, messages in by_group.items()),
-        return_exceptions=True,
+        *(send(group, message) for group, message in batch), return_exceptions=True
     )
     for result in results:
         if isinstance(result, BaseException):

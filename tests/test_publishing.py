@@ -151,19 +151,6 @@ def test_pokes_for_one_user_waiting_in_the_queue_go_out_once(gated, make_user):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_read_events_waiting_in_the_queue_keep_their_order(gated, make_user):
-    held, alice = make_user(), make_user()
-    first, second = (api.notify(alice, verb)[0].pk for verb in ("one", "two"))
-    hold_the_sender(gated, held)
-    api.mark_read(alice, [first])
-    api.mark_read(alice, [second])
-    gated.gate.set()
-    assert delivery.flush(5)
-    reads = [m["payload"] for group, m in gated.sent if m["type"] == "notifications.read"]
-    assert [f'"ids":[{first}]' in reads[0], f'"ids":[{second}]' in reads[1]] == [True, True]
-
-
-@pytest.mark.django_db(transaction=True)
 def test_full_queue_drops_pokes_with_one_log_line(gated, make_user, settings, delivery_log):
     settings.NOTIFICATIONS_PUBLISH_QUEUE_SIZE = 3
     held = make_user()
