@@ -48,6 +48,8 @@ class NotificationAdmin(admin.ModelAdmin):
     list_select_related = ("recipient",)
     raw_id_fields = ("recipient",)
     date_hierarchy = "created"
+    # No second COUNT(*) over the whole table for "(n total)": it grows large.
+    show_full_result_count = False
     actions = ["mark_read", "mark_unread"]
     form = NotificationForm
 

@@ -303,3 +303,32 @@ def _int(value: str | None) -> int:
         return int(value or 0)
     except ValueError:
         return 0
+
+
+@register(Tags.compatibility)
+def check_hq_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """django-notifications-hq settings that change or cannot keep their meaning here."""
+    messages: list[Any] = []
+    if hasattr(settings, "NOTIFICATIONS_NOTIFICATION_MODEL"):
+        messages.append(
+            Error(
+                "NOTIFICATIONS_NOTIFICATION_MODEL is set: swapped notification models "
+                "(django-notifications-hq's swapper) are not supported.",
+                hint="Remove the setting; keep extra per-notification values in "
+                "Notification.data or in a model of your own pointing to Notification.",
+                id="notifications.E101",
+            )
+        )
+    if conf.HQ_GET_MUTATIONS:
+        messages.append(
+            Warning(
+                "NOTIFICATIONS_HQ_GET_MUTATIONS is on: django-notifications-hq's "
+                "mark_as_read, mark_as_unread, mark_all_as_read and delete URLs change "
+                "state on GET, without a CSRF check (a link on another site can mark "
+                "or delete a user's notifications).",
+                hint="Change the templates to POST forms (with {% csrf_token %}) and "
+                "remove the setting.",
+                id="notifications.W101",
+            )
+        )
+    return messages

@@ -51,6 +51,8 @@ DEFAULTS: dict[str, Any] = {
     "NOTIFICATIONS_BADGE_MAX": 99,
     # Days a notification is kept; ``manage.py prune_notifications`` deletes older ones.
     "NOTIFICATIONS_RETENTION_DAYS": 90,
+    # Let django-notifications-hq's mark/delete URLs change state on GET, as hq did.
+    "NOTIFICATIONS_HQ_GET_MUTATIONS": False,
 }
 
 
@@ -139,6 +141,10 @@ class Settings:
     @property
     def RETENTION_DAYS(self) -> float:
         return float(self._get("NOTIFICATIONS_RETENTION_DAYS"))
+
+    @property
+    def HQ_GET_MUTATIONS(self) -> bool:
+        return bool(self._get("NOTIFICATIONS_HQ_GET_MUTATIONS"))
 
 
 conf = Settings()
