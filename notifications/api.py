@@ -150,18 +150,19 @@ def _write(
     user_ids = users
     if not user_ids:
         raise NoRecipients(_NOBODY)
-    with transaction.atomic():
-        groups = grouping.open_groups(user_ids, *window) if window else {}
+    db = router.db_for_write(Notification)
+    with transaction.atomic(using=db):
+        groups = grouping.open_groups(user_ids, *window, db) if window else {}
         rows = [
             Notification(recipient_id=uid, audience=Audience.USER, created=created, **fields)
             for uid in user_ids
         ]
         for row in rows:
             row.group = groups.get(row.recipient_id, row.group)  # type: ignore[arg-type]
-        rows = Notification.objects.bulk_create(rows)
-        _saved(rows, router.db_for_write(Notification))
+        rows = Notification.objects.using(db).bulk_create(rows)
+        _saved(rows, db)
         schedule.schedule(rows)
-        transaction.on_commit(lambda: _created(rows, user_ids))
+        transaction.on_commit(lambda: _created(rows, user_ids), using=db)
     return rows
 
 
@@ -215,9 +216,10 @@ def broadcast(
         raise ValueError("expires_at must be a datetime or None.")
     fields = _fields(verb, actor, action_object, target, description, level, url, data)
     row = Notification(audience=kind, audience_group=group, expires_at=expires_at, **fields)
-    with transaction.atomic():
-        row.save(force_insert=True)
-        transaction.on_commit(lambda: _created([row], None))
+    db = router.db_for_write(Notification, instance=row)
+    with transaction.atomic(using=db):
+        row.save(force_insert=True, using=db)
+        transaction.on_commit(lambda: _created([row], None), using=db)
     return row
 
 
@@ -258,7 +260,8 @@ def delete(user: AbstractBaseUser, ids: Iterable[int]) -> list[int]:
     rows = _with_members(user, found)
     personal = [nid for nid, rid in rows if rid is not None]
     shared = [nid for nid, rid in rows if rid is None]
-    with transaction.atomic():
+    db = router.db_for_write(Notification)
+    with transaction.atomic(using=db):
         Notification.objects.filter(id__in=personal).update(deleted=True)
         BroadcastReceipt.objects.filter(notification_id__in=shared, user_id=user.pk).update(hidden=True)
         BroadcastReceipt.objects.bulk_create(
@@ -626,7 +629,8 @@ def _set_read(
     pairs = _with_members(user, rows.values_list("id", "recipient_id", "group"))
     personal = [nid for nid, rid in pairs if rid is not None]
     shared = [nid for nid, rid in pairs if rid is None]
-    with transaction.atomic():
+    db = router.db_for_write(Notification)
+    with transaction.atomic(using=db):
         Notification.objects.filter(id__in=personal).update(unread=unread)
         if unread:
             BroadcastReceipt.objects.filter(
@@ -679,4 +683,4 @@ def _read_changed(
         delivery.poke_users([user.pk])
         notifications_read.send(sender=Notification, user=user, ids=ids, unread=unread)
 
-    transaction.on_commit(committed)
+    transaction.on_commit(committed, using=router.db_for_write(Notification))

@@ -97,13 +97,14 @@ def open_group_sql(
     )
 
 
-def open_groups(user_ids: Iterable[int], key: str, since: datetime) -> dict[int, str]:
+def open_groups(user_ids: Iterable[int], key: str, since: datetime, db: str) -> dict[int, str]:
     """The open group of ``key`` per user (for databases without the fan-out)."""
     from .models import Notification
 
     found: dict[int, str] = {}
     rows = (
-        Notification.objects.filter(
+        Notification.objects.using(db)
+        .filter(
             recipient_id__in=list(user_ids), group_key=key, created__gte=since, deleted=False
         )
         .order_by("-id")

@@ -12,3 +12,8 @@ NOTIFICATIONS_DELIVERY_THREAD = os.environ.get("NOTIFICATIONS_DELIVERY_THREAD") 
 # Web Push is off (no keys) unless a test's server is given keys.
 NOTIFICATIONS_VAPID_PUBLIC_KEY = os.environ.get("NOTIFICATIONS_VAPID_PUBLIC_KEY", "")
 NOTIFICATIONS_VAPID_PRIVATE_KEY = os.environ.get("NOTIFICATIONS_VAPID_PRIVATE_KEY", "")
+# A second database, for the tests of a project whose router sends the app's
+# models elsewhere (tests/test_routing.py); created only for the tests that ask.
+_elsewhere = {**DATABASES["default"], "TEST": dict(DATABASES["default"]["TEST"])}  # noqa: F405
+_elsewhere["TEST"]["NAME"] += "_elsewhere"
+DATABASES = {**DATABASES, "elsewhere": _elsewhere}  # noqa: F405
