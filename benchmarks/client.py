@@ -682,6 +682,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         result["rss_open_mib"] = rss_open / 1024
         result["rss_per_stream_kib"] = (rss_open - rss_idle) / max(open_n, 1)
         result["threads_open"] = proc_threads(pid)
+        if len(pid) > 1:  # how the streams spread over the processes (open files each)
+            result["open_files_per_process"] = [len(os.listdir(f"/proc/{p}/fd")) for p in pid]
         # Sampled for 5 s: a process may open a connection for a moment (the
         # hub's periodic check); what matters is that none stays per stream.
         idle_samples = []

@@ -252,8 +252,10 @@ def scale(report: dict) -> list[str]:
     rows = [
         "| processes | N | opened (failed) | delivered / expected | p50 | p99 | slowest broadcast "
         "| CPU per broadcast (all processes) | Redis commands / broadcast | Redis commands/s "
-        "| PostgreSQL xacts / broadcast | PostgreSQL xacts/s | PostgreSQL connections |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| PostgreSQL xacts / broadcast | PostgreSQL xacts/s | PostgreSQL connections "
+        "| open files per process |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: |",
     ]
     runs = list(report.get("scale") or [])
     n_scale = runs[0]["n"] if runs else None
@@ -265,7 +267,7 @@ def scale(report: dict) -> list[str]:
         load = b.get("load") or {}
         if not o:
             rows.append(
-                f"| {r.get('processes')} | {r['n']:,} | failed: {r.get('error', '?')} |" + " |" * 10
+                f"| {r.get('processes')} | {r['n']:,} | failed: {r.get('error', '?')} |" + " |" * 11
             )
             continue
         delivered = f"{b.get('delivered', 0):,} / {b.get('expected', 0):,}" if b else "–"
@@ -278,7 +280,8 @@ def scale(report: dict) -> list[str]:
             f"| {fmt(load.get('redis_commands_per_broadcast'), '', 1)} "
             f"| {fmt(load.get('redis_commands_per_s'), '/s')} "
             f"| {fmt(load.get('pg_xacts_per_broadcast'), '', 1)} "
-            f"| {fmt(load.get('pg_xacts_per_s'), '/s')} | {fmt(load.get('pg_connections'))} |"
+            f"| {fmt(load.get('pg_xacts_per_s'), '/s')} | {fmt(load.get('pg_connections'))} "
+            f"| {', '.join(f'{x:,}' for x in r.get('open_files_per_process') or []) or '–'} |"
         )
     return rows
 
@@ -396,7 +399,8 @@ def plot(report: dict, path: Path) -> None:
     )
     for ax in (ax1, ax2):
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.suptitle(
         f"One uvicorn process, {report['machine']['cores']} cores — {report['date'][:10]}",
         fontsize=10,
@@ -436,7 +440,7 @@ def main() -> None:
         "",
         *targets(report),
         "",
-        "## This project only: burst to one user, notify() to a 10,000-member group",
+        "## This project only: burst to one user, notify() to a group of every benchmark user",
         "",
         *ours_extra(report),
         "",

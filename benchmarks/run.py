@@ -89,7 +89,7 @@ NGINX = "/usr/sbin/nginx"
 GROUP_MEMBERS = 10_000  # users created; notify() goes to a group of all of them
 # Sessions are signed with it: the project and the Channels peer share it.
 SECRET_KEY = "benchmark-only-not-secret-0d9c2b"
-QUICK = {"sizes": [100, 500], "events": 30}
+QUICK = {"sizes": [300], "events": 20, "burst": 200, "group_members": 1000}
 DEFAULT_SIZES = "100,1000,2000,5000,10000,20000"
 
 BENCH_REQUIREMENTS = [
@@ -328,7 +328,9 @@ class Setup:
     def prepare(self) -> None:
         if self.uses_pg:
             users = max(
-                GROUP_MEMBERS, *self.args.sizes, self.args.scale_n if self.args.scale else 0
+                self.args.group_members,
+                *self.args.sizes,
+                self.args.scale_n if self.args.scale else 0,
             )
             log(f"creating PostgreSQL database {PG_DB}, {users} users and sessions")
             tool = [str(self.bench_python), str(HERE / "ours_tool.py")]
@@ -417,6 +419,8 @@ class Setup:
             str(n),
             "--events",
             str(self.args.events),
+            "--burst",
+            str(self.args.burst),
             "--out",
             str(out),
             "--open-timeout",
@@ -718,8 +722,9 @@ def main() -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help=f"a development run under 5 minutes: sizes {QUICK['sizes']}, "
-        f"{QUICK['events']} broadcasts, scale-out 2 processes with {QUICK['sizes'][-1]} streams",
+        help=f"a development run under 5 minutes: every server at {QUICK['sizes']} streams, "
+        f"{QUICK['events']} broadcasts, a burst of {QUICK['burst']}, a group of "
+        f"{QUICK['group_members']}, scale-out to 2 processes with {QUICK['sizes'][-1]} streams",
     )
     parser.add_argument(
         "--servers",
@@ -739,6 +744,18 @@ def main() -> None:
         type=int,
         default=10_000,
         help="streams spread over the processes in the scale-out runs (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--burst",
+        type=int,
+        default=1000,
+        help="notifications in the burst to one user (this project; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--group-members",
+        type=int,
+        default=GROUP_MEMBERS,
+        help="users created, all in the group notify() writes to (default: %(default)s)",
     )
     parser.add_argument(
         "--gc-stats",
@@ -789,6 +806,10 @@ def main() -> None:
             args.scale = "2"
         if "--scale-n" not in explicit:
             args.scale_n = QUICK["sizes"][-1]
+        if "--burst" not in explicit:
+            args.burst = QUICK["burst"]
+        if "--group-members" not in explicit:
+            args.group_members = QUICK["group_members"]
     try:
         args.sizes = [int(s) for s in args.sizes.split(",") if s]
         args.scale = [int(s) for s in args.scale.split(",") if s and s != "-"]
@@ -835,6 +856,11 @@ def main() -> None:
                     report["skipped"].append(
                         {"server": kind, "n": n, "why": f"did not hold at N={stopped_at[kind]}"}
                     )
+                    continue
+                if n + 1024 > fds:
+                    why = f"open-files limit {fds} is too low for {n} streams"
+                    report["skipped"].append({"server": kind, "n": n, "why": why})
+                    log(f"{kind}: N={n} skipped: {why}")
                     continue
                 log(f"{kind}: N={n}")
                 result = setup.run_one(kind, n)
