@@ -492,14 +492,14 @@ def main() -> None:
         "its last frame arrived (median and slowest broadcast).",
         "- RSS / stream: (server RSS with N streams open and idle − RSS after a warm-up) / N. "
         "CPU / delivered: server CPU seconds during the broadcasts / frames delivered.",
-        "- DB conns: PostgreSQL backends of the server's database (this project), SQLite handles open "
-        "in the server process (peer); idle = N streams open and quiet (lowest–highest of 20 samples "
+        "- DB conns: PostgreSQL backends of the server's database (this project, the Channels peer), "
+        "SQLite handles open in the server process (django-eventstream); idle = N streams open and quiet (lowest–highest of 20 samples "
         "over 5 s), max = highest while opening "
         "and during the storm (sampled every 100 ms).",
         "- Storm: every client drops at once and reconnects at once with Last-Event-ID while 5 events "
         "are published 0.2 s apart; caught up = the last client is back and has every event (limit 90 s; "
         "a client retries a failed connect up to 5 times). Lost counts events missing at clients that "
-        "got back. The floor keeps no history, so it only reconnects.",
+        "got back. The floors and the Channels peer keep no history, so they only reconnect.",
         "- Middleware: the floors and django-eventstream run with none, the Channels peer with "
         "`AuthMiddlewareStack`; this project runs the demo project (`project/settings.py`, Django's "
         "default middleware) with the middleware running for the stream (headline row) and, as "
