@@ -295,7 +295,9 @@ class Setup:
                 **common,
                 "Django": "DEBUG=False, MIDDLEWARE=[] (AuthMiddlewareStack on the consumer)",
                 "CHANNEL_LAYERS": f"channels_redis RedisChannelLayer, hosts "
-                f"[redis://127.0.0.1:6379/{REDIS_DB_OURS}], everything else default",
+                f"[redis://127.0.0.1:6379/{REDIS_DB_OURS}], everything else default (so redis-py's "
+                "pool of at most 100 connections per process, a command beyond them fails: "
+                "failed connects are retried by the client)",
                 "database": "PostgreSQL (users and sessions), Django's default connection settings",
             }
         out = {
