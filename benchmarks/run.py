@@ -9,6 +9,8 @@ machine, then the project alone in several processes behind nginx.
     python benchmarks/run.py --sizes 1000 --servers ours --gc-stats --gc-freeze
     python benchmarks/run.py --sizes 1000 --servers - --scale 2,4 --scale-n 1000
 
+A run given --sizes or --servers skips the scale-out unless --scale asks for it.
+
 Needs Python 3.11+, Redis on 127.0.0.1:6379 and PostgreSQL on 127.0.0.1:5432
 (user postgres, trust authentication). It sets up its own virtualenvs under
 benchmarks/.work/ (git-ignored), creates a dedicated PostgreSQL database (dropped
@@ -738,14 +740,14 @@ def main() -> None:
     )
     parser.add_argument(
         "--scale",
-        default="2,4",
-        help="process counts for the scale-out runs behind nginx; '-' for none (default: %(default)s)",
+        help="process counts for the scale-out runs behind nginx; '-' for none "
+        "(default: 2,4, or none when --sizes or --servers is given)",
     )
     parser.add_argument(
         "--scale-n",
         type=int,
-        default=10_000,
-        help="streams spread over the processes in the scale-out runs (default: %(default)s)",
+        help="streams spread over the processes in the scale-out runs "
+        "(default: 10000, or the largest of --sizes when given)",
     )
     parser.add_argument(
         "--burst",
@@ -812,6 +814,14 @@ def main() -> None:
             args.burst = QUICK["burst"]
         if "--group-members" not in explicit:
             args.group_members = QUICK["group_members"]
+    if args.scale_n is None:
+        args.scale_n = (
+            max(int(s) for s in args.sizes.split(",") if s.isdigit())
+            if "--sizes" in explicit and any(s.isdigit() for s in args.sizes.split(","))
+            else 10_000
+        )
+    if args.scale is None:
+        args.scale = "-" if explicit & {"--sizes", "--servers"} else "2,4"
     try:
         args.sizes = [int(s) for s in args.sizes.split(",") if s]
         args.scale = [int(s) for s in args.scale.split(",") if s and s != "-"]
