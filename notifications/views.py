@@ -18,8 +18,8 @@ from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 
-from . import api, db
-from .auth import stream_audiences
+from . import api
+from .auth import stream_user
 from .conf import conf
 from .cursor import Cursor, InvalidCursor
 from .feed import safe_watermark
@@ -84,8 +84,9 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
     ``last_event_id`` query parameter on a page's first connect). A cursor that
     cannot be used gets a ``reset`` event: the client reloads its list.
     """
+    request.get_host()  # ALLOWED_HOSTS, whichever handler serves the stream (else 400)
     try:
-        who = await _open(request)
+        who = await stream_user(request)
         if who is None:
             return _forbidden()
         if not get_hub().has_room(who.user_id):
@@ -100,12 +101,6 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
     response["Cache-Control"] = "no-cache, no-store"
     response["X-Accel-Buffering"] = "no"
     return response
-
-
-# Runs on a database lane: the session, the user and their groups, for every
-# stream opening at the same moment together. A reconnect storm holds one
-# database connection per lane instead of one per connecting client.
-_open = db.Batched(stream_audiences)
 
 
 def _unavailable(message: str) -> JsonResponse:
