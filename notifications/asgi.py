@@ -4,12 +4,14 @@ keeping an OS thread per open stream.
 
 Django's ASGI handler gives each request a thread-sensitive context: the
 synchronous middleware hooks of the request (most of Django's own middleware)
-run in a worker thread of that context, and the context lasts until the
+each hop to a worker thread of that context, and the context lasts until the
 response ends. For a stream that is its whole life: one OS thread per open
-stream. ``serve_streams`` hands the stream's requests to a handler that runs
-the project's middleware and the view in such a context and releases it (the
-thread and its database connections) as soon as the response is ready, before
-the body streams. Everything else goes to the application unchanged:
+stream, and a dozen thread hops per open. ``serve_streams`` hands the stream's
+requests to a handler that runs the project's middleware as one synchronous
+chain in a small pool of worker threads (one hop per request), the view on the
+event loop, and releases the thread (closing the database connections the
+middleware opened in it) as soon as the response is ready, before the body
+streams. Everything else goes to the application unchanged:
 
     # asgi.py
     from django.core.asgi import get_asgi_application
@@ -22,17 +24,15 @@ the middleware altogether (a little faster to open). The stream then still
 validates the host against ALLOWED_HOSTS and reads the user from the session
 cookie as ``django.contrib.auth.get_user`` does, and the system check
 ``notifications.W007`` names every middleware it bypasses.
-
-Private parts of asgiref are used in one place, ``_release``; the tests of
-``tests/test_asgi.py`` fail loudly if a release of asgiref changes them.
 """
 
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from asgiref.sync import SyncToAsync, ThreadSensitiveContext, sync_to_async
+from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.exception import convert_exception_to_response
 from django.db import connections
@@ -45,40 +45,55 @@ from .conf import conf
 ASGIApp = Any
 
 
+# Worker threads for the middleware of streams being opened, per process. A
+# thread serves one opening at a time, for its middleware and view, then the
+# next: a reconnect storm queues here instead of starting a thread per client.
+MIDDLEWARE_THREADS = 8
+
+
 class StreamHandler(ASGIHandler):
     """
-    Django's ASGI handler, but the thread-sensitive context covers only the
-    middleware and the view, not the streaming of the response.
+    Django's ASGI handler for the stream: the project's middleware runs as one
+    synchronous chain in a worker thread (one hop, instead of one per hook),
+    the view on the event loop, and no thread is held once the response is
+    ready.
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.executor = ThreadPoolExecutor(
+            max_workers=MIDDLEWARE_THREADS, thread_name_prefix="notifications-middleware"
+        )
+
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        # No context around the whole request: request_started and
+        # No thread-sensitive context around the request: it would keep a
+        # worker thread for the stream's whole life. request_started and
         # request_finished (a few cheap receivers) run on asgiref's shared thread.
         await self.handle(scope, receive, send)
 
+    def load_middleware(self, is_async: bool = False) -> None:
+        super().load_middleware(is_async=False)
+
     async def run_get_response(self, request: HttpRequest) -> HttpResponseBase:
-        context = ThreadSensitiveContext()
-        async with context:
-            try:
-                return await super().run_get_response(request)
-            finally:
-                await _release(context)
+        respond = sync_to_async(self._respond, thread_sensitive=False, executor=self.executor)
+        response = await respond(request)
+        response._handler_class = self.__class__  # type: ignore[attr-defined]
+        return response
+
+    def _respond(self, request: HttpRequest) -> HttpResponseBase:
+        """In a worker thread: the middleware, the view (on the loop), then
+        close the connections the middleware opened in this thread."""
+        try:
+            return self.get_response(request)
+        finally:
+            connections.close_all()
 
 
-async def _release(context: ThreadSensitiveContext) -> None:
-    """
-    Close the database connections of the context's worker thread, if the
-    request started one: the thread ends with the context, and Django closes
-    a request's connections only at request_finished, after the stream.
-    """
-    executors = getattr(SyncToAsync, "context_to_thread_executor", None)
-    if executors is not None and context not in executors:
-        return  # no synchronous call was made: no thread, no connection
-    await sync_to_async(connections.close_all, thread_sensitive=True)()
+class StreamHandlerWithoutMiddleware(ASGIHandler):
+    """The stream's handler with an empty middleware chain: no thread at all."""
 
-
-class StreamHandlerWithoutMiddleware(StreamHandler):
-    """The stream's handler with an empty middleware chain."""
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await self.handle(scope, receive, send)
 
     def load_middleware(self, is_async: bool = False) -> None:
         self._view_middleware: list[Any] = []
@@ -98,7 +113,7 @@ def serve_streams(application: ASGIApp) -> ASGIApp:
     go to a ``StreamHandler`` (through the project's middleware, unless
     NOTIFICATIONS_STREAM_MIDDLEWARE is False); everything else to ``application``.
     """
-    handlers: dict[bool, StreamHandler] = {}
+    handlers: dict[bool, ASGIHandler] = {}
     stream_path: list[str] = []
 
     def path_of_stream() -> str:
@@ -108,7 +123,7 @@ def serve_streams(application: ASGIApp) -> ASGIApp:
             stream_path.append("/" + url[len(prefix) :] if url.startswith(prefix) else url)
         return stream_path[0]
 
-    def handler() -> StreamHandler:
+    def handler() -> ASGIHandler:
         middleware = conf.STREAM_MIDDLEWARE
         found = handlers.get(middleware)
         if found is None:

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-import weakref
 from pathlib import Path
 from typing import Any
 
 import pytest
-from asgiref.sync import SyncToAsync
 from django.db import connection
 
 from notifications import api
@@ -71,11 +69,6 @@ def test_stream_without_middleware_is_deprecated_for_serve_streams():
 
     with pytest.warns(DeprecationWarning, match="serve_streams"):
         stream_without_middleware(app)
-
-
-def test_asgiref_still_keeps_a_context_s_thread_where_the_handler_looks_for_it():
-    """``notifications.asgi._release`` reads this private mapping of asgiref."""
-    assert isinstance(SyncToAsync.context_to_thread_executor, weakref.WeakKeyDictionary)
 
 
 def test_the_opt_out_warns_naming_every_middleware_it_skips(settings):
