@@ -229,8 +229,8 @@ def main() -> None:
         "a client retries a failed connect up to 5 times). Lost counts events missing at clients that "
         "got back. The floor keeps no history, so it only reconnects.",
         "- Middleware: the floor and the peer run with none; this project runs the demo project "
-        "(`project/settings.py`, Django's default middleware for its pages) with its `asgi.py`, which "
-        "serves the stream without middleware (`notifications.asgi.stream_without_middleware`).",
+        "(`project/settings.py`, Django's default middleware) with its `asgi.py`, whose stream passes "
+        "that middleware (`notifications.asgi.serve_streams`, the default install).",
         "- The load client is one Python process on the same 2 cores; its own time is in the latencies.",
         "",
     ]
