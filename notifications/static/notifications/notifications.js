@@ -239,6 +239,7 @@
     async reload() {
       const url = new URL(this.config.listUrl, window.location.href);
       url.searchParams.set("page_size", this.config.limit);
+      const before = new Set(this.items().map((item) => item.dataset.notificationId));
       let page;
       try {
         const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
@@ -248,10 +249,11 @@
         return; // the list stays as it was; the next reset or read event tries again
       }
       const listed = new Set(page.results.map((n) => String(n.id)));
-      const covered = parseInt(page.cursor, 10) || 0; // every id up to here is in the answer
+      // The answer replaces every item shown before it was asked for; items the
+      // stream delivered while it was on its way stay. (The cursor is opaque.)
       this.items().forEach((item) => {
         const id = item.dataset.notificationId;
-        if (Number(id) <= covered || listed.has(id)) item.remove();
+        if (before.has(id) || listed.has(id)) item.remove();
       });
       const newer = this.items().filter((item) => item.dataset.unread === "1").length;
       page.results.forEach((n) => { this.seen.add(String(n.id)); this.insert(n); });
