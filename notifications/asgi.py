@@ -107,11 +107,12 @@ class StreamHandlerWithoutMiddleware(ASGIHandler):
         self._middleware_chain = convert_exception_to_response(get_response)
 
 
-def serve_streams(application: ASGIApp) -> ASGIApp:
+def serve_streams(application: ASGIApp, *, middleware: bool | None = None) -> ASGIApp:
     """
     Wrap the project's ASGI ``application``: GET requests for the stream's URL
     go to a ``StreamHandler`` (through the project's middleware, unless
-    NOTIFICATIONS_STREAM_MIDDLEWARE is False); everything else to ``application``.
+    ``middleware`` is False, or is None and NOTIFICATIONS_STREAM_MIDDLEWARE is
+    False); everything else to ``application``.
     """
     handlers: dict[bool, ASGIHandler] = {}
     stream_path: list[str] = []
@@ -124,11 +125,11 @@ def serve_streams(application: ASGIApp) -> ASGIApp:
         return stream_path[0]
 
     def handler() -> ASGIHandler:
-        middleware = conf.STREAM_MIDDLEWARE
-        found = handlers.get(middleware)
+        passes = conf.STREAM_MIDDLEWARE if middleware is None else middleware
+        found = handlers.get(passes)
         if found is None:
-            found = handlers[middleware] = (
-                StreamHandler() if middleware else StreamHandlerWithoutMiddleware()
+            found = handlers[passes] = (
+                StreamHandler() if passes else StreamHandlerWithoutMiddleware()
             )
         return found
 
