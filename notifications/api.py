@@ -100,10 +100,11 @@ def _write(
         Notification(recipient_id=uid, audience=Audience.USER, created=created, **fields)
         for uid in user_ids
     ]
-    with transaction.atomic():
-        rows = Notification.objects.bulk_create(rows)
-        _saved(rows, router.db_for_write(Notification))
-        transaction.on_commit(lambda: _created(rows, user_ids))
+    db = router.db_for_write(Notification)
+    with transaction.atomic(using=db):
+        rows = Notification.objects.using(db).bulk_create(rows)
+        _saved(rows, db)
+        transaction.on_commit(lambda: _created(rows, user_ids), using=db)
     return rows
 
 
@@ -157,9 +158,10 @@ def broadcast(
         raise ValueError("expires_at must be a datetime or None.")
     fields = _fields(verb, actor, action_object, target, description, level, url, data)
     row = Notification(audience=kind, audience_group=group, expires_at=expires_at, **fields)
-    with transaction.atomic():
-        row.save(force_insert=True)
-        transaction.on_commit(lambda: _created([row], None))
+    db = router.db_for_write(Notification, instance=row)
+    with transaction.atomic(using=db):
+        row.save(force_insert=True, using=db)
+        transaction.on_commit(lambda: _created([row], None), using=db)
     return row
 
 
@@ -199,7 +201,8 @@ def delete(user: AbstractBaseUser, ids: Iterable[int]) -> list[int]:
     rows = list(visible(user).filter(id__in=_ids(ids)).values_list("id", "recipient_id"))
     personal = [nid for nid, rid in rows if rid is not None]
     shared = [nid for nid, rid in rows if rid is None]
-    with transaction.atomic():
+    db = router.db_for_write(Notification)
+    with transaction.atomic(using=db):
         Notification.objects.filter(id__in=personal).update(deleted=True)
         BroadcastReceipt.objects.filter(notification_id__in=shared, user_id=user.pk).update(hidden=True)
         BroadcastReceipt.objects.bulk_create(
@@ -540,7 +543,8 @@ def _set_read(
     pairs = list(rows.values_list("id", "recipient_id"))
     personal = [nid for nid, rid in pairs if rid is not None]
     shared = [nid for nid, rid in pairs if rid is None]
-    with transaction.atomic():
+    db = router.db_for_write(Notification)
+    with transaction.atomic(using=db):
         Notification.objects.filter(id__in=personal).update(unread=unread)
         if unread:
             BroadcastReceipt.objects.filter(
@@ -576,4 +580,4 @@ def _read_changed(
         delivery.poke_users([user.pk])
         notifications_read.send(sender=Notification, user=user, ids=ids, unread=unread)
 
-    transaction.on_commit(committed)
+    transaction.on_commit(committed, using=router.db_for_write(Notification))

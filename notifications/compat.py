@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
+from django.db import router, transaction
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -202,7 +202,7 @@ class HqNotificationMixin:
             )
         for name, value in values.items():
             setattr(self, name, value)
-        with transaction.atomic():
+        with transaction.atomic(using=router.db_for_write(type(self), instance=self)):
             self.save()
             _tell_streams([(self.pk, self.recipient_id)], **values)
 

@@ -39,6 +39,9 @@ DEFAULTS: dict[str, Any] = {
     "NOTIFICATIONS_GROUP_REJOIN": 3600.0,
     # Above this many recipients a notify() pokes every process once instead of each user.
     "NOTIFICATIONS_POKE_FANOUT_LIMIT": 100,
+    # Most channel-layer messages a process queues while the layer is slow or
+    # down; pokes past it are dropped (the hubs' database check delivers).
+    "NOTIFICATIONS_PUBLISH_QUEUE_SIZE": 1000,
     # JSON API page size, and the largest page a client may ask for.
     "NOTIFICATIONS_PAGE_SIZE": 20,
     "NOTIFICATIONS_MAX_PAGE_SIZE": 100,
@@ -114,6 +117,10 @@ class Settings:
     @property
     def POKE_FANOUT_LIMIT(self) -> int:
         return int(self._get("NOTIFICATIONS_POKE_FANOUT_LIMIT"))
+
+    @property
+    def PUBLISH_QUEUE_SIZE(self) -> int:
+        return int(self._get("NOTIFICATIONS_PUBLISH_QUEUE_SIZE"))
 
     @property
     def PAGE_SIZE(self) -> int:

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import DisallowedHost
-from django.db import transaction
+from django.db import router, transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.utils.encoding import iri_to_uri
@@ -116,7 +116,7 @@ def _delete(request: HttpRequest, pk: int) -> None:
     if get_config()["SOFT_DELETE"] or row.recipient_id is None:
         api.delete(_me(request), [pk])
         return
-    with transaction.atomic():
+    with transaction.atomic(using=router.db_for_write(Notification)):
         row.delete()
         api._read_changed(_me(request), [pk], unread=False, deleted=True)
 
