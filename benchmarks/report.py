@@ -503,7 +503,7 @@ def main() -> None:
         "- Middleware: the floors and django-eventstream run with none, the Channels peer with "
         "`AuthMiddlewareStack`; this project runs the demo project (`project/settings.py`, Django's "
         "default middleware) with the middleware running for the stream (headline row) and, as "
-        "`ours-fast`, with the stream skipping it (`notifications.asgi.stream_without_middleware`).",
+        "`ours-fast`, with the stream skipping it (`NOTIFICATIONS_STREAM_MIDDLEWARE = False`).",
         "- The load client is one Python process on the same 2 cores; its own time is in the latencies.",
         "",
     ]

@@ -310,10 +310,11 @@ class Setup:
             "86400, max_connections 200, socket_timeout 30, health_check_interval 15",
             "NOTIFICATIONS_MAX_STREAMS": f"{self.max_streams} (default 10000): room for a "
             "reconnect storm's old and new connections",
-            "application": "benchmarks/ours_asgi.py:safe = get_asgi_application(): "
+            "application": "benchmarks/ours_asgi.py:safe = serve_streams(get_asgi_application()): "
             "the project's middleware runs for the stream"
             if kind == "ours"
-            else "benchmarks/ours_asgi.py:fast = stream_without_middleware(get_asgi_application())",
+            else "benchmarks/ours_asgi.py:fast = serve_streams(get_asgi_application(), "
+            "middleware=False)",
         }
         if self.args.gc_freeze:
             out["gc"] = "gc.freeze() after start-up (--gc-freeze)"
