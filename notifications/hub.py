@@ -169,7 +169,11 @@ class Hub:
         sub = Subscription(who, self.position, reservation)
         self._idle_since = None
         self.registry.add(who.user_id, sub)
-        await self.membership.join([ALL_GROUP, user_group(who.user_id)])
+        try:
+            await self.membership.join([ALL_GROUP, user_group(who.user_id)])
+        except BaseException:  # the client left while the groups were joined
+            self.unsubscribe(sub)
+            raise
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -364,7 +368,7 @@ class Hub:
 
     async def _sign_out(self) -> None:
         """End the streams of sessions that ended and of users made inactive."""
-        streams = {s.who.session_key: s.who.user_id for s in self.registry.streams}
+        streams = [s.who for s in self.registry.streams]
         ended, inactive = await db.run(feed.signed_out, streams)
         for sub in list(self.registry.streams):
             if sub.who.session_key in ended or sub.who.user_id in inactive:

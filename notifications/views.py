@@ -30,8 +30,8 @@ from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 
-from . import api, db, preferences
-from .auth import stream_audiences
+from . import api, preferences
+from .auth import stream_user
 from .conf import conf
 from .feed import position_now
 from .finality import Cursor, InvalidCursor
@@ -96,8 +96,9 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
     ``last_event_id`` query parameter on a page's first connect). A cursor that
     cannot be used gets a ``reset`` event: the client reloads its list.
     """
+    request.get_host()  # ALLOWED_HOSTS, whichever handler serves the stream (else 400)
     try:
-        who = await _open(request)
+        who = await stream_user(request)
     except DatabaseError:
         logger.warning("Database unavailable; notification stream refused.", exc_info=True)
         return _unavailable("Notifications are unavailable for a moment; retry later.")
@@ -116,12 +117,6 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
     response["Cache-Control"] = "no-cache, no-store"
     response["X-Accel-Buffering"] = "no"
     return response
-
-
-# Runs on a database lane: the session, the user and their groups, for every
-# stream opening at the same moment together. A reconnect storm holds one
-# database connection per lane instead of one per connecting client.
-_open = db.Batched(stream_audiences)
 
 
 def _unavailable(message: str) -> JsonResponse:
