@@ -55,4 +55,7 @@ def notifications_bell(context: template.Context, limit: int = 10, desktop: bool
         "desktop": desktop,
         "limit": limit,
         "badge_max": conf.BADGE_MAX,
+        # The client's dead-link watchdog and the name of the lock its tabs share.
+        "heartbeat": conf.HEARTBEAT,
+        "user_key": user.pk,
     }
