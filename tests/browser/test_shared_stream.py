@@ -179,6 +179,7 @@ def test_when_the_holding_tab_closes_another_takes_over_and_nothing_is_lost_or_d
 def test_every_tab_shows_the_state_of_the_shared_stream(login: Login, server: DemoServer) -> None:
     alice = login("alice")
     tabs = [alice, alice.new_tab(), alice.new_tab()]
+    wait_for(lambda: len(holders(tabs)) == 1, alice.page, 5, "no single tab holds the stream")
 
     server.kill()
     for tab in tabs:
@@ -186,6 +187,36 @@ def test_every_tab_shows_the_state_of_the_shared_stream(login: Login, server: De
     server.start()
     for tab in tabs:
         expect(tab.status).to_have_attribute("data-state", "connected", timeout=45_000)
+
+
+# The holding tab's page stops running for 8 s: a frozen or hung tab.
+HANG = "setTimeout(() => { const end = Date.now() + 8000; while (Date.now() < end); })"
+
+
+def test_a_holder_that_hangs_loses_the_stream_within_seconds_and_catches_up_after(
+    login: Login, server: DemoServer
+) -> None:
+    alice = login("alice")
+    tabs = [alice, alice.new_tab(), alice.new_tab()]
+    wait_for(lambda: len(holders(tabs)) == 1, alice.page, 5, "no single tab holds the stream")
+    holder = holders(tabs)[0]
+    others = [tab for tab in tabs if tab is not holder]
+
+    holder.page.evaluate(HANG)
+    wait_for(lambda: len(holders(others)) == 1, others[0].page, 5, "no tab took over")
+    server.notify("alice", "while a tab hung")
+    for tab in others:
+        expect(tab.item("while a tab hung")).to_have_count(1)
+
+    # Running again, it follows the new holder and shows what it missed.
+    expect(holder.root).to_have_attribute("data-stream", "relayed", timeout=15_000)
+    expect(holder.item("while a tab hung")).to_have_count(1)
+    expect(holder.badge).to_have_text("2")
+    server.notify("alice", "after the hang")
+    for tab in tabs:
+        expect(tab.item("after the hang")).to_have_count(1)
+        expect(tab.badge).to_have_text("3")
+    assert len(holders(tabs)) == 1
 
 
 def test_without_web_locks_each_tab_keeps_its_own_stream(

@@ -22,6 +22,7 @@
   const HEARTBEAT_S = 15; // until the bell's data-heartbeat says otherwise
   const SEEN_MAX = 1000; // notification ids remembered to drop duplicates
   const TICK_MS = 1000; // the holder says it is alive; tabs check the holder
+  const HOLDER_SILENT_MS = 3000; // a holder unheard this long (frozen, hung) loses the lock
   const PRESENCE_MS = 2000; // a visible tab tells the others so this often...
   const PRESENCE_STALE_MS = 5000; // ...and counts as gone when unheard this long
   const TOASTS_MAX = 3;
@@ -237,8 +238,8 @@
    *
    * The lock is per origin, stream URL and user. A tab waits in line for it
    * while it follows; the browser hands it to the next tab when the holder
-   * closes; a tab that freezes gives it up first. A holder silent for longer
-   * than the stream's watchdog (hung) has it taken from it.
+   * closes; a tab that freezes gives it up first. A holder that stays silent
+   * for seconds (frozen without notice, hung) has it taken from it.
    *
    * Each notification is toasted in one tab, chosen by the holder: of the
    * visible tabs, the one shown or used last (ties: the larger tab id); with
@@ -263,6 +264,7 @@
       this.release = null; // resolving it gives the lock up
       this.since = Date.now(); // when this tab was last shown or used
       this.peers = new Map(); // the other tabs: id -> {visible, since, heard}
+      this.holder = null; // the holder's tab id, once heard from
       this.heard = 0; // when the holder was last heard from
       this.announced = 0;
       this.pinged = 0;
@@ -302,6 +304,7 @@
       if (this.election) this.election.abort();
       this.election = election;
       this.setRole("relayed");
+      this.holder = null;
       this.heard = Date.now();
       this.post({ kind: "hello", ...this.presence() });
       this.request({ ifAvailable: true }, election, (lock) => {
@@ -350,7 +353,7 @@
       this.post({ kind: "bye" });
     }
 
-    /** The holder is silent for longer than a stream may be: take the lock from it. */
+    /** The holder has been silent for seconds (frozen, hung): take the lock from it. */
     steal() {
       const election = new AbortController();
       if (this.election) this.election.abort();
@@ -364,7 +367,7 @@
       const now = Date.now();
       if (this.role === "holder" && now - this.pinged >= TICK_MS / 2) this.ping();
       if (document.visibilityState === "visible" && now - this.announced >= PRESENCE_MS) this.announce();
-      if (this.role === "relayed" && now - this.heard > this.stream.idleMs) this.steal();
+      if (this.role === "relayed" && now - this.heard > HOLDER_SILENT_MS) this.steal();
     }
 
     watchLifecycle() {
@@ -434,9 +437,13 @@
       } else if (kind === "bye") {
         this.peers.delete(message.tab);
       } else if (kind === "holder") {
+        this.holder = message.tab;
         this.heard = now;
         this.announce();
       } else if ((kind === "status" || kind === "event") && this.role === "relayed") {
+        // A holder the lock was taken from may speak once more before it knows.
+        if (this.holder && message.tab !== this.holder) return;
+        this.holder = message.tab;
         this.heard = now;
         if (message.cursor) this.cursor = String(message.cursor);
         if (kind === "event") {
