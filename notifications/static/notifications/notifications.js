@@ -268,6 +268,9 @@
       this.heard = 0; // when the holder was last heard from
       this.announced = 0;
       this.pinged = 0;
+      this.ticked = Date.now();
+      // Tabs wait a little differently, so that one takes over, not all at once.
+      this.patience = HOLDER_SILENT_MS + Math.random() * TICK_MS * 2;
     }
 
     start() {
@@ -363,11 +366,16 @@
     }
 
     tick() {
-      if (!this.election) return;
       const now = Date.now();
+      const late = now - this.ticked > 2 * TICK_MS; // this tab itself was asleep
+      this.ticked = now;
+      this.peers.forEach((peer, tab) => now - peer.heard > PRESENCE_STALE_MS && this.peers.delete(tab));
+      if (!this.election) return;
       if (this.role === "holder" && now - this.pinged >= TICK_MS / 2) this.ping();
       if (document.visibilityState === "visible" && now - this.announced >= PRESENCE_MS) this.announce();
-      if (this.role === "relayed" && now - this.heard > HOLDER_SILENT_MS) this.steal();
+      if (this.role !== "relayed") return;
+      if (late) this.heard = now; // give the holder's messages a chance first
+      else if (now - this.heard > this.patience) this.steal();
     }
 
     watchLifecycle() {
@@ -442,7 +450,7 @@
         this.announce();
       } else if ((kind === "status" || kind === "event") && this.role === "relayed") {
         // A holder the lock was taken from may speak once more before it knows.
-        if (this.holder && message.tab !== this.holder) return;
+        if (this.holder && message.tab !== this.holder && now - this.heard < HOLDER_SILENT_MS) return;
         this.holder = message.tab;
         this.heard = now;
         if (message.cursor) this.cursor = String(message.cursor);
