@@ -36,6 +36,20 @@ TIMEOUT_MS = 10_000  # the longest a browser step may wait, unless a test says o
 # An init script for a browser without the Web Locks API: each tab keeps its own stream.
 NO_WEB_LOCKS = "delete Navigator.prototype.locks;"
 
+# Counts every desktop notification the page raises, and still raises it.
+SPY_ON_NOTIFICATIONS = """
+(() => {
+  const raised = [];
+  Object.defineProperty(window, "raisedNotifications", { value: raised });
+  window.Notification = new Proxy(window.Notification, {
+    construct(target, args) {
+      raised.push({ title: args[0], options: args[1] || {} });
+      return Reflect.construct(target, args);
+    },
+  });
+})();
+"""
+
 
 def free_port() -> int:
     with socket.socket() as sock:

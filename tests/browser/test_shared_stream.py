@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Page, Request, Route, expect
 
-from .demo import NO_WEB_LOCKS, Bell, DemoServer, send_from_form
+from .demo import NO_WEB_LOCKS, SPY_ON_NOTIFICATIONS, Bell, DemoServer, send_from_form
 
 pytestmark = pytest.mark.browser
 
@@ -124,6 +124,20 @@ def test_marking_read_in_any_tab_updates_every_tab(tabs: list[Bell], server: Dem
         expect(tab.item("left a comment")).to_have_attribute("data-unread", "0")
         expect(tab.badge).to_have_text("1")
         expect(tab.button).to_have_attribute("aria-label", "Notifications, 1 unread")
+
+
+def test_a_desktop_notification_is_raised_once_per_browser(
+    login: Login, server: DemoServer
+) -> None:
+    alice = login("alice", permissions=["notifications"], init_script=SPY_ON_NOTIFICATIONS)
+    tabs = [alice, alice.new_tab(), alice.new_tab()]
+
+    server.notify("alice", "deployed to production")
+    for tab in tabs:
+        expect(tab.item("deployed to production")).to_have_count(1)
+    alice.page.wait_for_timeout(1000)  # a second one would be raised by now
+    raised = [tab.page.evaluate("window.raisedNotifications.length") for tab in tabs]
+    assert sum(raised) == 1, raised
 
 
 def test_when_the_holding_tab_closes_another_takes_over_and_nothing_is_lost_or_doubled(
