@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from . import delivery
 from .conf import conf
-from .models import Audience, BroadcastReceipt, Level, Notification, NotificationQuerySet
+from .models import Audience, BroadcastReceipt, Level, Notification, NotificationQuerySet, ReadEvent
 from .render import dumps
 from .signals import notifications_created, notifications_read
 
@@ -181,7 +181,7 @@ def delete(user: AbstractBaseUser, ids: Iterable[int]) -> list[int]:
             ignore_conflicts=True,
         )
         changed = [nid for nid, _ in rows]
-        transaction.on_commit(lambda: _read_changed(user, changed, unread=False, deleted=True))
+        _read_changed(user, changed, unread=False, deleted=True)
     return changed
 
 
@@ -516,21 +516,28 @@ def _set_read(
                 ignore_conflicts=True,
             )
         changed = [nid for nid, _ in pairs]
-        transaction.on_commit(
-            lambda: _read_changed(user, "all" if label == "all" else changed, unread=unread)
-        )
+        _read_changed(user, "all" if label == "all" else changed, unread=unread)
     return changed
 
 
 def _read_changed(
     user: AbstractBaseUser, ids: list[int] | str, *, unread: bool, deleted: bool = False
 ) -> None:
+    """
+    Inside the transaction that changed read state: keep the ``read`` event as a
+    row (every stream of the user hears of it from the database, layer or not),
+    then, after commit, poke the user's streams and send ``notifications_read``.
+    """
     payload = {
         "ids": ids,
         "unread": unread,
         "deleted": deleted,
         "unread_count": unread_count(user),
     }
-    delivery.send_read(user.pk, dumps(payload))
-    notifications_read.send(sender=Notification, user=user, ids=ids, unread=unread)
+    ReadEvent.objects.create(user_id=user.pk, payload=dumps(payload))
 
+    def committed() -> None:
+        delivery.poke_users([user.pk])
+        notifications_read.send(sender=Notification, user=user, ids=ids, unread=unread)
+
+    transaction.on_commit(committed)

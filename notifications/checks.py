@@ -90,7 +90,65 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 id="notifications.W003",
             )
         )
+    if hasattr(settings, "NOTIFICATIONS_GAP_GRACE"):
+        errors.append(
+            Warning(
+                "NOTIFICATIONS_GAP_GRACE is no longer used: what has committed is read "
+                "from the database's transaction state, never guessed from time.",
+                hint="Remove the setting.",
+                id="notifications.W010",
+            )
+        )
+    errors.extend(_check_database_vendor())
     return errors
+
+
+def _check_database_vendor() -> list[Any]:
+    """Exactly-once delivery needs PostgreSQL's snapshots or SQLite's single writer."""
+    from django.db import connections, router
+
+    from .models import Notification
+
+    alias = router.db_for_write(Notification)
+    vendor = connections[alias].vendor
+    if vendor in ("postgresql", "sqlite"):
+        return []
+    return [
+        Error(
+            f"The notifications tables are on a {vendor} database ({alias!r}). Streams "
+            "decide what has committed from PostgreSQL's transaction snapshots or "
+            "SQLite's single writer; on other databases they could miss or repeat "
+            "notifications.",
+            hint="Route the notifications app to a PostgreSQL (13 or later) or SQLite database.",
+            id="notifications.E010",
+        )
+    ]
+
+
+@register(Tags.database)
+def check_database(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[Any]:
+    """PostgreSQL 13 or later: xid8 and pg_current_snapshot()."""
+    from django.db import connections, router
+
+    from .models import Notification
+
+    alias = router.db_for_write(Notification)
+    if databases is None or alias not in databases:
+        return []
+    connection = connections[alias]
+    if connection.vendor != "postgresql":
+        return []
+    connection.ensure_connection()
+    version = connection.pg_version  # type: ignore[attr-defined]
+    if version >= 130000:
+        return []
+    return [
+        Error(
+            f"PostgreSQL {version // 10000} is too old for the notifications app.",
+            hint="Use PostgreSQL 13 or later (xid8 and pg_current_snapshot()).",
+            id="notifications.E011",
+        )
+    ]
 
 
 @register(Tags.security, deploy=True)

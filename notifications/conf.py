@@ -24,9 +24,6 @@ DEFAULTS: dict[str, Any] = {
     "NOTIFICATIONS_REPLAY_LIMIT": 500,
     # Seconds between the hub's cheap check of the database for rows pokes missed.
     "NOTIFICATIONS_POLL_INTERVAL": 2.0,
-    # Seconds after which a hole in the id sequence counts as a rolled-back
-    # transaction. None: 0 on SQLite (one writer), 10 s elsewhere.
-    "NOTIFICATIONS_GAP_GRACE": None,
     # Most notifications waiting for one stream before it is cut off (it resumes from its cursor).
     "NOTIFICATIONS_STREAM_QUEUE_SIZE": 2000,
     # Database connections (worker threads) a process uses for all its streams,
@@ -83,15 +80,6 @@ class Settings:
     @property
     def POLL_INTERVAL(self) -> float:
         return float(self._get("NOTIFICATIONS_POLL_INTERVAL"))
-
-    @property
-    def GAP_GRACE(self) -> float:
-        value = self._get("NOTIFICATIONS_GAP_GRACE")
-        if value is None:
-            from django.db import connection
-
-            return 0.0 if connection.vendor == "sqlite" else 10.0
-        return float(value)
 
     @property
     def STREAM_QUEUE_SIZE(self) -> int:

@@ -1,6 +1,11 @@
 """
 The synchronous queries behind the stream and the hub. Each returns plain data
-(ids and pre-encoded JSON), so nothing lazy escapes the database thread.
+(ids, positions and pre-encoded JSON), so nothing lazy escapes the database
+thread.
+
+What committed when is read from the database itself (``finality``): on
+PostgreSQL from transaction snapshots and the ``xact`` column each row carries,
+on SQLite from the id sequence. No query here trusts a clock.
 """
 
 from __future__ import annotations
@@ -10,18 +15,18 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import import_module
+from typing import Any
 
-from django.db import connection
-from django.db.models import Max, Q
+from django.db import connections, router
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from .conf import conf
-from .cursor import Cursor
-from .models import Audiences, BroadcastReceipt, Notification
+from . import visibility
+from .finality import Cursor, Position, Sequence, parse_snapshot
+from .models import Audiences, BroadcastReceipt, Notification, ReadEvent
 from .render import as_dict, dumps
 
-# What the hub needs to route a row, then what rendering needs.
-_ROUTE_FIELDS = ("id", "recipient_id", "audience", "audience_group_id", "expires_at", "deleted")
+# What rendering needs, besides routing.
 _RENDER_FIELDS = (
     "verb",
     "description",
@@ -32,6 +37,9 @@ _RENDER_FIELDS = (
     "created",
     "unread",
 )
+_ROUTE_FIELDS = ("id", "recipient_id", "audience", "audience_group_id")
+# Past this many users, filter rows by user in Python rather than in SQL.
+_SQL_USERS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,89 +47,227 @@ class Row:
     """A new notification as the hub routes it: who may see it, and its JSON."""
 
     id: int
+    key: int  # what finality decides on: the writing transaction, or the id
     recipient_id: int | None
     audience: str
     group_id: int | None
-    json: str | None  # None when deleted or expired, or not rendered: never sent
-    # For another process's user, the JSON is not rendered. The hub renders it
-    # after all (``render``) when a stream of that user subscribed meanwhile.
-    rendered: bool = True
+    json: str
 
 
-def safe_watermark() -> int:
+def _alias() -> str:
+    """The database the notification tables live on (the write alias: positions need the primary)."""
+    return router.db_for_write(Notification)
+
+
+def _vendor() -> str:
+    return connections[_alias()].vendor
+
+
+def _snapshots() -> bool:
+    return _vendor() == "postgresql"
+
+
+# -- positions -----------------------------------------------------------------
+
+
+def position_now() -> tuple[Position, Position]:
     """
-    The highest id below which every row is final: the newest id among rows
-    older than the gap grace (on SQLite, simply the newest id).
+    Where the database is now, for notifications and for read events: one
+    snapshot for both on PostgreSQL, each table's id sequence on SQLite. One query.
     """
-    grace = conf.GAP_GRACE
-    rows = Notification.objects.all()
-    if grace > 0:
-        rows = rows.filter(created__lt=timezone.now() - timedelta(seconds=grace))
-    return rows.aggregate(m=Max("id"))["m"] or 0
+    tables = (Notification._meta.db_table, ReadEvent._meta.db_table)
+    with connections[_alias()].cursor() as cursor:
+        if _snapshots():
+            cursor.execute("SELECT pg_current_snapshot()::text")
+            snapshot = parse_snapshot(cursor.fetchone()[0])
+            return snapshot, snapshot
+        if _vendor() == "sqlite":
+            cursor.execute("SELECT name, seq FROM sqlite_sequence WHERE name IN (%s, %s)", tables)
+            last = dict(cursor.fetchall())
+        else:
+            qn = connections[_alias()].ops.quote_name
+            last = {}
+            for table in tables:
+                cursor.execute(f"SELECT MAX(id) FROM {qn(table)}")
+                last[table] = cursor.fetchone()[0]
+    return Sequence(int(last.get(tables[0]) or 0)), Sequence(int(last.get(tables[1]) or 0))
 
 
-def rows_after(watermark: int, seen: set[int], limit: int, local_users: Collection[int]) -> list[Row]:
-    """
-    Rows with an id above ``watermark`` that are not in ``seen``, oldest first,
-    at most ``limit``. Only broadcasts and rows for ``local_users`` (the users
-    with a stream in this process) are rendered; the rest, and deleted or
-    expired rows, come without JSON: seen, never sent.
+def _key(model: Any) -> str:
+    qn = connections[_alias()].ops.quote_name
+    return f"{qn(model._meta.db_table)}.{qn('xact' if _snapshots() else 'id')}"
 
-    Two short queries: the routing columns of the ids above the watermark (few,
-    since the watermark trails the newest id by at most the gap grace), then
-    the rows to render. ``seen`` never goes into SQL, however large.
+
+def _visible(position: Position, key: str) -> str:
+    """SQL: the row whose finality key is ``key`` is in ``position``."""
+    if isinstance(position, Sequence):
+        return f"{key} <= {int(position.last)}"
+    visible = f"{key} < '{int(position.xmin)}'::xid8"
+    if position.xmax > position.xmin:
+        recent = f"{key} < '{int(position.xmax)}'::xid8"
+        if position.xip:
+            recent += f" AND NOT {key} = ANY('{{{','.join(map(str, position.xip))}}}'::xid8[])"
+        visible = f"({visible} OR ({recent}))"
+    return visible
+
+
+def _after(position: Position, key: str) -> str:
+    """SQL: the row committed after ``position``."""
+    if isinstance(position, Sequence):
+        return f"{key} > {int(position.last)}"
+    after = f"{key} >= '{int(position.xmax)}'::xid8"
+    if position.xip:
+        after = f"({after} OR {key} = ANY('{{{','.join(map(str, position.xip))}}}'::xid8[]))"
+    return after
+
+
+def _in_window(rows: QuerySet[Any], model: Any, start: Position, end: Position) -> QuerySet[Any]:
+    """The rows of ``rows`` that committed after ``start`` and by ``end``."""
+    key = _key(model)
+    return rows.extra(where=[_after(start, key), _visible(end, key)])
+
+
+def _undelivered(rows: QuerySet[Any], cursor: Cursor, end: Position) -> QuerySet[Any]:
+    """The rows of ``rows`` in ``end`` that ``cursor`` does not have."""
+    key = _key(Notification)
+    where = [_after(cursor.done, key), _visible(end, key)]
+    if cursor.window is not None:
+        pk = f"{connections[_alias()].ops.quote_name(Notification._meta.db_table)}.id"
+        where.append(f"NOT ({_visible(cursor.window, key)} AND {pk} <= {int(cursor.through)})")
+    return rows.extra(where=where)
+
+
+def _with_key(rows: QuerySet[Any]) -> QuerySet[Any]:
+    return rows.extra(select={"finality_key": _key(Notification)})
+
+
+def usable(cursor: Cursor, now: Position) -> bool:
+    """Is ``cursor`` from this database, at or before ``now``? (Else: a reset.)"""
+    if type(cursor.done) is not type(now):
+        return False
+    return now.covers(cursor.done) and (cursor.window is None or now.covers(cursor.window))
+
+
+# -- the hub's reads -----------------------------------------------------------
+
+
+@dataclass
+class Fetched:
+    """What committed after the hub's positions, up to ``end`` / ``read_end``."""
+
+    end: Position
+    read_end: Position
+    rows: list[Row]
+    reads: list[tuple[int, str]]  # (user id, read event JSON)
+
+    def add(self, more: Fetched) -> None:
+        """Take in the rows and reads of ``more`` (same window, other users)."""
+        self.rows = sorted([*self.rows, *more.rows], key=lambda r: r.id)
+        self.reads.extend(more.reads)
+
+
+def fetch(start: Position, read_start: Position, users: Collection[int]) -> Fetched:
     """
-    candidates = (
-        Notification.objects.filter(id__gt=watermark)
-        .order_by("id")
-        .values_list("id", "recipient_id", "audience", "audience_group_id")
+    Where the database is now, the live rows that committed after ``start``
+    for these users or for an audience (broadcasts), in id order and rendered,
+    and the read events of these users since ``read_start``.
+    """
+    end, read_end = position_now()
+    return Fetched(
+        end,
+        read_end,
+        rows_between(start, end, users, broadcasts=True),
+        new_reads(read_start, read_end, users),
     )
-    new = []
-    for candidate in candidates.iterator(chunk_size=2000):
-        if candidate[0] not in seen:
-            new.append(candidate)
-            if len(new) == limit:
-                break
-    wanted = {nid for nid, recipient, _, _ in new if recipient is None or recipient in local_users}
-    rendered = render(wanted)
+
+
+def fetch_late(
+    start: Position, read_start: Position, fetched: Fetched, users: Collection[int]
+) -> Fetched:
+    """The personal rows and read events of more ``users``, in the window of ``fetched``."""
+    return Fetched(
+        fetched.end,
+        fetched.read_end,
+        rows_between(start, fetched.end, users),
+        new_reads(read_start, fetched.read_end, users),
+    )
+
+
+def rows_between(
+    start: Position, end: Position, users: Collection[int], *, broadcasts: bool = False
+) -> list[Row]:
+    """The live rows for ``users`` (and broadcasts) that committed after ``start`` and by ``end``."""
+    if start.covers(end):
+        return []
+    rows = _in_window(Notification.objects.live(), Notification, start, end)
+    wanted = set(users)
+    if len(wanted) <= _SQL_USERS:
+        mine = Q(recipient_id__in=wanted)
+        rows = rows.filter(mine | Q(recipient__isnull=True) if broadcasts else mine)
+    elif not broadcasts:
+        rows = rows.filter(recipient__isnull=False)
+    out = []
+    for n in (
+        _with_key(rows)
+        .order_by("id")
+        .only(*_ROUTE_FIELDS, "expires_at", "deleted", *_RENDER_FIELDS)
+    ):
+        if n.recipient_id is None or n.recipient_id in wanted:
+            out.append(
+                Row(
+                    n.id,
+                    int(n.finality_key),
+                    n.recipient_id,
+                    n.audience,
+                    n.audience_group_id,
+                    dumps(as_dict(n)),
+                )
+            )
+    return out
+
+
+def new_reads(start: Position, end: Position, users: Collection[int]) -> list[tuple[int, str]]:
+    """The read events for these users that committed after ``start`` and by ``end``: (user, JSON)."""
+    if start.covers(end) or not users:
+        return []
+    rows = _in_window(ReadEvent.objects.all(), ReadEvent, start, end)
+    wanted = set(users)
+    if len(wanted) <= _SQL_USERS:
+        rows = rows.filter(user_id__in=wanted)
     return [
-        Row(nid, recipient, audience, group, rendered.get(nid), nid in wanted)
-        for nid, recipient, audience, group in new
+        (uid, payload)
+        for uid, payload in rows.order_by("id").values_list("user_id", "payload")
+        if uid in wanted
     ]
 
 
-def render(ids: Collection[int]) -> dict[int, str]:
-    """The JSON of the rows with these ids that are neither deleted nor expired."""
-    if not ids:
-        return {}
-    now = timezone.now()
-    return {
-        n.id: dumps(as_dict(n))
-        for n in Notification.objects.filter(id__in=list(ids)).only(*_ROUTE_FIELDS, *_RENDER_FIELDS)
-        if not n.deleted and (n.expires_at is None or n.expires_at > now)
-    }
+# -- replay --------------------------------------------------------------------
 
 
 @dataclass
 class Replay:
-    rows: list[tuple[int, str]]
-    overflow: bool
+    rows: list[tuple[int, str]]  # (id, JSON), oldest first
+    overflow: bool  # more than the limit were waiting
+    end: Position  # the replay holds everything up to here
+    usable: bool = True  # False: the cursor is not from this database
 
 
-def replay(who: Audiences, cursor: Cursor, limit: int) -> Replay:
+def replay(who: Audiences, cursor: Cursor, limit: int, end: Position | None = None) -> Replay:
     """
-    What ``who`` missed after ``cursor``, oldest first, as (id, json) pairs.
-    ``overflow`` is set when more than ``limit`` rows are waiting.
+    What ``who`` missed after ``cursor``, oldest first, up to where the database
+    is now, as (id, json) pairs. ``overflow`` is set when more than ``limit``
+    rows are waiting.
     """
-    missed = (
-        Notification.objects.for_audiences(who)
-        .filter(id__gt=cursor.watermark)
-        .exclude(id__in=cursor.seen)
-        .order_by("id")
-        .only("id", "recipient_id", *_RENDER_FIELDS)[: limit + 1]
-    )
-    rows = [(n.id, dumps(as_dict(n))) for n in missed]
-    return Replay(rows[:limit], overflow=len(rows) > limit)
+    if end is None:
+        end, _ = position_now()
+    if not usable(cursor, end):
+        return Replay([], False, end, usable=False)
+    missed = _undelivered(Notification.objects.for_audiences(who), cursor, end)
+    rows = [
+        (n.id, dumps(as_dict(n)))
+        for n in missed.order_by("id").only("id", "recipient_id", *_RENDER_FIELDS)[: limit + 1]
+    ]
+    return Replay(rows[:limit], len(rows) > limit, end)
 
 
 BATCH_ROWS = 5000
@@ -129,27 +275,46 @@ BATCH_ROWS = 5000
 
 def replay_many(requests: list[tuple[Audiences, Cursor, int]]) -> list[Replay]:
     """
-    ``replay()`` for many streams opening at once, in two queries: the rows
-    after the lowest cursor that any of these users may see, and their
-    broadcast receipts. Each stream gets exactly what ``replay()`` would give
-    it. When the lowest cursor is far behind (more than BATCH_ROWS candidate
-    rows), each stream is replayed on its own instead.
+    ``replay()`` for many streams opening at once, in a few queries: where the
+    database is, the rows after the earliest cursor that any of these users
+    may see, and their broadcast receipts. Each stream gets exactly what
+    ``replay()`` would give it at that position. When the earliest cursor is
+    far behind (more than BATCH_ROWS candidate rows), each stream is replayed
+    on its own instead.
     """
-    if len(requests) <= 1:
-        return [replay(*request) for request in requests]
-    low = min(cursor.watermark for _, cursor, _ in requests)
-    users = {who.user_id for who, _, _ in requests}
+    if not requests:
+        return []
+    end, _ = position_now()
+    if len(requests) == 1:
+        return [replay(*requests[0], end=end)]
+    results: list[Replay | None] = [None] * len(requests)
+    todo = []
+    for i, (_, cursor, _) in enumerate(requests):
+        if usable(cursor, end):
+            todo.append(i)
+        else:
+            results[i] = Replay([], False, end, usable=False)
+    if not todo:
+        return [r for r in results if r is not None]
+    earliest = requests[todo[0]][1].done
+    for i in todo[1:]:
+        done = requests[i][1].done
+        if earliest.covers(done):
+            earliest = done
+    users = {requests[i][0].user_id for i in todo}
     candidates = list(
-        Notification.objects.live()
-        .filter(id__gt=low)
-        .filter(Q(recipient_id__in=users) | Q(recipient__isnull=True))
+        _with_key(
+            _in_window(Notification.objects.live(), Notification, earliest, end).filter(
+                Q(recipient_id__in=users) | Q(recipient__isnull=True)
+            )
+        )
         .order_by("id")
-        .only("id", "recipient_id", "audience", "audience_group_id", *_RENDER_FIELDS)[
-            : BATCH_ROWS + 1
-        ]
+        .only(*_ROUTE_FIELDS, *_RENDER_FIELDS)[: BATCH_ROWS + 1]
     )
     if len(candidates) > BATCH_ROWS:
-        return [replay(*request) for request in requests]
+        for i in todo:
+            results[i] = replay(*requests[i], end=end)
+        return [r for r in results if r is not None]
     personal: dict[int, list[Notification]] = {}
     shared: list[Notification] = []
     for n in candidates:
@@ -166,56 +331,42 @@ def replay_many(requests: list[tuple[Audiences, Cursor, int]]) -> list[Replay]:
             ).values_list("notification_id", "user_id", "hidden")
         }
     encoded: dict[tuple[int, bool], str] = {}
-    results = []
-    for who, cursor, limit in requests:
+    now = timezone.now()
+    for i in todo:
+        who, cursor, limit = requests[i]
         rows = []
         mine = personal.get(who.user_id, [])
         for n in heapq.merge(mine, shared, key=lambda n: n.id):
-            if cursor.has(n.id):
+            if cursor.delivered(n.id, int(n.finality_key)):  # type: ignore[attr-defined]
                 continue
-            if n.recipient_id is None:
-                if not who.may_see(n.audience, None, n.audience_group_id):
-                    continue
-                hidden = receipts.get((n.id, who.user_id))
-                if hidden:
-                    continue
-                unread = hidden is None
-            else:
-                unread = n.unread
+            unread = visibility.shown(
+                who,
+                audience=n.audience,
+                recipient_id=n.recipient_id,
+                group_id=n.audience_group_id,
+                deleted=False,  # live() above
+                expires_at=None,
+                unread=n.unread,
+                receipt=receipts.get((n.id, who.user_id)),
+                now=now,
+            )
+            if unread is None:
+                continue
             data = encoded.get((n.id, unread))
             if data is None:
                 data = encoded[n.id, unread] = dumps(as_dict(n, unread=unread))
             rows.append((n.id, data))
             if len(rows) > limit:
                 break
-        results.append(Replay(rows[:limit], overflow=len(rows) > limit))
-    return results
+        results[i] = Replay(rows[:limit], len(rows) > limit, end)
+    return [r for r in results if r is not None]
 
 
-def newest_id() -> int:
-    """
-    The highest id ever handed out: a cursor above it is not from this database.
-    Read from the id sequence where the database has one, so rows deleted by a
-    prune do not make valid cursors look like they come from the future.
-    """
-    table = Notification._meta.db_table
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
-            sequence = cursor.fetchone()[0]
-            if sequence:
-                cursor.execute(f"SELECT last_value FROM {sequence}")
-                return max(int(cursor.fetchone()[0]), _max_id())
-        elif connection.vendor == "sqlite":
-            cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = %s", [table])
-            row = cursor.fetchone()
-            if row:
-                return max(int(row[0]), _max_id())
-    return _max_id()
-
-
-def _max_id() -> int:
-    return Notification.objects.aggregate(m=Max("id"))["m"] or 0
+def prune_read_events(older_than: float) -> int:
+    """Delete read events older than ``older_than`` seconds; how many went."""
+    cutoff = timezone.now() - timedelta(seconds=older_than)
+    deleted, _ = ReadEvent.objects.using(_alias()).filter(created__lt=cutoff).delete()
+    return deleted
 
 
 def signed_out(subscribers: dict[str | None, int]) -> tuple[set[str], set[int]]:

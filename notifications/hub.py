@@ -1,60 +1,60 @@
 """
 The per-process hub: one channel-layer channel, one database reader, many streams.
 
-Streams subscribe to the hub instead of the channel layer. The hub joins the
-channel-layer groups its streams need (reference-counted), receives pokes on its
-one channel, reads the new rows once per poke, encodes each row's JSON once, and
-hands the rows to every local stream whose user may see them. A periodic check
-of the database catches rows whose poke never arrived (another process on the
-in-memory layer, a layer outage), so the database stays the source of truth.
+Streams subscribe to the hub instead of the channel layer. The hub composes:
 
-The hub also tracks the global watermark ``G``: every id up to ``G`` is final
-(committed and seen, or a hole older than the gap grace: a rolled-back
-transaction). Streams use it to keep their cursors short.
+- ``registry``: the open streams and the budget they reserved;
+- ``membership``: the channel-layer groups its streams need, joined once each;
+- its fetch loop: on every poke, and at least every NOTIFICATIONS_POLL_INTERVAL,
+  it reads what committed since its last position (``finality``), once for the
+  whole process, encodes each row once and hands it to every local stream
+  whose user may see it; read events likewise;
+- its sweep: every half heartbeat, streams whose session ended stop;
+- its ticker: one timer that wakes the streams due a heartbeat.
+
+The database stays the source of truth: a poke only says "look now".
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 import weakref
 from collections import deque
 from typing import Any
 
-from channels.layers import get_channel_layer
-
 from . import db, feed
 from .conf import conf
+from .finality import Position
+from .membership import LINGER, Membership
 from .models import Audience, Audiences
+from .registry import Registry, Reservation
 
 logger = logging.getLogger(__name__)
 
 ALL_GROUP = "notifications.all"
-FETCH_LIMIT = 1000
-# Seconds a group stays joined after its last stream left, and the hub keeps
-# running after the last stream: the streams of a reconnect storm (a deploy, a
-# proxy restart) come back to a hub that needs no channel-layer call for them.
-LINGER = 30.0
-# Channel-layer calls the hub makes at once; ten thousand streams opening
-# together must not exhaust the layer's connection pool.
-LAYER_CONCURRENCY = 32
+# Read events are kept this long (seconds) for streams that missed their poke.
+READ_EVENT_LIFE = 3600.0
+PRUNE_EVERY = 300.0
 
 
 def user_group(user_id: int) -> str:
-    """The channel-layer group that carries pokes and read events for one user."""
+    """The channel-layer group that carries pokes for one user."""
     return f"notifications.user.{user_id}"
 
 
 class Batch:
-    """New rows for one stream, and the hub watermark once they were handed out."""
+    """
+    New rows for one stream, in id order, as (id, finality key, JSON), and the
+    position they complete: with them, the stream has everything up to ``end``.
+    """
 
-    __slots__ = ("rows", "watermark")
+    __slots__ = ("rows", "end")
 
-    def __init__(self, rows: list[tuple[int, str]], watermark: int):
+    def __init__(self, rows: list[tuple[int, int, str]], end: Position):
         self.rows = rows
-        self.watermark = watermark
+        self.end = end
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
@@ -77,23 +77,26 @@ class Subscription:
 
     __slots__ = (
         "who",
+        "reservation",
         "pending",
         "size",
         "waiter",
         "wake_at",
         "closed_reason",
-        "watermark_at_start",
+        "start",
         "task",
     )
 
-    def __init__(self, who: Audiences, watermark: int):
+    def __init__(self, who: Audiences, start: Position, reservation: Reservation):
         self.who = who
+        self.reservation = reservation
         self.pending: deque[Batch | str] = deque()
         self.size = 0
         self.waiter: asyncio.Future[None] | None = None
         self.wake_at = 0.0
         self.closed_reason: str | None = None
-        self.watermark_at_start = watermark
+        # Every row committed after ``start`` reaches this subscription.
+        self.start = start
         # The task serving the stream: cancelled when the client stops reading,
         # since it may be stuck writing to a full socket.
         self.task = asyncio.current_task()
@@ -131,237 +134,119 @@ class Subscription:
 
 class Hub:
     def __init__(self) -> None:
-        self.layer = get_channel_layer(conf.CHANNEL_LAYER)
-        self.channel: str | None = None
-        self.subscriptions: set[Subscription] = set()
-        self.by_user: dict[int, set[Subscription]] = {}
-        self.groups: dict[str, int] = {}
-        self.lingering: dict[str, float] = {}  # group -> when it is left
-        self.watermark: int | None = None
-        self.seen: set[int] = set()
-        self.gap_since: dict[int, float] = {}
-        self.layer_ok = True
-        self._wake = asyncio.Event()
-        self._ready = asyncio.Event()
+        self.registry: Registry[Subscription] = Registry()
+        self.membership = Membership(self._on_message, self._poke)
+        self.position: Position | None = None  # every row committed by here was handed out
+        self.read_position: Position | None = None
+        self._poked = asyncio.Event()
         self._epoch = 0
         self._init_lock = asyncio.Lock()
         self._loops: list[asyncio.Task[None]] = []
-        self._background: set[asyncio.Task[None]] = set()
-        self._joined_at = time.monotonic()
         self._idle_since: float | None = None
-        self._layer_calls = asyncio.Semaphore(LAYER_CONCURRENCY)
+        self._pruned_at = 0.0
 
     # -- streams ---------------------------------------------------------------
 
-    def has_room(self, user_id: int) -> bool:
-        """Is there budget for one more stream, globally and for this user?"""
-        return len(self.subscriptions) < conf.MAX_STREAMS and len(
-            self.by_user.get(user_id, ())
-        ) < conf.MAX_STREAMS_PER_USER
+    def reserve(self, user_id: int) -> Reservation | None:
+        """A slot for one more stream of ``user_id`` (see ``registry``), or None when full."""
+        return self.registry.reserve(user_id)
 
-    async def subscribe(self, who: Audiences) -> Subscription:
+    async def subscribe(self, who: Audiences, reservation: Reservation) -> Subscription | None:
         """
-        Register a stream for ``who`` and make sure its groups are joined. The
-        subscription receives every row committed from now on that ``who`` may see.
+        Register a stream for ``who`` on its reserved slot and make sure its
+        groups are joined. The subscription receives every row committed after
+        its ``start`` that ``who`` may see. None if the slot was given back.
         """
-        await self._start()
-        while self.watermark is None:  # the last stream left while we started
+        if not self.registry.start(reservation):
+            return None
+        try:
             await self._start()
-        sub = Subscription(who, self.watermark)
+            while self.position is None:  # the last stream left while we started
+                await self._start()
+        except BaseException:
+            self.registry.release(reservation)
+            raise
+        sub = Subscription(who, self.position, reservation)
         self._idle_since = None
-        self.subscriptions.add(sub)
-        self.by_user.setdefault(who.user_id, set()).add(sub)
-        await self._join([ALL_GROUP, user_group(who.user_id)])
+        self.registry.add(who.user_id, sub)
+        await self.membership.join([ALL_GROUP, user_group(who.user_id)])
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
-        """Forget ``sub``; groups no stream needs any more are left after LINGER."""
-        if sub not in self.subscriptions:
+        """Forget ``sub`` and give its slot back; groups no stream needs linger, then go."""
+        self.registry.release(sub.reservation)
+        if not self.registry.remove(sub.who.user_id, sub):
             return
-        self.subscriptions.discard(sub)
-        user_subs = self.by_user.get(sub.who.user_id)
-        if user_subs is not None:
-            user_subs.discard(sub)
-            if not user_subs:
-                del self.by_user[sub.who.user_id]
-        leave_at = time.monotonic() + LINGER
-        for name in (ALL_GROUP, user_group(sub.who.user_id)):
-            if self._release(name):
-                self.lingering[name] = leave_at
-        if not self.subscriptions:
+        self.membership.release([ALL_GROUP, user_group(sub.who.user_id)])
+        if not self.registry.streams:
             self._idle()
 
     def _idle(self) -> None:
         """
-        No stream left: forget the watermark, so the next stream starts from
+        No stream left: forget the position, so the next stream starts from
         the present rather than from rows nobody here needed.
         """
         self._epoch += 1
         self._idle_since = time.monotonic()
-        self.watermark = None
-        self.seen.clear()
-        self.gap_since.clear()
+        self.position = None
+        self.read_position = None
 
     def _stop(self) -> None:
         """Idle for LINGER: stop receiving and polling. An idle process costs nothing."""
         self._idle()
         self._idle_since = None
-        self.lingering.clear()
         for task in self._loops:
             task.cancel()
         self._loops = []
-        self._ready.clear()
-        self.channel = None
+        self.membership.stop()
 
     def stats(self) -> dict[str, Any]:
         return {
-            "streams": len(self.subscriptions),
-            "users": len(self.by_user),
-            "groups": sorted(self.groups),
-            "lingering": len(self.lingering),
-            "watermark": self.watermark,
-            "layer_ok": self.layer_ok,
+            "streams": len(self.registry.streams),
+            "reserved": self.registry.slots,
+            "users": len(self.registry.by_user),
+            "groups": sorted(self.membership.groups),
+            "lingering": len(self.membership.lingering),
+            "position": None if self.position is None else str(self.position),
+            "layer_ok": self.membership.ok,
         }
 
-    # -- channel layer ---------------------------------------------------------
+    def streams_of(self, user_id: int) -> int:
+        return len(self.registry.by_user.get(user_id, ()))
 
     async def _start(self) -> None:
         async with self._init_lock:
-            if self.watermark is None:
-                self.watermark = await db.run(feed.safe_watermark)
+            if self.position is None:
+                self.position, self.read_position = await db.run(feed.position_now)
             if not self._loops:
                 self._loops = [
-                    asyncio.create_task(self._receive_loop(), name="notifications-receive"),
                     asyncio.create_task(self._fetch_loop(), name="notifications-fetch"),
                     asyncio.create_task(self._sweep_loop(), name="notifications-sweep"),
                     asyncio.create_task(self._tick_loop(), name="notifications-tick"),
                 ]
-        # Wait for the hub's channel (or for the layer to fail) so the groups are
-        # joined before replay; a stuck layer only costs polling latency.
-        try:
-            await asyncio.wait_for(self._ready.wait(), 5.0)
-        except TimeoutError:
-            pass
+        # The groups must be joined before replay; a stuck layer only costs latency.
+        await self.membership.start()
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    def _release(self, name: str) -> bool:
-        count = self.groups.get(name, 0) - 1
-        if count > 0:
-            self.groups[name] = count
-            return False
-        self.groups.pop(name, None)
-        return True
-
-    async def _join(self, names: list[str]) -> None:
-        fresh = []
-        for name in names:
-            self.groups[name] = self.groups.get(name, 0) + 1
-            if self.groups[name] == 1 and self.lingering.pop(name, None) is None:
-                fresh.append(name)
-        if fresh and self.channel is not None:
-            try:
-                async with self._layer_calls:
-                    for name in fresh:
-                        await self.layer.group_add(name, self.channel)
-            except Exception as exc:
-                self._layer_failed(exc)
-
-    def _expire_lingering(self, now: float) -> None:
-        """Leave the groups whose LINGER ran out; stop when nothing is left."""
-        expired = [name for name, at in self.lingering.items() if at <= now]
-        for name in expired:
-            del self.lingering[name]
-        if expired and self.channel is not None:
-            self._spawn(self._leave(self.channel, expired))
-        if (
-            not self.subscriptions
-            and not self.lingering
-            and self._idle_since is not None
-            and now - self._idle_since >= LINGER
-        ):
-            self._stop()
-
-    async def _leave(self, channel: str, names: list[str]) -> None:
-        try:
-            async with self._layer_calls:
-                for name in names:
-                    # (A stream may have joined it again meanwhile.)
-                    if channel != self.channel or (
-                        name not in self.groups and name not in self.lingering
-                    ):
-                        await self.layer.group_discard(name, channel)
-        except Exception as exc:
-            self._layer_failed(exc)
-
-    async def _rejoin(self) -> None:
-        assert self.channel is not None
-        async with self._layer_calls:
-            for name in [*self.groups, *self.lingering]:
-                await self.layer.group_add(name, self.channel)
-        self._joined_at = time.monotonic()
-
-    def _layer_failed(self, exc: BaseException) -> None:
-        if self.layer_ok:
-            logger.warning(
-                "Channel layer unavailable (%s); streams fall back to polling "
-                "the database until it is back.",
-                exc,
-            )
-        self.layer_ok = False
-
-    async def _receive_loop(self) -> None:
-        backoff = 0.5
-        while True:
-            try:
-                if self.channel is None:
-                    self.channel = await self.layer.new_channel("notifications.")
-                    self._joined_at = 0.0
-                if not self.layer_ok or self._joined_at == 0.0:
-                    await self._rejoin()
-                    if not self.layer_ok:
-                        logger.warning("Channel layer is back; streams are catching up.")
-                    self.layer_ok = True
-                    backoff = 0.5
-                    self._wake.set()
-                self._ready.set()
-                message = await self.layer.receive(self.channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._layer_failed(exc)
-                self._ready.set()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-                continue
-            self._on_message(message)
+    # -- the channel layer -------------------------------------------------------
 
     def _on_message(self, message: dict[str, Any]) -> None:
-        kind = message.get("type")
-        if kind == "notifications.poke":
-            self._wake.set()
-        elif kind == "notifications.read":
-            for sub in list(self.by_user.get(message.get("user"), ())):  # type: ignore[arg-type]
-                self._push(sub, message["payload"])
+        if message.get("type") in ("notifications.poke", "notifications.read"):
+            self._poke()
 
-    # -- database ------------------------------------------------------------
+    def _poke(self) -> None:
+        self._poked.set()
+
+    # -- the database ------------------------------------------------------------
 
     async def _fetch_loop(self) -> None:
-        """Read new rows on every poke and at least every POLL_INTERVAL."""
+        """Read what committed on every poke and at least every POLL_INTERVAL."""
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), conf.POLL_INTERVAL)
+                await asyncio.wait_for(self._poked.wait(), conf.POLL_INTERVAL)
             except TimeoutError:
                 pass
-            self._wake.clear()
-            if time.monotonic() - self._joined_at > conf.GROUP_REJOIN and self.layer_ok:
-                try:
-                    await self._rejoin()
-                except Exception as exc:
-                    self._layer_failed(exc)
+            self._poked.clear()
+            await self.membership.renew_if_due()
             try:
                 await self._fetch()
             except asyncio.CancelledError:
@@ -370,102 +255,57 @@ class Hub:
                 logger.exception("Reading new notifications failed; retrying.")
                 await asyncio.sleep(conf.POLL_INTERVAL)
 
-    async def _tick_loop(self) -> None:
-        """Wake the streams whose wait ran out: one timer for the whole process."""
-        tick = min(1.0, max(0.01, conf.HEARTBEAT / 4))
-        while True:
-            await asyncio.sleep(tick)
-            now = time.monotonic()
-            for sub in self.subscriptions:
-                if sub.waiter is not None and sub.wake_at <= now:
-                    _wake(sub.waiter)
-            if self.lingering or self._idle_since is not None:
-                self._expire_lingering(now)
-
-    async def _sweep_loop(self) -> None:
-        """
-        Check sessions every half heartbeat, so a signed-out stream ends within
-        one. A loop of its own, on its own database lane: a sweep of thousands
-        of sessions never holds up the delivery of a notification.
-        """
-        while True:
-            await asyncio.sleep(conf.HEARTBEAT / 2)
-            if not self.subscriptions:
-                continue
-            try:
-                await self._sign_out()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("Checking stream sessions failed; retrying.")
-
-    async def _sign_out(self) -> None:
-        """End the streams of sessions that ended and of users made inactive."""
-        streams = {s.who.session_key: s.who.user_id for s in self.subscriptions}
-        ended, inactive = await db.run(feed.signed_out, streams)
-        for sub in list(self.subscriptions):
-            if sub.who.session_key in ended or sub.who.user_id in inactive:
-                self._close(sub, "signed out")
-
     async def _fetch(self) -> None:
-        """Read every row after the watermark and hand it to the streams that may see it."""
-        while self.subscriptions and self.watermark is not None:
-            epoch = self._epoch
-            rows = await db.run(
-                feed.rows_after, self.watermark, set(self.seen), FETCH_LIMIT, frozenset(self.by_user)
-            )
-            if epoch != self._epoch:  # every stream left while we read
-                return
-            # A stream may have subscribed while the rows were read, for a user
-            # whose rows were therefore not rendered. Its replay may have run
-            # before those rows committed: render them now, or no path would
-            # deliver them while the watermark moves past.
-            while late := {r.id for r in rows if not r.rendered and r.recipient_id in self.by_user}:
-                jsons = await db.run(feed.render, late)
-                if epoch != self._epoch:
-                    return
-                rows = [
-                    dataclasses.replace(r, json=jsons.get(r.id), rendered=True) if r.id in late else r
-                    for r in rows
-                ]
-            self._dispatch(rows)
-            if len(rows) < FETCH_LIMIT:
-                return
+        """Hand every row and read event committed since the hub's position to the streams."""
+        start, read_start = self.position, self.read_position
+        if start is None or read_start is None or not self.registry.streams:
+            return
+        epoch = self._epoch
+        users = frozenset(self.registry.by_user)
+        fetched = await db.run(feed.fetch, start, read_start, users)
+        # Streams that subscribed during the read start at ``start`` too, but
+        # their users' rows were not read: their replay may have run before
+        # those rows committed. Read them now, or no path would deliver them.
+        while epoch == self._epoch and (late := frozenset(self.registry.by_user) - users):
+            users |= late
+            fetched.add(await db.run(feed.fetch_late, start, read_start, fetched, late))
+        if epoch != self._epoch:  # every stream left while we read
+            return
+        self.position, self.read_position = fetched.end, fetched.read_end
+        self._dispatch(fetched.rows, fetched.end)
+        for user_id, payload in fetched.reads:
+            for sub in list(self.registry.by_user.get(user_id, ())):
+                self._push(sub, payload)
 
-    def _dispatch(self, rows: list[feed.Row]) -> None:
+    def _dispatch(self, rows: list[feed.Row], end: Position) -> None:
         """
-        Route ``rows`` to streams and advance the watermark; no await inside.
+        Route ``rows`` to streams; no await inside.
 
         Streams that get the same rows share one ``Batch``: a broadcast to ten
         thousand streams allocates one, not ten thousand lists.
         """
-        routed: list[tuple[tuple[int, str], Any]] = []
+        routed: list[tuple[tuple[int, int, str], Any]] = []
+        streams = self.registry.streams
         for row in rows:
-            self.seen.add(row.id)
-            if row.json is None:
-                continue
             if row.audience == Audience.USER:
-                targets: Any = self.by_user.get(row.recipient_id, ())  # type: ignore[arg-type]
+                targets: Any = self.registry.by_user.get(row.recipient_id, ())  # type: ignore[arg-type]
             elif row.audience == Audience.ALL:
-                targets = self.subscriptions
+                targets = streams
             else:
                 targets = [
                     s
-                    for s in self.subscriptions
+                    for s in streams
                     if s.who.may_see(row.audience, row.recipient_id, row.group_id)
                 ]
             if targets:
-                routed.append(((row.id, row.json), targets))
-        self._advance_watermark()
-        watermark = self.watermark
-        assert watermark is not None
+                routed.append(((row.id, row.key, row.json), targets))
         if len(routed) == 1:
             frame, targets = routed[0]
-            batch = Batch([frame], watermark)
+            batch = Batch([frame], end)
             for sub in list(targets):
                 self._push(sub, batch)
             return
-        per_stream: dict[Subscription, list[tuple[int, str]]] = {}
+        per_stream: dict[Subscription, list[tuple[int, int, str]]] = {}
         for frame, targets in routed:
             for sub in targets:
                 frames = per_stream.get(sub)
@@ -475,25 +315,62 @@ class Hub:
                     frames.append(frame)
         shared: dict[tuple[int, ...], Batch] = {}
         for sub, frames in per_stream.items():
-            key = tuple(nid for nid, _ in frames)
+            key = tuple(nid for nid, _, _ in frames)
             same = shared.get(key)
             if same is None:
-                same = shared[key] = Batch(frames, watermark)
+                same = shared[key] = Batch(frames, end)
             self._push(sub, same)
-        # Streams with nothing new still learn the watermark through an empty queue.
 
-    def _advance_watermark(self) -> None:
-        assert self.watermark is not None
-        grace = conf.GAP_GRACE
-        now = time.monotonic()
-        for nid in sorted(self.seen):
-            if nid != self.watermark + 1:
-                since = self.gap_since.setdefault(nid, now)
-                if now - since < grace:
-                    break
-            self.watermark = nid
-            self.seen.discard(nid)
-            self.gap_since.pop(nid, None)
+    # -- timers ------------------------------------------------------------------
+
+    async def _tick_loop(self) -> None:
+        """Wake the streams whose wait ran out: one timer for the whole process."""
+        tick = min(1.0, max(0.01, conf.HEARTBEAT / 4))
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            for sub in self.registry.streams:
+                if sub.waiter is not None and sub.wake_at <= now:
+                    _wake(sub.waiter)
+            self.registry.expire_unused(now)
+            self.membership.expire(now)
+            if (
+                not self.registry.streams
+                and not self.membership.lingering
+                and self._idle_since is not None
+                and now - self._idle_since >= LINGER
+            ):
+                self._stop()
+                return
+
+    async def _sweep_loop(self) -> None:
+        """
+        Check sessions every half heartbeat, so a signed-out stream ends within
+        one. A loop of its own, on its own database lane: a sweep of thousands
+        of sessions never holds up the delivery of a notification.
+        """
+        while True:
+            await asyncio.sleep(conf.HEARTBEAT / 2)
+            try:
+                if self.registry.streams:
+                    await self._sign_out()
+                if time.monotonic() - self._pruned_at > PRUNE_EVERY:
+                    self._pruned_at = time.monotonic()
+                    await db.run(feed.prune_read_events, READ_EVENT_LIFE)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("Checking stream sessions failed; retrying.")
+
+    async def _sign_out(self) -> None:
+        """End the streams of sessions that ended and of users made inactive."""
+        streams = {s.who.session_key: s.who.user_id for s in self.registry.streams}
+        ended, inactive = await db.run(feed.signed_out, streams)
+        for sub in list(self.registry.streams):
+            if sub.who.session_key in ended or sub.who.user_id in inactive:
+                self._close(sub, "signed out")
+
+    # -- streams, continued --------------------------------------------------------
 
     def _push(self, sub: Subscription, item: Batch | str) -> None:
         if sub.closed_reason is None and not sub.push(item):
@@ -510,9 +387,7 @@ class Hub:
         self.unsubscribe(sub)
 
 
-_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = (
-    weakref.WeakKeyDictionary()
-)
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
 
 
 def get_hub() -> Hub:

@@ -11,6 +11,8 @@ from django.db.models import Case, Exists, OuterRef, Q, When
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from . import visibility
+
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
@@ -55,24 +57,12 @@ class Audiences:
         return cls(user.pk, bool(getattr(user, "is_staff", False)), group_ids, session_key)
 
     def may_see(self, audience: str, recipient_id: int | None, group_id: int | None) -> bool:
-        if audience == Audience.USER:
-            return recipient_id == self.user_id
-        if audience == Audience.ALL:
-            return True
-        if audience == Audience.STAFF:
-            return self.is_staff
-        if audience == Audience.GROUP:
-            return group_id in self.group_ids
-        return False
+        """See ``visibility.may_see``."""
+        return visibility.may_see(self, audience, recipient_id, group_id)
 
     def q(self) -> Q:
-        """The rows this user may see, before expiry and hiding."""
-        broadcast = Q(audience=Audience.ALL) | Q(
-            audience=Audience.GROUP, audience_group__in=self.group_ids
-        )
-        if self.is_staff:
-            broadcast |= Q(audience=Audience.STAFF)
-        return Q(recipient_id=self.user_id) | (Q(recipient__isnull=True) & broadcast)
+        """The rows this user may see, before expiry and hiding (``visibility.audience_q``)."""
+        return visibility.audience_q(self)
 
 
 class NotificationQuerySet(models.QuerySet["Notification"]):
@@ -84,9 +74,7 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
 
     def live(self) -> NotificationQuerySet:
         """Not soft-deleted and not expired."""
-        return self.filter(deleted=False).filter(
-            Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
-        )
+        return self.filter(visibility.live_q(timezone.now()))
 
     def for_audiences(self, who: Audiences) -> NotificationQuerySet:
         """
@@ -259,3 +247,25 @@ class BroadcastReceipt(models.Model):
             )
         ]
         indexes = [models.Index(fields=["user", "notification"], name="notif_receipt_user")]
+
+
+class ReadEvent(models.Model):
+    """
+    A change of read state (read, unread, deleted), kept briefly so every open
+    stream of the user hears of it from the database, not only through the
+    channel layer: tabs converge within a poll interval whatever the layer does.
+    Pruned after NOTIFICATIONS_READ_EVENT_RETENTION seconds.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    payload = models.TextField()  # the ``read`` event's JSON, encoded once
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["user", "id"], name="notif_readevent_user"),
+            models.Index(fields=["created"], name="notif_readevent_created"),
+        ]

@@ -13,26 +13,60 @@ from django.db import DatabaseError
 
 from . import db, feed, sse
 from .conf import conf
-from .cursor import Cursor
-from .hub import Batch, Subscription, get_hub
+from .finality import Cursor
+from .hub import Batch, Hub, Subscription
 from .models import Audiences
+from .registry import Reservation
 from .render import dumps
 
 logger = logging.getLogger(__name__)
 
 
-async def event_stream(who: Audiences, cursor: Cursor | None, *, reset: bool) -> AsyncIterator[bytes]:
+class EventStream:
+    """
+    The response body of one stream. Django closes it when the response ends
+    (``close()`` runs on a worker thread), which gives the stream's slot back
+    even if the body never started: a client that left while the project's
+    middleware ran, say.
+    """
+
+    def __init__(
+        self,
+        hub: Hub,
+        who: Audiences,
+        reservation: Reservation,
+        cursor: Cursor | None,
+        *,
+        reset: bool,
+    ):
+        self.hub = hub
+        self.who = who
+        self.reservation = reservation
+        self.cursor = cursor
+        self.reset = reset
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return event_stream(self.hub, self.who, self.reservation, self.cursor, reset=self.reset)
+
+    def close(self) -> None:
+        self.hub.registry.release(self.reservation)
+
+
+async def event_stream(
+    hub: Hub, who: Audiences, reservation: Reservation, cursor: Cursor | None, *, reset: bool
+) -> AsyncIterator[bytes]:
     """
     Yield SSE frames for the user described by ``who``, starting after ``cursor``
     (None: from now on). ``reset`` tells the client its cursor was unusable.
 
     The stream subscribes to the hub before it replays, so nothing committed in
     between is missed; what arrives twice is dropped by the cursor. It ends after
-    the maximum stream life, when the client leaves, or when it falls too far
-    behind; the client resumes from its last cursor in each case.
+    the maximum stream life, when the client leaves, when its session ends, or
+    when it falls too far behind; the client resumes from its last cursor.
     """
-    hub = get_hub()
-    sub = await hub.subscribe(who)
+    sub = await hub.subscribe(who, reservation)
+    if sub is None:
+        return
     try:
         try:
             opening, cursor = await _replay(sub, cursor, reset=reset)
@@ -56,7 +90,7 @@ async def event_stream(who: Audiences, cursor: Cursor | None, *, reset: bool) ->
                 if deadline - time.monotonic() > 0:
                     yield sse.HEARTBEAT
                 continue
-            chunk = _frames(items, cursor)
+            chunk, cursor = _frames(items, cursor)
             if chunk:
                 yield chunk
     finally:
@@ -68,48 +102,56 @@ _replay_batched = db.Batched(feed.replay_many)
 
 
 async def _replay(sub: Subscription, cursor: Cursor | None, *, reset: bool) -> tuple[bytes, Cursor]:
-    """The opening frames: retry, maybe reset, the current cursor, then what was missed."""
-    final = sub.watermark_at_start  # every id up to here is final, and committed
-    if cursor is None or reset:
-        cursor = Cursor(final)
-    missed = await _replay_batched((sub.who, cursor, conf.REPLAY_LIMIT))
-    if not missed.rows and cursor.watermark > final:
-        # A watermark beyond anything this process has seen: only trust it
-        # if the database has such ids (another process may be ahead of us).
-        if cursor.watermark > await db.run(feed.newest_id):
-            reset, cursor = True, Cursor(final)
-    if missed.overflow:
-        reset, cursor = True, Cursor(final)
-        missed = await db.run(feed.replay, sub.who, cursor, conf.REPLAY_LIMIT)
-
+    """
+    The opening frames: retry, maybe reset, the cursor, then what was missed.
+    Returns them and the stream's cursor after them.
+    """
     frames = [sse.retry(conf.RETRY_MS)]
-    if reset:
-        frames.append(sse.frame("reset", dumps({"cursor": str(cursor)}), id=str(cursor)))
-    frames.append(sse.frame("open", dumps({"cursor": str(cursor)}), id=str(cursor)))
-    for nid, data in missed.rows:
-        if nid <= final:
-            cursor.advance(nid)  # replay is complete and in order up to here
+    if cursor is None and not reset:
+        # A new client: everything after the hub's position reaches it live.
+        start = Cursor(sub.start)
+        frames.append(sse.frame("open", dumps({"cursor": str(start)}), id=str(start)))
+        return b"".join(frames), start
+    missed = None
+    if cursor is not None:
+        missed = await _replay_batched((sub.who, cursor, conf.REPLAY_LIMIT))
+        if not missed.usable or missed.overflow:
+            reset = True
+    if reset or cursor is None or missed is None:
+        # Unusable (or too far behind): the client reloads its list instead.
+        end = missed.end if missed is not None else (await db.run(feed.position_now))[0]
+        fresh = Cursor(end)
+        frames.append(sse.frame("reset", dumps({"cursor": str(fresh)}), id=str(fresh)))
+        frames.append(sse.frame("open", dumps({"cursor": str(fresh)}), id=str(fresh)))
+        return b"".join(frames), fresh
+    after = cursor.upto(missed.end)
+    opening = cursor if missed.rows else after
+    frames.append(sse.frame("open", dumps({"cursor": str(opening)}), id=str(opening)))
+    last = len(missed.rows) - 1
+    for i, (nid, data) in enumerate(missed.rows):
+        if i == last:
+            at: Cursor | None = after
+        elif cursor.window is None or nid >= cursor.through:
+            at = cursor.within(missed.end, nid)
         else:
-            cursor.add(nid)
-        frames.append(sse.frame("notification", data, id=str(cursor)))
-    if not missed.overflow:
-        cursor.advance(final)
-    return b"".join(frames), cursor
+            at = None  # not expressible: the frame keeps the client's cursor
+        frames.append(sse.frame("notification", data, id=None if at is None else str(at)))
+    return b"".join(frames), after
 
 
-def _frames(items: list[Batch | str], cursor: Cursor) -> bytes:
+def _frames(items: list[Batch | str], cursor: Cursor) -> tuple[bytes, Cursor]:
+    """The frames for what the hub queued, and the cursor after them."""
     out = []
     for item in items:
         if isinstance(item, str):
             out.append(sse.frame("read", item))
             continue
-        for nid, data in item.rows:
-            if cursor.has(nid):
-                continue
-            if nid <= item.watermark:
-                cursor.advance(nid)
-            else:
-                cursor.add(nid)
-            out.append(sse.frame("notification", data, id=str(cursor)))
-        cursor.advance(item.watermark)
-    return b"".join(out)
+        if cursor.covers(item.end):
+            continue  # the replay had all of it
+        new = [(nid, data) for nid, key, data in item.rows if not cursor.delivered(nid, key)]
+        after = cursor.upto(item.end)
+        for i, (nid, data) in enumerate(new):
+            at = after if i == len(new) - 1 else cursor.within(item.end, nid)
+            out.append(sse.frame("notification", data, id=str(at)))
+        cursor = after
+    return b"".join(out), cursor

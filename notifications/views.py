@@ -21,11 +21,11 @@ from django.http.response import HttpResponseBase
 from . import api, db
 from .auth import stream_audiences
 from .conf import conf
-from .cursor import Cursor, InvalidCursor
-from .feed import safe_watermark
+from .feed import position_now
+from .finality import Cursor, InvalidCursor
 from .hub import get_hub
 from .render import as_dict
-from .stream import event_stream
+from .stream import EventStream
 
 logger = logging.getLogger(__name__)
 
@@ -86,16 +86,20 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
     """
     try:
         who = await _open(request)
-        if who is None:
-            return _forbidden()
-        if not get_hub().has_room(who.user_id):
-            return _unavailable("Too many open notification streams; retry later.")
     except DatabaseError:
         logger.warning("Database unavailable; notification stream refused.", exc_info=True)
         return _unavailable("Notifications are unavailable for a moment; retry later.")
+    if who is None:
+        return _forbidden()
+    hub = get_hub()
+    # The slot is taken here, with no await since the check: opens arriving
+    # together cannot all pass it. The body gives it back however it ends.
+    reservation = hub.reserve(who.user_id)
+    if reservation is None:
+        return _unavailable("Too many open notification streams; retry later.")
     cursor, reset = _cursor(request)
     response = StreamingHttpResponse(
-        event_stream(who, cursor, reset=reset), content_type="text/event-stream"
+        EventStream(hub, who, reservation, cursor, reset=reset), content_type="text/event-stream"
     )
     response["Cache-Control"] = "no-cache, no-store"
     response["X-Accel-Buffering"] = "no"
@@ -202,8 +206,11 @@ def notification_list(request: HttpRequest) -> HttpResponse:
 
 
 def _page_cursor() -> str:
-    """A cursor to pair with a list read now: every id in the list is at or below it."""
-    return str(Cursor(safe_watermark()))
+    """
+    A cursor to pair with a list read next: everything it has is in the list
+    (what commits in between may come both ways; clients drop repeated ids).
+    """
+    return str(Cursor(position_now()[0]))
 
 
 @require_GET

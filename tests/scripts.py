@@ -4,7 +4,9 @@ whatever DATABASE_URL / REDIS_URL they are given:
 
     python -m tests.scripts session USERNAME [--staff]   print a session key (creates the user)
     python -m tests.scripts notify USERNAME VERB [COUNT]  notify, one transaction each
-    python -m tests.scripts write SEED COUNT USER_ID...   random users, widened commit windows
+    python -m tests.scripts write SEED COUNT USER_ID...   random users, widened commit windows,
+        backdated timestamps, a writer clock 5 minutes off, and one transaction held open
+        for LONG_TRANSACTION seconds (environment, default 0: none)
 """
 
 from __future__ import annotations
@@ -47,15 +49,28 @@ def main(argv: list[str]) -> None:
         ids = [api.notify(user, args[1])[0].pk for _ in range(count)]
         print(*ids)
     elif command == "write":
+        from datetime import timedelta
+
+        from django.utils import timezone
+
         seed, count, *user_ids = args
         rng = random.Random(int(seed))
         users = list(User.objects.filter(pk__in=user_ids))
+        long_transaction = float(os.environ.get("LONG_TRANSACTION", "0"))
+        # This writer's clock: odd writers run 5 minutes behind.
+        skew = timedelta(minutes=-5 if int(seed) % 2 else 0)
+        hold_at = int(count) // (2 + int(seed) % 3)
         for i in range(int(count)):
             with transaction.atomic():
-                api.notify(rng.choice(users), f"w{seed}-{i}")
+                stamp = timezone.now() + skew
+                if rng.random() < 0.1:  # a caller passing an old timestamp
+                    stamp -= timedelta(seconds=rng.randint(1, 3600))
+                api.notify(rng.choice(users), f"w{seed}-{i}", timestamp=stamp)
                 # Hold the transaction open a moment so that other writers'
                 # later ids commit first: out-of-order commits, on purpose.
-                if rng.random() < 0.3:
+                if long_transaction and i == hold_at:
+                    time.sleep(long_transaction)
+                elif rng.random() < 0.3:
                     time.sleep(rng.random() * 0.004)
     else:
         raise SystemExit(f"unknown command {command!r}")

@@ -177,3 +177,46 @@ class Stream:
                 pass
         self._conn.close()
         self._thread.join(5)
+
+
+async def open_raw_stream(port: int, cookies: dict[str, str], cursor: str | None = None):
+    """A minimal asyncio SSE client: returns (reader, writer) after the opening event."""
+    import asyncio
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
+    extra = f"Last-Event-ID: {cursor}\r\n" if cursor else ""
+    writer.write(f"GET /notifications/stream/ HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n{extra}\r\n".encode())
+    await writer.drain()
+    return reader, writer
+
+
+async def read_events(reader, until, timeout: float) -> tuple[list[tuple[str, str, str | None]], bool]:
+    """Read SSE events until ``until(events)`` or EOF; returns (events, ended)."""
+    import asyncio
+
+    events: list[tuple[str, str, str | None]] = []
+    fields: dict[str, str] = {}
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not until(events):
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            return events, False
+        try:
+            line = await asyncio.wait_for(reader.readline(), left)
+        except TimeoutError:
+            return events, False
+        if not line:
+            return events, True
+        text = line.decode().rstrip("\r\n")
+        # Chunked transfer: skip chunk-size lines (hex digits only).
+        if text and all(c in "0123456789abcdefABCDEF" for c in text) and ":" not in text:
+            continue
+        if text == "":
+            if "event" in fields:
+                events.append((fields["event"], fields.get("data", ""), fields.get("id")))
+            fields = {}
+        elif not text.startswith(":") and ":" in text:
+            name, _, value = text.partition(":")
+            fields[name] = value[1:] if value.startswith(" ") else value
+    return events, False

@@ -1,106 +1,93 @@
 """
-Exactly-once bookkeeping when ids commit out of order (as on PostgreSQL):
-the hub's watermark never passes a hole until it is filled or older than the
-gap grace, and a stream's cursor always names what it delivered.
+Exactly-once bookkeeping between the hub and a stream: what the replay sent is
+not sent again by the hub, a frame's cursor names exactly what was sent, and a
+stream that subscribes while the hub reads still gets its user's rows.
 """
 
 import asyncio
-import time
 
-import pytest
-
-from notifications.cursor import Cursor
-from notifications.feed import Row
-from notifications.hub import Batch, Hub
+from notifications import db, feed
+from notifications.finality import Cursor, Snapshot
+from notifications.hub import Batch, Hub, Subscription
+from notifications.models import Audiences
+from notifications.registry import Reservation
 from notifications.stream import _frames
 
 
-def row(nid):
-    return Row(nid, 1, "user", None, f'{{"id": {nid}}}')
+def snap(xmin, xmax, *xip):
+    return Snapshot(xmin, xmax, tuple(xip))
 
 
-@pytest.fixture
-def hub(settings):
-    settings.NOTIFICATIONS_GAP_GRACE = 0.2
-    h = Hub()
-    h.watermark = 10
-    return h
-
-
-def test_watermark_stops_at_a_hole_until_it_fills(hub):
-    hub._dispatch([row(12), row(13)])
-    assert hub.watermark == 10
-    hub._dispatch([row(11)])
-    assert hub.watermark == 13 and hub.seen == set()
-
-
-def test_watermark_skips_a_hole_after_the_grace(hub):
-    hub._dispatch([row(12)])
-    assert hub.watermark == 10
-    time.sleep(0.25)
-    hub._dispatch([])
-    assert hub.watermark == 12
-
-
-def test_stream_cursor_lists_ids_delivered_above_the_watermark():
-    cursor = Cursor(10)
-    out = _frames([Batch([(12, "{}")], watermark=10)], cursor)
-    assert b"id: 10.12\n" in out
-    out = _frames([Batch([(11, "{}"), (12, "{}")], watermark=12)], cursor)
-    assert out.count(b"event: notification") == 1  # 12 is not sent twice
-    assert b"id: 11.12\n" in out
-    assert str(cursor) == "12"
-
-
-def test_resuming_from_a_cursor_with_extra_ids_skips_exactly_those():
-    cursor = Cursor.parse("10.12")
-    out = _frames([Batch([(11, "{}"), (12, "{}"), (13, "{}")], watermark=13)], cursor)
+def test_rows_the_replay_sent_are_not_sent_again():
+    # The replay went up to a snapshot where transaction 12 had committed, 11 not.
+    cursor = Cursor(snap(11, 13, 11))
+    batch = Batch([(5, 11, '{"id": 5}'), (7, 12, '{"id": 7}'), (9, 13, '{"id": 9}')], snap(14, 14))
+    out, cursor = _frames([batch], cursor)
     assert out.count(b"event: notification") == 2
-    assert str(cursor) == "13"
+    assert b'"id": 7' not in out
+    assert str(cursor) == "14:14:"
+
+
+def test_a_frame_in_the_middle_of_a_batch_names_what_was_sent():
+    cursor = Cursor(snap(10, 10))
+    batch = Batch([(5, 10, "{}"), (6, 11, "{}"), (8, 12, "{}")], snap(13, 13))
+    out, cursor = _frames([batch], cursor)
+    ids = [line[4:].decode() for line in out.split(b"\n") if line.startswith(b"id: ")]
+    assert ids == ["10:10:/13:13:/5", "10:10:/13:13:/6", "13:13:"]
+    middle = Cursor.parse(ids[1])
+    assert middle.delivered(5, 10) and middle.delivered(6, 11) and not middle.delivered(8, 12)
+
+
+def test_a_batch_the_replay_covered_is_skipped_whole():
+    cursor = Cursor(snap(20, 20))
+    out, after = _frames([Batch([(5, 12, "{}")], snap(13, 13))], cursor)
+    assert out == b"" and after == cursor
+
+
+def test_read_events_pass_through():
+    out, _ = _frames(['{"ids":[1]}'], Cursor(snap(3, 3)))
+    assert out == b'event: read\ndata: {"ids":[1]}\n\n'
 
 
 def test_a_row_read_while_its_user_subscribes_is_rendered_and_delivered(monkeypatch):
     """
-    The hub reads new rows rendering only its streams' users. A stream that
+    The hub reads new rows only for users with a stream here. A stream that
     subscribes during that read (its replay may run before the row commits)
-    must still get the row: the hub renders it after the read.
+    must still get the row: the hub reads that user's share of the same window.
     """
-    from notifications import db, feed
-    from notifications.hub import Subscription
-    from notifications.models import Audiences
-
     calls: list[str] = []
     late: list[Subscription] = []
+    start, end = snap(10, 10), snap(14, 14)
+
+    def row(nid, user):
+        return feed.Row(nid, nid, user, "user", None, f'{{"id": {nid}}}')
 
     async def scenario() -> Hub:
         hub = Hub()
-        hub.watermark = 10
-        early = Subscription(Audiences(1, False, frozenset()), 10)
-        hub.subscriptions.add(early)
-        hub.by_user[1] = {early}
+        hub.position = hub.read_position = start
+        early = Subscription(Audiences(1, False, frozenset()), start, Reservation(1))
+        hub.registry.add(1, early)
 
         async def run(fn, *args):
             calls.append(fn.__name__)
-            if fn is feed.rows_after:
-                assert 2 not in args[3]  # user 2 had no stream when the read began
-                sub = Subscription(Audiences(2, False, frozenset()), 10)  # ...and has one now
-                hub.subscriptions.add(sub)
-                hub.by_user[2] = {sub}
+            if fn is feed.fetch:
+                assert set(args[2]) == {1}  # user 2 had no stream when the read began
+                sub = Subscription(
+                    Audiences(2, False, frozenset()), start, Reservation(2)
+                )  # ...and has one now
+                hub.registry.add(2, sub)
                 late.append(sub)
-                return [
-                    feed.Row(11, 2, "user", None, None, rendered=False),
-                    feed.Row(12, 3, "user", None, None, rendered=False),  # nobody here
-                    feed.Row(13, 1, "user", None, '{"id": 13}'),
-                ]
-            assert fn is feed.render and set(args[0]) == {11}
-            return {11: '{"id": 11}'}
+                return feed.Fetched(end, end, [row(13, 1)], [])
+            assert fn is feed.fetch_late and set(args[3]) == {2} and args[2].end == end
+            return feed.Fetched(end, end, [row(11, 2)], [(2, '{"ids": [3]}')])
 
         monkeypatch.setattr(db, "run", run)
         await hub._fetch()
         return hub
 
     hub = asyncio.run(scenario())
-    assert calls == ["rows_after", "render"]
-    assert hub.watermark == 13
-    (batch,) = late[0].pending
-    assert batch.rows == [(11, '{"id": 11}')] and batch.watermark == 13
+    assert calls == ["fetch", "fetch_late"]
+    assert hub.position == end
+    batch, read = late[0].pending
+    assert [r[0] for r in batch.rows] == [11] and batch.end == end
+    assert read == '{"ids": [3]}'

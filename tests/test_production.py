@@ -27,7 +27,7 @@ from notifications.models import Notification
 
 from .conftest import ROOT, Server, session_cookies
 from .services import PrivatePostgres, PrivateRedis
-from .sse import Stream
+from .sse import Stream, open_raw_stream, read_events
 
 pytestmark = [
     pytest.mark.server,
@@ -127,7 +127,13 @@ class Reader(threading.Thread):
             self.absorb(stream)
 
 
-def test_exactly_once_with_concurrent_writers_and_reconnecting_readers(pair, make_user):
+@pytest.mark.parametrize("long_transaction", [0, 15], ids=["short", "long-transactions"])
+def test_exactly_once_with_concurrent_writers_and_reconnecting_readers(pair, make_user, long_transaction):
+    """
+    Four writers (two with clocks 5 minutes behind, one in ten rows backdated
+    up to an hour, each holding one transaction open ``long_transaction``
+    seconds while the others go on) and 40 readers reconnecting at random.
+    """
     users = [make_user() for _ in range(20)]
     stop = threading.Event()
     readers = {
@@ -145,7 +151,7 @@ def test_exactly_once_with_concurrent_writers_and_reconnecting_readers(pair, mak
             reader.start()
 
     ids = [str(u.pk) for u in users]
-    env = {**os.environ, "DATABASE_URL": pair[0].env["DATABASE_URL"]}
+    env = {**os.environ, "DATABASE_URL": pair[0].env["DATABASE_URL"], "LONG_TRANSACTION": str(long_transaction)}
     writers = [
         subprocess.Popen([sys.executable, "-m", "tests.scripts", "write", str(seed), "2500", *ids], cwd=ROOT, env=env)
         for seed in range(4)
@@ -308,49 +314,6 @@ def test_sigterm_ends_streams_quickly_and_clients_resume_on_the_other_server(mak
         combined = old.notification_ids() + resumed.notification_ids()
         assert sorted(combined) == sorted(expected), combined
         resumed.close()
-
-
-async def open_raw_stream(port: int, cookies: dict[str, str], cursor: str | None = None):
-    """A minimal asyncio SSE client: returns (reader, writer) after the opening event."""
-    import asyncio
-
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
-    extra = f"Last-Event-ID: {cursor}\r\n" if cursor else ""
-    writer.write(f"GET /notifications/stream/ HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n{extra}\r\n".encode())
-    await writer.drain()
-    return reader, writer
-
-
-async def read_events(reader, until, timeout: float) -> tuple[list[tuple[str, str, str | None]], bool]:
-    """Read SSE events until ``until(events)`` or EOF; returns (events, ended)."""
-    import asyncio
-
-    events: list[tuple[str, str, str | None]] = []
-    fields: dict[str, str] = {}
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not until(events):
-        left = deadline - asyncio.get_running_loop().time()
-        if left <= 0:
-            return events, False
-        try:
-            line = await asyncio.wait_for(reader.readline(), left)
-        except TimeoutError:
-            return events, False
-        if not line:
-            return events, True
-        text = line.decode().rstrip("\r\n")
-        # Chunked transfer: skip chunk-size lines (hex digits only).
-        if text and all(c in "0123456789abcdefABCDEF" for c in text) and ":" not in text:
-            continue
-        if text == "":
-            if "event" in fields:
-                events.append((fields["event"], fields.get("data", ""), fields.get("id")))
-            fields = {}
-        elif not text.startswith(":") and ":" in text:
-            name, _, value = text.partition(":")
-            fields[name] = value[1:] if value.startswith(" ") else value
-    return events, False
 
 
 def test_sigterm_with_2000_open_streams_drains_in_5s_and_clients_resume_exactly_once(make_server, make_user):

@@ -14,8 +14,8 @@ from django.urls import reverse
 
 from .. import api
 from ..conf import conf
-from ..cursor import Cursor
-from ..feed import safe_watermark
+from ..feed import position_now
+from ..finality import Cursor
 from ..render import as_dict
 
 register = template.Library()
@@ -38,7 +38,7 @@ def notifications_bell(context: template.Context, limit: int = 10, desktop: bool
     user = getattr(request, "user", None)
     if request is None or user is None or not user.is_authenticated:
         return {"show": False}
-    cursor = str(Cursor(safe_watermark()))  # read before the list, see the API
+    cursor = str(Cursor(position_now()[0]))  # read before the list, see the API
     items = [as_dict(n) for n in api.visible(user).order_by("-id")[:limit]]
     count = api.unread_count(user)
     return {

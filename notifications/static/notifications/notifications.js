@@ -628,9 +628,9 @@
      * tab may have missed relayed events). What arrives while it loads stays.
      */
     async reload() {
-      const before = new Set(this.items().map((item) => item.dataset.notificationId));
       const url = new URL(this.config.listUrl, window.location.href);
       url.searchParams.set("page_size", this.config.limit);
+      const before = new Set(this.items().map((item) => item.dataset.notificationId));
       let page;
       try {
         const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
@@ -640,6 +640,8 @@
         return; // the list stays as it was; the next reset or read event tries again
       }
       const listed = new Set(page.results.map((n) => String(n.id)));
+      // The answer replaces every item shown before it was asked for; items the
+      // stream delivered while it was on its way stay. (The cursor is opaque.)
       this.items().forEach((item) => {
         const id = item.dataset.notificationId;
         if (before.has(id) || listed.has(id)) item.remove();
