@@ -3,7 +3,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.contenttypes.models import ContentType
-from django.db import transaction
+from django.db import router, transaction
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
@@ -48,6 +48,8 @@ class NotificationAdmin(admin.ModelAdmin):
     list_select_related = ("recipient",)
     raw_id_fields = ("recipient",)
     date_hierarchy = "created"
+    # No second COUNT(*) over the whole table for "(n total)": it grows large.
+    show_full_result_count = False
     actions = ["mark_read", "mark_unread"]
     form = NotificationForm
 
@@ -56,7 +58,9 @@ class NotificationAdmin(admin.ModelAdmin):
         if not change:
             recipient = obj.recipient_id
             if recipient is not None:
-                transaction.on_commit(lambda: delivery.poke_users([recipient]))
+                transaction.on_commit(
+                    lambda: delivery.poke_users([recipient]), using=router.db_for_write(Notification)
+                )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Notification]:
         return super().get_queryset(request).filter(recipient__isnull=False)
@@ -101,7 +105,7 @@ class BroadcastAdmin(admin.ModelAdmin):
             obj.actor_object_id = str(request.user.pk)
             obj.actor_display = str(request.user)[:255]
         super().save_model(request, obj, form, change)
-        transaction.on_commit(delivery.poke_all)
+        transaction.on_commit(delivery.poke_all, using=router.db_for_write(Notification))
 
 
 @admin.register(BroadcastReceipt)

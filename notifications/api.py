@@ -73,15 +73,26 @@ def notify(
     except ValueError:
         # As when the ids were read first: naming nobody is the error to report.
         if isinstance(users, models.QuerySet) and not users.exists():
-            raise ValueError(_NOBODY) from None
+            raise NoRecipients(_NOBODY) from None
         raise
-    created = timestamp or timezone.now()
+    return _write(users, fields, timestamp or timezone.now())
+
+
+class NoRecipients(ValueError):
+    """``notify()`` was given a recipient that names nobody."""
+
+
+def _write(
+    users: list[int] | models.QuerySet[Any], fields: dict[str, Any], created: datetime
+) -> list[Notification]:
+    """Write one row of ``fields`` per user, in one transaction; poke after commit."""
     if isinstance(users, models.QuerySet):
         db = router.db_for_write(Notification)
         with transaction.atomic(using=db):
             rows, fanned_out = _fan_out(users, db, created, fields)
             if not rows:
-                raise ValueError(_NOBODY)
+                raise NoRecipients(_NOBODY)
+            _saved(rows, db)
             transaction.on_commit(lambda: _created(rows, fanned_out), using=db)
         return rows
     user_ids = users
@@ -89,10 +100,26 @@ def notify(
         Notification(recipient_id=uid, audience=Audience.USER, created=created, **fields)
         for uid in user_ids
     ]
-    with transaction.atomic():
-        rows = Notification.objects.bulk_create(rows)
-        transaction.on_commit(lambda: _created(rows, user_ids))
+    db = router.db_for_write(Notification)
+    with transaction.atomic(using=db):
+        rows = Notification.objects.using(db).bulk_create(rows)
+        _saved(rows, db)
+        transaction.on_commit(lambda: _created(rows, user_ids), using=db)
     return rows
+
+
+def _saved(rows: list[Notification], db: str) -> None:
+    """
+    Send ``post_save`` (created) once per row, as ``save()`` would: the rows are
+    written in bulk, and projects coming from django-notifications-hq connect
+    receivers to it.
+    """
+    if post_save.has_listeners(Notification):
+        for row in rows:
+            post_save.send(
+                sender=Notification, instance=row, created=True, update_fields=None,
+                raw=False, using=db,
+            )
 
 
 def broadcast(
@@ -131,9 +158,10 @@ def broadcast(
         raise ValueError("expires_at must be a datetime or None.")
     fields = _fields(verb, actor, action_object, target, description, level, url, data)
     row = Notification(audience=kind, audience_group=group, expires_at=expires_at, **fields)
-    with transaction.atomic():
-        row.save(force_insert=True)
-        transaction.on_commit(lambda: _created([row], None))
+    db = router.db_for_write(Notification, instance=row)
+    with transaction.atomic(using=db):
+        row.save(force_insert=True, using=db)
+        transaction.on_commit(lambda: _created([row], None), using=db)
     return row
 
 
@@ -173,7 +201,8 @@ def delete(user: AbstractBaseUser, ids: Iterable[int]) -> list[int]:
     rows = list(visible(user).filter(id__in=_ids(ids)).values_list("id", "recipient_id"))
     personal = [nid for nid, rid in rows if rid is not None]
     shared = [nid for nid, rid in rows if rid is None]
-    with transaction.atomic():
+    db = router.db_for_write(Notification)
+    with transaction.atomic(using=db):
         Notification.objects.filter(id__in=personal).update(deleted=True)
         BroadcastReceipt.objects.filter(notification_id__in=shared, user_id=user.pk).update(hidden=True)
         BroadcastReceipt.objects.bulk_create(
@@ -318,7 +347,7 @@ def _recipients(recipient: Any) -> list[int] | models.QuerySet[Any]:
         raise ValueError("Recipients must be saved users.")
     unique = list(dict.fromkeys(ids))
     if not unique:
-        raise ValueError(_NOBODY)
+        raise NoRecipients(_NOBODY)
     return unique
 
 
@@ -409,12 +438,22 @@ def _fields(
     level: Any,
     url: Any,
     data: Any,
+    *,
+    any_level: bool = False,
 ) -> dict[str, Any]:
+    """
+    Check the notification's fields and return them as model field values.
+    ``any_level``: accept any level of up to 20 characters (as
+    django-notifications-hq does) instead of only ``Level``'s.
+    """
     if not isinstance(verb, str) or not verb.strip():
         raise ValueError("verb must be a non-empty string.")
     if len(verb) > 255:
         raise ValueError("verb must be at most 255 characters.")
-    if level not in Level.values:
+    if any_level:
+        if not isinstance(level, str) or not 0 < len(level) <= 20:
+            raise ValueError(f"level must be a string of 1 to 20 characters, not {level!r}.")
+    elif level not in Level.values:
         raise ValueError(f"Unknown level {level!r}; allowed: {', '.join(Level.values)}.")
     if not isinstance(description, str):
         raise ValueError("description must be a string.")
@@ -504,7 +543,8 @@ def _set_read(
     pairs = list(rows.values_list("id", "recipient_id"))
     personal = [nid for nid, rid in pairs if rid is not None]
     shared = [nid for nid, rid in pairs if rid is None]
-    with transaction.atomic():
+    db = router.db_for_write(Notification)
+    with transaction.atomic(using=db):
         Notification.objects.filter(id__in=personal).update(unread=unread)
         if unread:
             BroadcastReceipt.objects.filter(
@@ -540,4 +580,4 @@ def _read_changed(
         delivery.poke_users([user.pk])
         notifications_read.send(sender=Notification, user=user, ids=ids, unread=unread)
 
-    transaction.on_commit(committed)
+    transaction.on_commit(committed, using=router.db_for_write(Notification))

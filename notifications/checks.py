@@ -5,7 +5,11 @@ System checks for settings the app depends on. Ids: notifications.E001..., W001.
 from __future__ import annotations
 
 import os
+import re
 import resource
+import shlex
+import sys
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -30,6 +34,7 @@ _POSITIVE = (
     "NOTIFICATIONS_RETENTION_DAYS",
     "NOTIFICATIONS_DB_THREADS",
     "NOTIFICATIONS_DB_IDLE_CLOSE",
+    "NOTIFICATIONS_PUBLISH_QUEUE_SIZE",
 )
 
 
@@ -69,12 +74,12 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
         )
     backend = layers.get(conf.CHANNEL_LAYER, {}).get("BACKEND")
-    workers = _int(os.environ.get("WEB_CONCURRENCY"))
-    if backend == IN_MEMORY and workers > 1:
+    several = several_processes() if backend == IN_MEMORY else None
+    if several:
         errors.append(
             Warning(
-                f"The in-memory channel layer with WEB_CONCURRENCY={workers}: pokes "
-                "do not cross processes, so streams only see other processes' "
+                f"The in-memory channel layer with several server processes ({several}): "
+                "pokes do not cross processes, so streams only see other processes' "
                 f"notifications on their database check (every "
                 f"{conf.POLL_INTERVAL:g} s).",
                 hint="Use channels_redis.core.RedisChannelLayer with several workers.",
@@ -189,8 +194,141 @@ def check_deploy(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     return warnings
 
 
+# -- how many server processes? (W002) ------------------------------------------
+
+# Servers whose command line says how many worker processes they start.
+SERVERS = ("gunicorn", "uvicorn", "hypercorn", "granian")
+# Environment variables that set the number of workers: the common convention
+# (gunicorn, uvicorn, Heroku and most platforms) and the servers' own.
+WORKER_VARIABLES = ("WEB_CONCURRENCY", "UVICORN_WORKERS", "GRANIAN_WORKERS")
+
+
+def several_processes(
+    argv: list[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    parent_argv: list[str] | None = None,
+    cwd: str | None = None,
+) -> str | None:
+    """
+    Where this deployment says it runs several server processes, if it does:
+    a worker count in the environment (``WEB_CONCURRENCY``, ``UVICORN_WORKERS``,
+    ``GRANIAN_WORKERS``, ``-w``/``--workers`` in ``GUNICORN_CMD_ARGS``), in the
+    command line of this process or of its parent when that is a gunicorn,
+    uvicorn, hypercorn or granian command (``--workers 4``, ``-w 4``,
+    ``--workers=4``, ``-w4``), in the ``workers =`` of the gunicorn
+    configuration file it reads, or a supervisord program with several
+    processes (``numprocs``). Defaults read this process.
+    """
+    argv = sys.argv if argv is None else argv
+    environ = os.environ if environ is None else environ
+    parent_argv = _parent_argv() if parent_argv is None else parent_argv
+    for name in WORKER_VARIABLES:
+        if _int(environ.get(name)) > 1:
+            return f"{name}={environ[name]}"
+    if _workers_in(_split(environ.get("GUNICORN_CMD_ARGS", ""))) > 1:
+        return "GUNICORN_CMD_ARGS"
+    for args, whose in ((argv, "this process"), (parent_argv, "its parent process")):
+        server = _server_of(args)
+        if server is None:
+            continue
+        workers = _workers_in(args)
+        if workers > 1:
+            return f"{server} --workers {workers} in the command line of {whose}"
+        if server == "gunicorn":
+            workers = _gunicorn_config_workers(args, cwd or os.getcwd())
+            if workers > 1:
+                return f"workers = {workers} in the gunicorn configuration"
+    group, process = environ.get("SUPERVISOR_GROUP_NAME"), environ.get("SUPERVISOR_PROCESS_NAME")
+    if group and process and group != process:
+        return f"supervisord program {group!r} runs several processes"
+    return None
+
+
+def _server_of(args: list[str]) -> str | None:
+    """The server this command line runs (``gunicorn ...``, ``python -m uvicorn ...``), if any."""
+    for arg in args[:3]:
+        for server in SERVERS:
+            if server in os.path.basename(arg) or arg == server:
+                return server
+    return None
+
+
+def _workers_in(args: list[str]) -> int:
+    workers = 0
+    for i, arg in enumerate(args):
+        if arg in ("-w", "--workers") and i + 1 < len(args):
+            workers = _int(args[i + 1])
+        elif arg.startswith("--workers="):
+            workers = _int(arg.partition("=")[2])
+        elif arg.startswith("-w") and arg[2:].isdigit():
+            workers = int(arg[2:])
+    return workers
+
+
+def _gunicorn_config_workers(args: list[str], cwd: str) -> int:
+    """``workers = N`` in the file of ``-c``/``--config``, else ./gunicorn.conf.py."""
+    path = "gunicorn.conf.py"
+    for i, arg in enumerate(args):
+        if arg in ("-c", "--config") and i + 1 < len(args):
+            path = args[i + 1]
+        elif arg.startswith("--config="):
+            path = arg.partition("=")[2]
+    path = path.removeprefix("python:")
+    try:
+        with open(os.path.join(cwd, path), encoding="utf-8") as config:
+            found = re.search(r"^workers\s*=\s*(\d+)\s*(?:#.*)?$", config.read(), re.MULTILINE)
+    except (OSError, ValueError):
+        return 0
+    return int(found.group(1)) if found else 0
+
+
+def _parent_argv() -> list[str]:
+    """The parent process's command line (Linux), or nothing."""
+    try:
+        with open(f"/proc/{os.getppid()}/cmdline", "rb") as cmdline:
+            return [arg.decode(errors="replace") for arg in cmdline.read().split(b"\0") if arg]
+    except OSError:
+        return []
+
+
+def _split(command: str) -> list[str]:
+    try:
+        return shlex.split(command)
+    except ValueError:
+        return command.split()
+
+
 def _int(value: str | None) -> int:
     try:
         return int(value or 0)
     except ValueError:
         return 0
+
+
+@register(Tags.compatibility)
+def check_hq_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """django-notifications-hq settings that change or cannot keep their meaning here."""
+    messages: list[Any] = []
+    if hasattr(settings, "NOTIFICATIONS_NOTIFICATION_MODEL"):
+        messages.append(
+            Error(
+                "NOTIFICATIONS_NOTIFICATION_MODEL is set: swapped notification models "
+                "(django-notifications-hq's swapper) are not supported.",
+                hint="Remove the setting; keep extra per-notification values in "
+                "Notification.data or in a model of your own pointing to Notification.",
+                id="notifications.E101",
+            )
+        )
+    if conf.HQ_GET_MUTATIONS:
+        messages.append(
+            Warning(
+                "NOTIFICATIONS_HQ_GET_MUTATIONS is on: django-notifications-hq's "
+                "mark_as_read, mark_as_unread, mark_all_as_read and delete URLs change "
+                "state on GET, without a CSRF check (a link on another site can mark "
+                "or delete a user's notifications).",
+                hint="Change the templates to POST forms (with {% csrf_token %}) and "
+                "remove the setting.",
+                id="notifications.W101",
+            )
+        )
+    return messages

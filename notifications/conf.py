@@ -39,6 +39,9 @@ DEFAULTS: dict[str, Any] = {
     "NOTIFICATIONS_GROUP_REJOIN": 3600.0,
     # Above this many recipients a notify() pokes every process once instead of each user.
     "NOTIFICATIONS_POKE_FANOUT_LIMIT": 100,
+    # Most channel-layer messages a process queues while the layer is slow or
+    # down; pokes past it are dropped (the hubs' database check delivers).
+    "NOTIFICATIONS_PUBLISH_QUEUE_SIZE": 1000,
     # JSON API page size, and the largest page a client may ask for.
     "NOTIFICATIONS_PAGE_SIZE": 20,
     "NOTIFICATIONS_MAX_PAGE_SIZE": 100,
@@ -48,6 +51,8 @@ DEFAULTS: dict[str, Any] = {
     "NOTIFICATIONS_BADGE_MAX": 99,
     # Days a notification is kept; ``manage.py prune_notifications`` deletes older ones.
     "NOTIFICATIONS_RETENTION_DAYS": 90,
+    # Let django-notifications-hq's mark/delete URLs change state on GET, as hq did.
+    "NOTIFICATIONS_HQ_GET_MUTATIONS": False,
 }
 
 
@@ -114,6 +119,10 @@ class Settings:
         return int(self._get("NOTIFICATIONS_POKE_FANOUT_LIMIT"))
 
     @property
+    def PUBLISH_QUEUE_SIZE(self) -> int:
+        return int(self._get("NOTIFICATIONS_PUBLISH_QUEUE_SIZE"))
+
+    @property
     def PAGE_SIZE(self) -> int:
         return int(self._get("NOTIFICATIONS_PAGE_SIZE"))
 
@@ -132,6 +141,10 @@ class Settings:
     @property
     def RETENTION_DAYS(self) -> float:
         return float(self._get("NOTIFICATIONS_RETENTION_DAYS"))
+
+    @property
+    def HQ_GET_MUTATIONS(self) -> bool:
+        return bool(self._get("NOTIFICATIONS_HQ_GET_MUTATIONS"))
 
 
 conf = Settings()

@@ -169,7 +169,11 @@ class Hub:
         sub = Subscription(who, self.position, reservation)
         self._idle_since = None
         self.registry.add(who.user_id, sub)
-        await self.membership.join([ALL_GROUP, user_group(who.user_id)])
+        try:
+            await self.membership.join([ALL_GROUP, user_group(who.user_id)])
+        except BaseException:  # the client left while the groups were joined
+            self.unsubscribe(sub)
+            raise
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:

@@ -82,12 +82,17 @@ class Membership:
             if self.groups[name] == 1 and self.lingering.pop(name, None) is None:
                 fresh.append(name)
         if fresh and self.channel is not None:
-            try:
-                async with self._calls:
-                    for name in fresh:
-                        await self.layer.group_add(name, self.channel)
-            except Exception as exc:
-                self._failed(exc)
+            # Shielded: a stream cancelled meanwhile must not leave a group
+            # counted as joined that the layer never heard of.
+            await asyncio.shield(self._add(self.channel, fresh))
+
+    async def _add(self, channel: str, names: list[str]) -> None:
+        try:
+            async with self._calls:
+                for name in names:
+                    await self.layer.group_add(name, channel)
+        except Exception as exc:
+            self._failed(exc)
 
     def release(self, names: list[str]) -> None:
         """Count one stream less for each group; those no longer needed linger."""

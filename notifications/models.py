@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import visibility
+from .compat import HqNotificationMixin, HqQuerySetMixin
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -65,7 +66,7 @@ class Audiences:
         return visibility.audience_q(self)
 
 
-class NotificationQuerySet(models.QuerySet["Notification"]):
+class NotificationQuerySet(HqQuerySetMixin, models.QuerySet["Notification"]):
     def personal(self) -> NotificationQuerySet:
         return self.filter(recipient__isnull=False)
 
@@ -98,15 +99,11 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
             )
         )
 
-    def unread(self) -> NotificationQuerySet:
-        """Only unread rows; needs the ``is_unread`` annotation of ``for_audiences()``."""
-        return self.filter(is_unread=True)
-
     def for_user(self, user: AbstractBaseUser) -> NotificationQuerySet:
         return self.for_audiences(Audiences.of(user))
 
 
-class Notification(models.Model):
+class Notification(HqNotificationMixin, models.Model):
     """
     One notification: personal (``recipient`` set) or a broadcast (``recipient``
     NULL, seen by its ``audience``). Ordered by ``id``, which is the stream cursor.
@@ -161,12 +158,16 @@ class Notification(models.Model):
     target_object_id = models.CharField(max_length=255, blank=True, default="")
     target = GenericForeignKey("target_content_type", "target_object_id")
 
-    level = models.CharField(max_length=8, choices=Level.choices, default=Level.INFO)
+    # 20 characters, as in django-notifications-hq, whose rows may hold other levels.
+    level = models.CharField(max_length=20, choices=Level.choices, default=Level.INFO)
     url = models.CharField(max_length=2000, blank=True, default="")
     data = models.JSONField(default=dict, blank=True)
     created = models.DateTimeField(default=timezone.now, db_index=True)
     unread = models.BooleanField(default=True)
     deleted = models.BooleanField(default=False)
+    # Kept from django-notifications-hq: the app does not read them.
+    public = models.BooleanField(default=True)
+    emailed = models.BooleanField(default=False)
 
     objects = NotificationQuerySet.as_manager()
 

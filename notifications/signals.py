@@ -8,8 +8,10 @@ from django.dispatch import Signal
 #   notify.send(actor, recipient=user_or_group_or_users, verb="replied",
 #               action_object=..., target=..., level="info", description="...",
 #               public=True, timestamp=None, **extra)
-# ``sender`` is the actor; extra keyword arguments are stored in ``data``.
-# The app's receiver returns the list of created notifications.
+# ``sender`` is the actor; ``public``, ``emailed``, ``unread``, ``deleted`` and
+# ``url`` set those columns, other extra keyword arguments are stored in ``data``;
+# any level of up to 20 characters. The app's receiver returns the list of
+# created notifications (so ``send()`` returns ``[(receiver, [notifications])]``).
 notify = Signal()
 
 # Sent after the transaction that created notifications commits.

@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
 from django.urls import include, path
+from django.views.generic import TemplateView
 
 from . import views
 
@@ -10,4 +12,6 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("notifications/", include("notifications.urls")),
+    # A page written for django-notifications-hq (its tags and notify.js), live here.
+    path("hq/", login_required(TemplateView.as_view(template_name="hq_page.html")), name="hq"),
 ]

@@ -225,9 +225,20 @@ def test_hq_signal_with_a_group_recipient(team):
     assert len(rows) == 2 and all(r.actor_display == "" for r in rows)
 
 
-def test_hq_signal_rejects_unknown_level(alice):
+def test_hq_signal_accepts_custom_levels_as_hq_does(alice):
+    ((_, (row,)),) = notify.send(alice, recipient=alice, verb="x", level="fatal")
+    row.refresh_from_db()
+    assert row.level == "fatal"
+
+
+def test_hq_signal_rejects_a_level_longer_than_hq_stores(alice):
+    with pytest.raises(ValueError, match="1 to 20 characters"):
+        notify.send(alice, recipient=alice, verb="x", level="x" * 21)
+
+
+def test_api_notify_still_rejects_unknown_level(alice):
     with pytest.raises(ValueError, match="allowed"):
-        notify.send(alice, recipient=alice, verb="x", level="fatal")
+        api.notify(alice, "x", level="fatal")
 
 
 def test_as_dict_shape_and_escaping(alice):

@@ -15,7 +15,7 @@ from django.core.management.base import (
     CommandParser,
     DjangoHelpFormatter,
 )
-from django.db import transaction
+from django.db import router, transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
@@ -192,7 +192,7 @@ class Command(BaseCommand):
             shared = [nid for nid, rid in batch if rid is None]
             if shared:
                 tally.receipts += self._delete_receipts(shared, batch_size)
-            with transaction.atomic():
+            with transaction.atomic(using=router.db_for_write(Notification)):
                 # The condition again: a row marked unread since it was picked stays.
                 rows = Notification.objects.filter(condition).only("id")
                 if personal:
@@ -207,7 +207,7 @@ class Command(BaseCommand):
         deleted = 0
         receipts = BroadcastReceipt.objects.filter(notification_id__in=notification_ids)
         while True:
-            with transaction.atomic():
+            with transaction.atomic(using=router.db_for_write(BroadcastReceipt)):
                 ids = list(receipts.order_by("id").values_list("id", flat=True)[:batch_size])
                 if not ids:
                     return deleted

@@ -48,7 +48,7 @@ def drop_xact(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("notifications", "0002_notification_recipient_no_own_index"),
+        ("notifications", "0016_fill_actor_display_and_url"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

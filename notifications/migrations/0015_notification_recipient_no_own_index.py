@@ -11,6 +11,8 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
+from ._hq import RequireTableShape
+
 
 def drop_recipient_index(apps, schema_editor):
     """Drop what ``db_index=True`` made, as AlterField finds it (by columns, not Meta.indexes)."""
@@ -37,11 +39,12 @@ def create_recipient_index(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('notifications', '0001_initial'),
+        ('notifications', '0014_notification_live_feeds'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
+        RequireTableShape(),
         migrations.SeparateDatabaseAndState(
             state_operations=[
                 migrations.AlterField(
