@@ -39,26 +39,35 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # -- the server process, seen from /proc -------------------------------------------
 
 
-def proc_rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+# ``pids``: the server's processes (one, or several behind nginx); figures are summed.
 
 
-def proc_threads(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("Threads:"):
-                return int(line.split()[1])
-    return 0
+def _status(pids: list[int], field: str) -> int:
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field):
+                    total += int(line.split()[1])
+                    break
+    return total
 
 
-def proc_cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+def proc_rss_kib(pids: list[int]) -> int:
+    return _status(pids, "VmRSS:")
+
+
+def proc_threads(pids: list[int]) -> int:
+    return _status(pids, "Threads:")
+
+
+def proc_cpu_s(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+    return total
 
 
 def percentile(sorted_values: list[float], q: float) -> float | None:
@@ -74,8 +83,97 @@ def summary(latencies: list[float]) -> dict[str, Any]:
         "samples": len(values),
         "p50_s": percentile(values, 0.50),
         "p99_s": percentile(values, 0.99),
+        "p999_s": percentile(values, 0.999),
         "max_s": values[-1] if values else None,
     }
+
+
+def completion(per_event: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per broadcast: the time its last frame arrived; the median and the slowest broadcast."""
+    last = sorted(e["last_s"] for e in per_event if e.get("last_s") is not None)
+    return {
+        "median_broadcast_s": percentile(last, 0.5),
+        "slowest_broadcast_s": last[-1] if last else None,
+        "slowest_broadcast_seq": max(
+            (e for e in per_event if e.get("last_s") is not None),
+            key=lambda e: e["last_s"],
+            default={},
+        ).get("seq"),
+    }
+
+
+# -- Redis and PostgreSQL load during a phase ------------------------------------------
+
+
+class Load:
+    """
+    Snapshots of Redis ``INFO commandstats`` (the whole Redis server: other
+    clients of it count too) and of PostgreSQL's ``pg_stat_database`` for the
+    benchmark's database, taken around a phase; the deltas per second and per broadcast.
+    """
+
+    def __init__(self, redis_url: str | None, pg_db: str | None):
+        self.redis_url, self.pg_db = redis_url, pg_db
+
+    async def snapshot(self) -> dict[str, Any]:
+        snap: dict[str, Any] = {"t": time.monotonic()}
+        if self.redis_url:
+            import redis.asyncio as aioredis
+
+            client = aioredis.Redis.from_url(self.redis_url)
+            try:
+                stats = await client.info("commandstats")
+                snap["redis"] = {k: v["calls"] for k, v in stats.items()}
+                snap["redis_clients"] = (await client.info("clients"))["connected_clients"]
+            finally:
+                await client.aclose()
+        if self.pg_db:
+            import psycopg
+
+            async with await psycopg.AsyncConnection.connect(
+                "postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True
+            ) as conn:
+                cur = await conn.execute(
+                    "SELECT xact_commit + xact_rollback, tup_returned, tup_fetched, "
+                    "(SELECT count(*) FROM pg_stat_activity WHERE datname = %s) "
+                    "FROM pg_stat_database WHERE datname = %s",
+                    (self.pg_db, self.pg_db),
+                )
+                row = await cur.fetchone()
+                if row:
+                    snap["pg"] = {
+                        "xacts": row[0],
+                        "tup_returned": row[1],
+                        "tup_fetched": row[2],
+                        "connections": row[3],
+                    }
+        return snap
+
+    @staticmethod
+    def delta(a: dict[str, Any], b: dict[str, Any], broadcasts: int) -> dict[str, Any]:
+        seconds = max(b["t"] - a["t"], 1e-9)
+        out: dict[str, Any] = {"seconds": seconds}
+        if "redis" in a and "redis" in b:
+            per = {k: b["redis"][k] - a["redis"].get(k, 0) for k in b["redis"]}
+            per = {k.removeprefix("cmdstat_"): v for k, v in per.items() if v > 0}
+            total = sum(per.values())
+            out["redis_commands"] = total
+            out["redis_commands_per_s"] = total / seconds
+            out["redis_commands_per_broadcast"] = total / broadcasts if broadcasts else None
+            out["redis_top"] = dict(sorted(per.items(), key=lambda kv: -kv[1])[:6])
+            out["redis_clients"] = b.get("redis_clients")
+        if "pg" in a and "pg" in b:
+            xacts = b["pg"]["xacts"] - a["pg"]["xacts"]
+            out["pg_xacts"] = xacts
+            out["pg_xacts_per_s"] = xacts / seconds
+            out["pg_xacts_per_broadcast"] = xacts / broadcasts if broadcasts else None
+            out["pg_tup_returned_per_broadcast"] = (
+                (b["pg"]["tup_returned"] - a["pg"]["tup_returned"]) / broadcasts
+                if broadcasts
+                else None
+            )
+            out["pg_connections"] = b["pg"]["connections"]
+        return out
 
 
 # -- database connections held by the server -----------------------------------------
@@ -85,11 +183,12 @@ class DbConnections:
     """Counts the server's database connections: PostgreSQL backends or SQLite handles."""
 
     def __init__(self, kind: str, pid: int, pg_db: str | None, sqlite_path: str | None):
+        # pg_db: this project and the Channels peer; sqlite_path: django-eventstream
         self.kind, self.pid, self.pg_db, self.sqlite_path = kind, pid, pg_db, sqlite_path
         self._conn: Any = None
 
     async def count(self) -> int | None:
-        if self.kind == "ours" and self.pg_db:
+        if self.pg_db:
             import psycopg
 
             if self._conn is None:
@@ -102,7 +201,7 @@ class DbConnections:
                 (self.pg_db,),
             )
             return (await cur.fetchone())[0]
-        if self.kind == "peer" and self.sqlite_path:
+        if self.sqlite_path:
             target = os.path.realpath(self.sqlite_path)
             count = 0
             try:
@@ -178,7 +277,7 @@ class Profiler:
                 "--output",
                 out,
                 "--pid",
-                str(self.args.pid),
+                str(self.args.pids[0]),
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
             )
@@ -267,6 +366,15 @@ class HttpPublisher:
 # -- streams -------------------------------------------------------------------------
 
 
+STREAM_PATHS = {
+    "raw": "/stream/",
+    "floor": "/stream/",
+    "peer": "/events/",
+    "channels": "/events/",
+    "ours": "/notifications/stream/",
+    "ours-fast": "/notifications/stream/",
+}
+RESUMABLE = {"peer", "ours", "ours-fast"}  # the others keep no history to resume from
 OPEN_EVENTS = {b"open", b"stream-open"}
 RESET_EVENTS = {b"reset", b"stream-reset", b"stream-error"}
 
@@ -305,10 +413,7 @@ class Bench:
         self.args = args
         self.session = session
         self.kind = args.kind
-        self.stream_url = (
-            args.url
-            + {"ours": "/notifications/stream/", "peer": "/events/", "floor": "/stream/"}[args.kind]
-        )
+        self.stream_url = args.url + STREAM_PATHS[args.kind]
         self.phase: Phase | None = None
         self.opened = 0
         self.failed = 0
@@ -424,7 +529,7 @@ class Bench:
             return False
         try:
             body = json.loads(b"\n".join(data))
-            payload = body.get("data") if self.kind == "ours" else body
+            payload = body.get("data") if self.kind.startswith("ours") else body
             if not isinstance(payload, dict):
                 return False
             if payload.get("run") != phase.run:
@@ -508,7 +613,7 @@ class Bench:
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
-    pid = args.pid
+    pid = args.pids
     result: dict[str, Any] = {"server": args.kind, "n": args.n, "complete": False}
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
     timeout = aiohttp.ClientTimeout(total=None, connect=60, sock_read=None)
@@ -520,10 +625,11 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     )
     bench = Bench(args, session)
     streams: list[Stream] = []
-    db = DbConnections(args.kind, pid, args.pg_db, args.sqlite)
+    db = DbConnections(args.kind, pid[0], args.pg_db, args.sqlite)
+    load = Load(args.redis_url, args.pg_db)
     sampler = Sampler(db)
     publisher: Any
-    if args.kind == "floor":
+    if args.kind in ("raw", "floor"):
         publisher = HttpPublisher(session, args.url + "/publish/")
     else:
         publisher = ProcessPublisher(json.loads(args.publisher), dict(os.environ), os.getcwd())
@@ -576,6 +682,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         result["rss_open_mib"] = rss_open / 1024
         result["rss_per_stream_kib"] = (rss_open - rss_idle) / max(open_n, 1)
         result["threads_open"] = proc_threads(pid)
+        if len(pid) > 1:  # how the streams spread over the processes (open files each)
+            result["open_files_per_process"] = [len(os.listdir(f"/proc/{p}/fd")) for p in pid]
         # Sampled for 5 s: a process may open a connection for a moment (the
         # hub's periodic check); what matters is that none stays per stream.
         idle_samples = []
@@ -597,6 +705,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         # 3. broadcast fan-out latency
         phase = bench.start_phase("broadcast", open_n, streams)
         profiler = await Profiler(args, "broadcast").__aenter__()
+        load0 = await load.snapshot()
+        wall0 = time.time()
         cpu0, t0 = proc_cpu_s(pid), time.monotonic()
         per_event = []
         for seq in range(args.events):
@@ -606,6 +716,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             )
             per_event.append(
                 {
+                    "seq": seq,
                     "delivered": phase.counts.get(seq, 0),
                     "write_s": answer.get("write_s"),
                     "first_s": phase.first.get(seq),
@@ -614,11 +725,17 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             )
             await asyncio.sleep(0.1)
         cpu1, t1 = proc_cpu_s(pid), time.monotonic()
+        wall1 = time.time()
+        load1 = await load.snapshot()
         await profiler.__aexit__()
         delivered = sum(phase.counts.values())
         expected = open_n * args.events
         result["broadcast"] = {
             **summary(phase.latencies),
+            **completion(per_event),
+            "window": [wall0, wall1],
+            "load": Load.delta(load0, load1, args.events),
+            "cpu_ms_per_broadcast": (cpu1 - cpu0) / args.events * 1000 if args.events else None,
             "events": args.events,
             "delivered": delivered,
             "expected": expected,
@@ -642,11 +759,12 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             )
 
         # 4. reconnect storm
-        async with Profiler(args, "storm"):
-            result["storm"] = await storm(args, bench, publisher, streams, open_n, sampler)
+        if not args.no_storm:
+            async with Profiler(args, "storm"):
+                result["storm"] = await storm(args, bench, publisher, streams, open_n, sampler)
 
         # 5. this project only: burst to one user, notify() to a 10,000-member group
-        if args.kind == "ours":
+        if args.kind.startswith("ours") and not args.no_extra:
             async with Profiler(args, "burst"):
                 result["burst"] = await burst(args, bench, publisher, streams)
             async with Profiler(args, "group"):
@@ -668,7 +786,7 @@ async def storm(
     args, bench: Bench, publisher, streams: list[Stream], open_n: int, sampler: Sampler
 ) -> dict[str, Any]:
     """All clients drop and reconnect at once; events are published meanwhile."""
-    resumable = args.kind != "floor"  # the floor keeps no history to resume from
+    resumable = args.kind in RESUMABLE
     live = [s for s in streams if s.opened]
     phase = bench.start_phase("storm", len(live), streams)
     count = args.storm_events if resumable else 0
@@ -778,11 +896,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--kind", choices=["ours", "peer", "floor"], required=True)
+    parser.add_argument("--kind", choices=sorted(STREAM_PATHS), required=True)
     parser.add_argument("--url", required=True, help="e.g. http://127.0.0.1:8103")
-    parser.add_argument("--pid", type=int, required=True, help="the server process")
+    parser.add_argument(
+        "--pid", required=True, help="the server process, or its processes (comma-separated)"
+    )
+    parser.add_argument("--redis-url", help="Redis to read INFO commandstats from")
+    parser.add_argument("--no-storm", action="store_true", help="skip the reconnect storm")
+    parser.add_argument(
+        "--no-extra", action="store_true", help="skip the burst and the group notify()"
+    )
     parser.add_argument("--n", type=int, required=True)
-    parser.add_argument("--events", type=int, default=20)
+    parser.add_argument("--events", type=int, default=100)
     parser.add_argument("--storm-events", type=int, default=5)
     parser.add_argument("--burst", type=int, default=1000)
     parser.add_argument(
@@ -799,6 +924,7 @@ def main() -> None:
     parser.add_argument("--py-spy", default="py-spy")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
+    args.pids = [int(p) for p in args.pid.split(",")]
     try:
         import uvloop
 

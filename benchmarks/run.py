@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """
-Benchmark this project against django-eventstream and against the floor of
-Django's ASGI path, side by side, on this machine.
+Benchmark this project against two peers and two floors, side by side, on this
+machine, then the project alone in several processes behind nginx.
 
-    python benchmarks/run.py                   sizes 100,1000,2000,5000,10000 (~20 min)
-    python benchmarks/run.py --quick           sizes 100,1000 (a few minutes)
-    python benchmarks/run.py --sizes 100,2000 --servers ours,floor
+    python benchmarks/run.py                   everything: sizes 100 to 20,000, scale-out
+    python benchmarks/run.py --quick           a development run, under 5 minutes
+    python benchmarks/run.py --sizes 200 --events 20 --servers raw,floor,channels,ours
+    python benchmarks/run.py --sizes 1000 --servers ours --gc-stats --gc-freeze
+    python benchmarks/run.py --sizes 1000 --servers - --scale 2,4 --scale-n 1000
+
+A run given --sizes or --servers skips the scale-out unless --scale asks for it.
 
 Needs Python 3.11+, Redis on 127.0.0.1:6379 and PostgreSQL on 127.0.0.1:5432
 (user postgres, trust authentication). It sets up its own virtualenvs under
@@ -13,14 +17,30 @@ benchmarks/.work/ (git-ignored), creates a dedicated PostgreSQL database (droppe
 at the end), and for each size runs each server alone, under the same ASGI server
 (uvicorn, one process, uvloop + httptools), against the same Redis:
 
-  floor  a minimal async Django view streaming pre-encoded frames from a
-         process-local queue: no auth, no database, no channel layer
-  peer   django-eventstream 5.3 serving one broadcast channel, events stored in
-         SQLite (DjangoModelStorage) and carried by its Redis support from a
-         publisher process
-  ours   this project (project/ settings) with PostgreSQL and the Redis channel
-         layer; every stream is logged in as its own user; broadcasts come from
-         notifications.api.broadcast() in a publisher process
+  raw        the physical limit: a bare ASGI app (no Django) putting one
+             pre-encoded frame into every stream's queue
+  floor      a minimal async Django view doing the same, served through the same
+             stripped handler as this project's stream (no middleware): raw to
+             floor is Django's cost
+  channels   the stream as Channels' documentation has people write it: an
+             AsyncHttpConsumer behind AuthMiddlewareStack joining a group per user
+             (and one for broadcasts), channels-redis, the same users and cookies
+  peer       django-eventstream 5.3 serving one broadcast channel, events stored in
+             SQLite (DjangoModelStorage) and carried by its Redis support from a
+             publisher process
+  ours       this project (project/ settings) with PostgreSQL and the Redis channel
+             layer, the safe default: the project's middleware runs for the stream;
+             every stream is logged in as its own user; broadcasts come from
+             notifications.api.broadcast() in a publisher process
+  ours-fast  the same with the opt-out (the stream skips the middleware)
+
+``--scale 2,4`` then runs this project in 2 and 4 uvicorn processes behind the
+README's nginx configuration (``--scale-n`` streams spread over them, sharing
+PostgreSQL and Redis): delivery, latency, Redis commands and PostgreSQL
+transactions per broadcast, CPU per broadcast summed over the processes.
+``--gc-stats`` times every garbage collection in the servers (a benchmark-only
+``sitecustomize``, benchmarks/gcstats/); ``--gc-freeze`` calls ``gc.freeze()`` in
+this project's servers after start-up.
 
 Writes benchmarks/results.json, benchmarks/RESULTS.md and benchmarks/results.png
 (``--out`` puts them elsewhere). ``--ref HEAD`` measures a clean export of a commit
@@ -35,6 +55,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
 import signal
 import socket
@@ -43,6 +64,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -53,9 +75,24 @@ PG_DB = "bench_notifications"
 PEER_SQLITE = WORK / "peer.sqlite3"
 REDIS_DB_OURS = 14  # keys of the channel layer stay apart from anything else
 REDIS_DB_PEER = 13
-PORTS = {"floor": 8101, "peer": 8102, "ours": 8103}
-SERVERS = ("floor", "peer", "ours")
+PORTS = {
+    "raw": 8100,
+    "floor": 8101,
+    "peer": 8102,
+    "ours": 8103,
+    "channels": 8104,
+    "ours-fast": 8105,
+}
+SERVERS = ("raw", "floor", "channels", "peer", "ours", "ours-fast")
+USES_PG = {"ours", "ours-fast", "channels"}  # the same users, sessions and database
+NGINX_PORT = 8110
+SCALE_PORT0 = 8111  # processes behind nginx listen on 8111, 8112, ...
+NGINX = "/usr/sbin/nginx"
 GROUP_MEMBERS = 10_000  # users created; notify() goes to a group of all of them
+# Sessions are signed with it: the project and the Channels peer share it.
+SECRET_KEY = "benchmark-only-not-secret-0d9c2b"
+QUICK = {"sizes": [300], "events": 20, "burst": 200, "group_members": 1000}
+DEFAULT_SIZES = "100,1000,2000,5000,10000,20000"
 
 BENCH_REQUIREMENTS = [
     f"-r{REPO / 'requirements.txt'}",
@@ -89,6 +126,7 @@ UVICORN = [
     "--timeout-graceful-shutdown",
     "3",
 ]
+UVICORN_FLAGS = " ".join(UVICORN[4:])
 
 
 def log(message: str) -> None:
@@ -183,18 +221,20 @@ class Setup:
         self.peer_python = venv(PEER_VENV, PEER_REQUIREMENTS) if "peer" in args.servers else None
         self.sessions = WORK / "ours-sessions.json"
         self.pg_url = f"postgresql://postgres@127.0.0.1:5432/{PG_DB}"
+        self.uses_pg = bool(USES_PG & set(args.servers)) or bool(args.scale)
+        self.max_streams = 2 * max([*args.sizes, args.scale_n if args.scale else 0]) + 100
         (WORK / "logs").mkdir(parents=True, exist_ok=True)
 
     def env(self, kind: str, publisher: bool = False) -> dict[str, str]:
         env = dict(os.environ)
         env.pop("DJANGO_SETTINGS_MODULE", None)
+        env.pop("BENCH_GC_STATS", None)
+        env.pop("BENCH_GC_FREEZE", None)
         env["PYTHONDONTWRITEBYTECODE"] = "1"
-        if kind == "ours":
+        if kind in USES_PG:
             env.update(
                 BENCH_REPO=str(self.source),
-                PYTHONPATH=str(self.source),
-                DJANGO_SETTINGS_MODULE="project.settings",
-                DJANGO_DEBUG="0",
+                DJANGO_SECRET_KEY=SECRET_KEY,
                 REDIS_URL=f"redis://127.0.0.1:6379/{REDIS_DB_OURS}",
                 DATABASE_URL=self.pg_url
                 + (
@@ -202,18 +242,102 @@ class Setup:
                     if publisher
                     else "?application_name=bench-server"
                 ),
+            )
+        if kind in ("ours", "ours-fast"):
+            env.update(
+                PYTHONPATH=os.pathsep.join([str(self.source), str(HERE)]),
+                DJANGO_SETTINGS_MODULE="project.settings",
+                DJANGO_DEBUG="0",
                 # The default budget (10,000 per process) would turn away the
                 # reconnecting half of a 10,000-client storm while the server
-                # has not yet seen the old connections close.
-                NOTIFICATIONS_MAX_STREAMS=str(2 * max(self.args.sizes) + 100),
+                # has not yet seen the old connections close. Listed in RESULTS.md.
+                NOTIFICATIONS_MAX_STREAMS=str(self.max_streams),
             )
+        elif kind == "floor":
+            env["PYTHONPATH"] = str(self.source)  # notifications.asgi.StreamHandler
         elif kind == "peer":
             env.update(PEER_DB=str(PEER_SQLITE), PEER_REDIS_DB=str(REDIS_DB_PEER))
         return env
 
+    def server_env(self, kind: str, tag: str) -> dict[str, str]:
+        """The server's environment: ``env(kind)`` plus the GC options."""
+        env = self.env(kind)
+        if self.args.gc_stats:
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(HERE / "gcstats"), env.get("PYTHONPATH")) if p
+            )
+            env["BENCH_GC_STATS"] = str(WORK / f"gc-{tag}.json")
+            Path(env["BENCH_GC_STATS"]).unlink(missing_ok=True)
+        if self.args.gc_freeze and kind in ("ours", "ours-fast"):
+            env["BENCH_GC_FREEZE"] = "1"
+        return env
+
+    def settings_of(self, kind: str) -> dict[str, str]:
+        """Every setting of ``kind`` that differs from its software's defaults, for RESULTS.md."""
+        common = {"ASGI server": f"uvicorn {UVICORN_FLAGS}"}
+        if kind == "raw":
+            return {**common, "app": "bare ASGI, 256 frames queued per stream at most"}
+        if kind == "floor":
+            return {
+                **common,
+                "Django": "DEBUG=False, MIDDLEWARE=[], no apps, no database",
+                "stream": "served by notifications.asgi.StreamHandler (no middleware, "
+                "no thread-sensitive context per request); 256 frames queued per stream at most",
+            }
+        if kind == "peer":
+            return {
+                **common,
+                "Django": "DEBUG=False, MIDDLEWARE=[]",
+                "EVENTSTREAM_STORAGE_CLASS": "django_eventstream.storage.DjangoModelStorage",
+                "EVENTSTREAM_REDIS": f"127.0.0.1:6379 db {REDIS_DB_PEER}",
+                "database": "SQLite, journal_mode=WAL, synchronous=NORMAL, timeout 20 s",
+            }
+        if kind == "channels":
+            return {
+                **common,
+                "Django": "DEBUG=False, MIDDLEWARE=[] (AuthMiddlewareStack on the consumer)",
+                "CHANNEL_LAYERS": f"channels_redis RedisChannelLayer, hosts "
+                f"[redis://127.0.0.1:6379/{REDIS_DB_OURS}], everything else default (so redis-py's "
+                "pool of at most 100 connections per process, a command beyond them fails: "
+                "failed connects are retried by the client)",
+                "database": "PostgreSQL (users and sessions), Django's default connection settings",
+            }
+        out = {
+            **common,
+            "settings": "project/settings.py, DJANGO_DEBUG=0, DATABASE_URL PostgreSQL, "
+            f"REDIS_URL redis://127.0.0.1:6379/{REDIS_DB_OURS}",
+            "CHANNEL_LAYERS": "as project/settings.py: capacity 1000, expiry 30, group_expiry "
+            "86400, max_connections 200, socket_timeout 30, health_check_interval 15",
+            "NOTIFICATIONS_MAX_STREAMS": f"{self.max_streams} (default 10000): room for a "
+            "reconnect storm's old and new connections",
+            "application": "benchmarks/ours_asgi.py:safe = serve_streams(get_asgi_application()): "
+            "the project's middleware runs for the stream"
+            if kind == "ours"
+            else "benchmarks/ours_asgi.py:fast = serve_streams(get_asgi_application(), "
+            "middleware=False)",
+        }
+        if self.args.gc_freeze:
+            out["gc"] = "gc.freeze() after start-up (--gc-freeze)"
+        return out
+
+    def redis_flush(self, db: int) -> None:
+        subprocess.run(
+            [
+                str(self.bench_python),
+                "-c",
+                f"import redis; redis.Redis(host='127.0.0.1', port=6379, db={db}).flushdb()",
+            ],
+            check=False,
+        )
+
     def prepare(self) -> None:
-        if "ours" in self.args.servers:
-            log(f"creating PostgreSQL database {PG_DB}, {GROUP_MEMBERS} users and sessions")
+        if self.uses_pg:
+            users = max(
+                self.args.group_members,
+                *self.args.sizes,
+                self.args.scale_n if self.args.scale else 0,
+            )
+            log(f"creating PostgreSQL database {PG_DB}, {users} users and sessions")
             tool = [str(self.bench_python), str(HERE / "ours_tool.py")]
             subprocess.run([*tool, "createdb", PG_DB], check=True, env=self.env("ours"))
             subprocess.run(
@@ -222,7 +346,6 @@ class Setup:
                 cwd=self.source,
                 env=self.env("ours"),
             )
-            users = max(GROUP_MEMBERS, max(self.args.sizes))
             subprocess.run(
                 [*tool, "setup", str(users), str(self.sessions)], check=True, env=self.env("ours")
             )
@@ -239,111 +362,257 @@ class Setup:
     def cleanup(self) -> None:
         # The channel layer's group keys (a day's expiry) live in a Redis
         # database of their own: empty it.
-        subprocess.run(
-            [
-                str(self.bench_python),
-                "-c",
-                f"import redis; redis.Redis(host='127.0.0.1', port=6379, db={REDIS_DB_OURS}).flushdb()",
-            ],
-            check=False,
-        )
-        if "ours" in self.args.servers and not self.args.keep_db:
+        self.redis_flush(REDIS_DB_OURS)
+        if self.uses_pg and not self.args.keep_db:
             subprocess.run(
                 [str(self.bench_python), str(HERE / "ours_tool.py"), "dropdb", PG_DB],
                 env=self.env("ours"),
                 check=False,
             )
 
-    def server_command(self, kind: str) -> tuple[list[str], Path]:
-        port = ["--port", str(PORTS[kind])]
+    def server_command(self, kind: str, port: int) -> tuple[list[str], Path]:
+        flags = [*UVICORN, "--port", str(port)]
+        if kind == "raw":
+            return [str(self.bench_python), *flags, "raw_app:application"], HERE / "floor"
         if kind == "floor":
-            return [
-                str(self.bench_python),
-                *UVICORN,
-                *port,
-                "floor_app:application",
-            ], HERE / "floor"
+            return [str(self.bench_python), *flags, "floor_app:application"], HERE / "floor"
         if kind == "peer":
-            return [str(self.peer_python), *UVICORN, *port, "peer_app:application"], HERE / "peer"
-        return [str(self.bench_python), *UVICORN, *port, "project.asgi:application"], self.source
+            return [str(self.peer_python), *flags, "peer_app:application"], HERE / "peer"
+        if kind == "channels":
+            return [str(self.bench_python), *flags, "channels_app:application"], HERE / "peer"
+        app = "ours_asgi:safe" if kind == "ours" else "ours_asgi:fast"
+        return [str(self.bench_python), *flags, app], self.source
 
     def publisher(self, kind: str) -> list[str] | None:
-        if kind == "ours":
+        if kind in ("ours", "ours-fast"):
             return [str(self.bench_python), str(HERE / "ours_tool.py"), "publish"]
         if kind == "peer":
             return [str(self.peer_python), str(HERE / "peer" / "peer_app.py"), "publish"]
+        if kind == "channels":
+            return [str(self.bench_python), str(HERE / "peer" / "channels_app.py"), "publish"]
         return None
+
+    def start_server(self, kind: str, port: int, tag: str) -> tuple[subprocess.Popen, Any]:
+        if not port_free(port):
+            raise RuntimeError(f"port {port} is busy: stop what listens there or pick others")
+        command, cwd = self.server_command(kind, port)
+        logfile = open(WORK / "logs" / f"{tag}.log", "w")
+        server = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=self.server_env(kind, tag),
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+        )
+        return server, logfile
+
+    def client(
+        self, kind: str, n: int, url: str, pids: list[int], tag: str, extra: list[str]
+    ) -> dict:
+        out = WORK / f"result-{tag}.json"
+        out.unlink(missing_ok=True)
+        client = [
+            str(self.bench_python),
+            str(HERE / "client.py"),
+            "--kind",
+            kind,
+            "--url",
+            url,
+            "--pid",
+            ",".join(str(p) for p in pids),
+            "--n",
+            str(n),
+            "--events",
+            str(self.args.events),
+            "--burst",
+            str(self.args.burst),
+            "--out",
+            str(out),
+            "--open-timeout",
+            str(30 + n / 50),
+            *extra,
+        ]
+        if self.args.profile:
+            client += ["--profile-dir", str(WORK), "--py-spy", str(BENCH_VENV / "bin" / "py-spy")]
+        publisher = self.publisher(kind)
+        if publisher:
+            client += ["--publisher", json.dumps(publisher)]
+        if kind in USES_PG:
+            client += [
+                "--sessions",
+                str(self.sessions),
+                "--pg-db",
+                PG_DB,
+                "--redis-url",
+                f"redis://127.0.0.1:6379/{REDIS_DB_OURS}",
+            ]
+        if kind == "peer":
+            client += [
+                "--sqlite",
+                str(PEER_SQLITE),
+                "--redis-url",
+                f"redis://127.0.0.1:6379/{REDIS_DB_PEER}",
+            ]
+        cwd_client = HERE / "peer" if kind in ("peer", "channels") else self.source
+        proc = subprocess.Popen(
+            client, cwd=cwd_client, env=self.env(kind, publisher=True), start_new_session=True
+        )
+        try:
+            proc.wait(self.args.run_timeout)
+        except subprocess.TimeoutExpired:
+            log(f"{tag}: over {self.args.run_timeout} s, stopped")
+        finally:
+            stop_group(proc)
+        if out.exists():
+            return json.loads(out.read_text())
+        return {"server": kind, "n": n, "complete": False, "error": "client gave no result"}
 
     def run_one(self, kind: str, n: int) -> dict:
         port = PORTS[kind]
-        if not port_free(port):
-            raise RuntimeError(f"port {port} is busy: stop what listens there or pick others")
-        command, cwd = self.server_command(kind)
-        logfile = open(WORK / "logs" / f"{kind}-{n}.log", "w")
-        server = subprocess.Popen(
-            command, cwd=cwd, env=self.env(kind), stdout=logfile, stderr=subprocess.STDOUT
-        )
-        out = WORK / f"result-{kind}-{n}.json"
-        out.unlink(missing_ok=True)
+        tag = f"{kind}-{n}"
+        if kind in USES_PG:
+            self.redis_flush(REDIS_DB_OURS)
+        server, logfile = self.start_server(kind, port, tag)
         try:
             wait_port(port, server)
             time.sleep(0.5)
-            client = [
-                str(self.bench_python),
-                str(HERE / "client.py"),
-                "--kind",
-                kind,
-                "--url",
-                f"http://127.0.0.1:{port}",
-                "--pid",
-                str(server.pid),
-                "--n",
-                str(n),
-                "--events",
-                str(self.args.events),
-                "--out",
-                str(out),
-                "--open-timeout",
-                str(30 + n / 50),
-            ]
-            if self.args.profile:
-                client += [
-                    "--profile-dir",
-                    str(WORK),
-                    "--py-spy",
-                    str(BENCH_VENV / "bin" / "py-spy"),
-                ]
-            publisher = self.publisher(kind)
-            if publisher:
-                client += ["--publisher", json.dumps(publisher)]
-            if kind == "ours":
-                client += ["--sessions", str(self.sessions), "--pg-db", PG_DB]
-            if kind == "peer":
-                client += ["--sqlite", str(PEER_SQLITE)]
-            cwd_client = HERE / "peer" if kind == "peer" else self.source
-            proc = subprocess.Popen(
-                client, cwd=cwd_client, env=self.env(kind, publisher=True), start_new_session=True
-            )
-            try:
-                proc.wait(self.args.run_timeout)
-            except subprocess.TimeoutExpired:
-                log(f"{kind} N={n}: over {self.args.run_timeout} s, stopped")
-            finally:
-                stop_group(proc)
-            if out.exists():
-                result = json.loads(out.read_text())
-            else:
-                result = {
-                    "server": kind,
-                    "n": n,
-                    "complete": False,
-                    "error": "client gave no result",
-                }
-            result["server_threads_end"] = None
-            return result
+            result = self.client(kind, n, f"http://127.0.0.1:{port}", [server.pid], tag, [])
         finally:
             stop(server)
             logfile.close()
+        result["settings"] = self.settings_of(kind)
+        if self.args.gc_stats:
+            result["gc"] = gc_summary([WORK / f"gc-{tag}.json"], result)
+        return result
+
+    def run_scale(self, processes: int, n: int) -> dict:
+        """``processes`` uvicorn processes of this project behind the README's nginx."""
+        kind = "ours"
+        tag = f"scale{processes}-{n}"
+        ports = [SCALE_PORT0 + i for i in range(processes)]
+        if not port_free(NGINX_PORT):
+            raise RuntimeError(f"port {NGINX_PORT} is busy")
+        self.redis_flush(REDIS_DB_OURS)
+        servers = []
+        nginx = None
+        nginx_dir = WORK / f"nginx-{tag}"
+        try:
+            for i, port in enumerate(ports):
+                servers.append(self.start_server(kind, port, f"{tag}-p{i}"))
+            for (server, _), port in zip(servers, ports):
+                wait_port(port, server)
+            nginx_conf, nginx_settings = nginx_config(nginx_dir, ports, n)
+            nginx_log = open(WORK / "logs" / f"{tag}-nginx.log", "w")
+            nginx = subprocess.Popen(
+                [NGINX, "-p", str(nginx_dir), "-c", str(nginx_conf), "-g", "daemon off;"],
+                stdout=nginx_log,
+                stderr=subprocess.STDOUT,
+            )
+            wait_port(NGINX_PORT, nginx)
+            time.sleep(0.5)
+            result = self.client(
+                kind,
+                n,
+                f"http://127.0.0.1:{NGINX_PORT}",
+                [s.pid for s, _ in servers],
+                tag,
+                ["--no-storm", "--no-extra"],
+            )
+        finally:
+            if nginx is not None:
+                stop(nginx)
+                nginx_log.close()
+            for server, logfile in servers:
+                stop(server)
+                logfile.close()
+        result["processes"] = processes
+        result["settings"] = {
+            **self.settings_of(kind),
+            "processes": f"{processes} uvicorn processes on ports {ports[0]}-{ports[-1]}",
+            **nginx_settings,
+        }
+        if self.args.gc_stats:
+            result["gc"] = gc_summary(
+                [WORK / f"gc-{tag}-p{i}.json" for i in range(processes)], result
+            )
+        return result
+
+
+def nginx_config(directory: Path, ports: list[int], n: int) -> tuple[Path, dict[str, str]]:
+    """
+    The README's nginx site (the ``deploy:nginx`` block, as tests/test_deploy.py
+    runs it) with its upstream servers replaced by ``ports``, in an nginx.conf of
+    its own. Returns the file and the settings added around the README's block.
+    """
+    text = (REPO / "README.md").read_text()
+    match = re.search(r"<!-- deploy:nginx -->\n```\w*\n(.*?)```", text, re.S)
+    if not match:
+        raise RuntimeError("README.md has no deploy:nginx block")
+    site = match.group(1)
+    servers = re.findall(r"^\s*server 127\.0\.0\.1:\d+;\n", site, re.M)
+    if not servers:
+        raise RuntimeError("README.md's nginx block names no upstream server")
+    indent = servers[0][: len(servers[0]) - len(servers[0].lstrip())]
+    upstream = "".join(f"{indent}server 127.0.0.1:{p};\n" for p in ports)
+    site = site.replace(servers[0], upstream, 1)
+    for line in servers[1:]:
+        site = site.replace(line, "", 1)
+    site = re.sub(r"listen \d+;", f"listen 127.0.0.1:{NGINX_PORT};", site)
+    connections = 2 * n + 1024  # a client side and an upstream side per stream
+    added = {
+        "nginx": f"README block, upstream servers replaced, listen 127.0.0.1:{NGINX_PORT}; "
+        f"worker_processes 1, worker_connections {connections}, "
+        f"worker_rlimit_nofile {connections + 1024}, access_log off",
+    }
+    temp = directory / "tmp"
+    temp.mkdir(parents=True, exist_ok=True)
+    conf = directory / "nginx.conf"
+    conf.write_text(
+        ("user root;\n" if os.geteuid() == 0 else "")
+        + f"worker_processes 1;\nworker_rlimit_nofile {connections + 1024};\n"
+        + f"error_log {directory}/error.log;\npid {directory}/nginx.pid;\n"
+        + f"events {{ worker_connections {connections}; }}\nhttp {{\n  access_log off;\n"
+        + "".join(
+            f"  {k}_temp_path {temp}/{k};\n"
+            for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        + site
+        + "\n}\n"
+    )
+    return conf, added
+
+
+def gc_summary(files: list[Path], result: dict) -> dict:
+    """Collections per generation, in the whole run and during the broadcasts."""
+    records = []
+    for f in files:
+        try:
+            records += json.loads(f.read_text())["records"]
+        except (OSError, ValueError, KeyError):
+            pass
+    if not records:
+        return {"error": "no GC records (the server did not exit cleanly?)"}
+    window = (result.get("broadcast") or {}).get("window")
+
+    def per_generation(rows: list) -> dict:
+        out = {}
+        for gen in (0, 1, 2):
+            durations = sorted(r[2] for r in rows if r[1] == gen)
+            if durations:
+                out[str(gen)] = {
+                    "count": len(durations),
+                    "total_ms": sum(durations) * 1000,
+                    "max_ms": durations[-1] * 1000,
+                    "p50_ms": durations[len(durations) // 2] * 1000,
+                }
+        return out
+
+    summary = {"run": per_generation(records)}
+    if window:
+        during = [r for r in records if window[0] <= r[0] <= window[1]]
+        summary["broadcast"] = per_generation(during)
+        summary["broadcast_s"] = window[1] - window[0]
+    return summary
 
 
 def export(ref: str) -> Path:
@@ -452,23 +721,62 @@ def main() -> None:
     )
     parser.add_argument(
         "--sizes",
-        default="100,1000,2000,5000,10000",
+        default=DEFAULT_SIZES,
         help="numbers of concurrent streams (default: %(default)s)",
     )
-    parser.add_argument("--quick", action="store_true", help="sizes 100,1000 only")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"a development run under 5 minutes: every server at {QUICK['sizes']} streams, "
+        f"{QUICK['events']} broadcasts, a burst of {QUICK['burst']}, a group of "
+        f"{QUICK['group_members']}, scale-out to 2 processes with {QUICK['sizes'][-1]} streams",
+    )
     parser.add_argument(
         "--servers",
         default=",".join(SERVERS),
-        help="which of floor, peer, ours (default: all three)",
+        help=f"which of {', '.join(SERVERS)}; '-' for none (default: all)",
     )
     parser.add_argument(
-        "--events", type=int, default=20, help="broadcast events per size (default: 20)"
+        "--events", type=int, default=100, help="broadcast events per size (default: 100)"
+    )
+    parser.add_argument(
+        "--scale",
+        help="process counts for the scale-out runs behind nginx; '-' for none "
+        "(default: 2,4, or none when --sizes or --servers is given)",
+    )
+    parser.add_argument(
+        "--scale-n",
+        type=int,
+        help="streams spread over the processes in the scale-out runs "
+        "(default: 10000, or the largest of --sizes when given)",
+    )
+    parser.add_argument(
+        "--burst",
+        type=int,
+        default=1000,
+        help="notifications in the burst to one user (this project; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--group-members",
+        type=int,
+        default=GROUP_MEMBERS,
+        help="users created, all in the group notify() writes to (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--gc-stats",
+        action="store_true",
+        help="time every garbage collection in the servers, per generation",
+    )
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="this project's servers call gc.freeze() after start-up",
     )
     parser.add_argument(
         "--peer-max-open-s",
         type=float,
         default=120,
-        help="stop growing the peer once opening its streams takes longer (default: 120)",
+        help="stop growing a peer once opening its streams takes longer (default: 120)",
     )
     parser.add_argument(
         "--run-timeout",
@@ -493,11 +801,43 @@ def main() -> None:
         help="results JSON; RESULTS.md and results.png are written beside it",
     )
     args = parser.parse_args()
-    args.sizes = [100, 1000] if args.quick else [int(s) for s in args.sizes.split(",")]
-    args.servers = [s for s in args.servers.split(",") if s]
+    explicit = {a.split("=")[0] for a in sys.argv[1:]}
+    if args.quick:
+        if "--sizes" not in explicit:
+            args.sizes = ",".join(str(n) for n in QUICK["sizes"])
+        if "--events" not in explicit:
+            args.events = QUICK["events"]
+        if "--scale" not in explicit:
+            args.scale = "2"
+        if "--scale-n" not in explicit:
+            args.scale_n = QUICK["sizes"][-1]
+        if "--burst" not in explicit:
+            args.burst = QUICK["burst"]
+        if "--group-members" not in explicit:
+            args.group_members = QUICK["group_members"]
+    if args.scale_n is None:
+        args.scale_n = (
+            max(int(s) for s in args.sizes.split(",") if s.isdigit())
+            if "--sizes" in explicit and any(s.isdigit() for s in args.sizes.split(","))
+            else 10_000
+        )
+    if args.scale is None:
+        args.scale = "-" if explicit & {"--sizes", "--servers"} else "2,4"
+    try:
+        args.sizes = [int(s) for s in args.sizes.split(",") if s]
+        args.scale = [int(s) for s in args.scale.split(",") if s and s != "-"]
+    except ValueError:
+        parser.error("--sizes and --scale take comma-separated whole numbers")
+    if not args.sizes or min(args.sizes) < 1 or any(p < 1 for p in args.scale):
+        parser.error("--sizes needs at least one size; sizes and process counts are 1 or more")
+    if args.events < 1:
+        parser.error("--events must be 1 or more")
+    args.servers = [s for s in args.servers.split(",") if s and s != "-"]
     unknown = set(args.servers) - set(SERVERS)
     if unknown:
         parser.error(f"unknown servers {sorted(unknown)}; choose from {', '.join(SERVERS)}")
+    if args.scale and not Path(NGINX).exists():
+        parser.error(f"--scale needs nginx at {NGINX}; pass --scale - to skip it")
 
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     fds = raise_fd_limit()
@@ -509,41 +849,56 @@ def main() -> None:
         "command": " ".join(["python", "benchmarks/run.py", *sys.argv[1:]]),
         "machine": machine(),
         "fd_limit": fds,
-        "asgi_server": "uvicorn, one process, --loop uvloop --http httptools --backlog 4096",
+        "asgi_server": f"uvicorn, one process, {UVICORN_FLAGS}",
         "versions": versions(setup),
         "commit": commit_of(args),
         "sizes": args.sizes,
         "events": args.events,
+        "gc_stats": args.gc_stats,
+        "gc_freeze": args.gc_freeze,
         "results": [],
+        "scale": [],
         "skipped": [],
     }
-    peer_stopped_at = None
+    stopped_at: dict[str, int] = {}  # a peer that did not hold is not grown further
     try:
         setup.prepare()
         for n in args.sizes:
             for kind in args.servers:
-                if kind == "peer" and peer_stopped_at is not None:
+                if kind in stopped_at:
                     report["skipped"].append(
-                        {"server": kind, "n": n, "why": f"did not hold at N={peer_stopped_at}"}
+                        {"server": kind, "n": n, "why": f"did not hold at N={stopped_at[kind]}"}
                     )
+                    continue
+                if n + 1024 > fds:
+                    why = f"open-files limit {fds} is too low for {n} streams"
+                    report["skipped"].append({"server": kind, "n": n, "why": why})
+                    log(f"{kind}: N={n} skipped: {why}")
                     continue
                 log(f"{kind}: N={n}")
                 result = setup.run_one(kind, n)
                 report["results"].append(result)
                 log(brief(result))
                 opened_s = (result.get("open") or {}).get("seconds") or 0
-                if kind == "peer" and (
+                if kind in ("peer", "channels") and (
                     not result.get("held")
                     or not result.get("complete")
                     or opened_s > args.peer_max_open_s
                 ):
-                    peer_stopped_at = n
+                    stopped_at[kind] = n
                 Path(args.out).write_text(json.dumps(report, indent=1))
+        for processes in args.scale:
+            log(f"scale-out: {processes} processes behind nginx, N={args.scale_n}")
+            result = setup.run_scale(processes, args.scale_n)
+            report["scale"].append(result)
+            log(brief(result))
+            Path(args.out).write_text(json.dumps(report, indent=1))
     finally:
         setup.cleanup()
         report["total_s"] = time.monotonic() - started
         Path(args.out).write_text(json.dumps(report, indent=1))
     subprocess.run([str(setup.bench_python), str(HERE / "report.py"), args.out], check=True)
+    print((Path(args.out).resolve().parent / "RESULTS.md").read_text(), flush=True)
     out = Path(args.out).resolve().parent
     log(f"done in {report['total_s']:.0f} s: {out / 'RESULTS.md'}, {out / 'results.png'}")
 
@@ -556,9 +911,12 @@ def brief(r: dict) -> str:
         f"opened {o.get('opened')}/{r['n']} in {o.get('seconds', 0):.1f} s",
         f"rss/stream {r.get('rss_per_stream_kib', 0):.0f} KiB",
     ]
-    if b:
+    if b and b.get("p50_s") is not None:
         parts.append(
             f"p50 {b['p50_s'] * 1000:.0f} ms p99 {b['p99_s'] * 1000:.0f} ms "
+            f"p99.9 {b['p999_s'] * 1000:.0f} ms slowest/median broadcast "
+            f"{(b.get('slowest_broadcast_s') or 0) * 1000:.0f}/"
+            f"{(b.get('median_broadcast_s') or 0) * 1000:.0f} ms "
             f"delivered {b['delivered']}/{b['expected']}"
         )
     st = r.get("storm")

@@ -1,44 +1,98 @@
 """
-Serve the notification stream without the project's middleware.
+Serve the notification stream through the project's middleware, without
+keeping an OS thread per open stream.
 
-Every request through Django's ASGI handler passes the project's middleware;
-each synchronous middleware hook (most of Django's own are synchronous) is a
-hop to a worker thread and back. For a page that is nothing; for ten thousand
-browsers reconnecting at once it is most of the server's time. The stream view
-needs none of it: it authenticates from the session cookie itself, answers
-JSON errors itself and sends only ``text/event-stream``. So the project's ASGI
-application can hand the stream's path to a handler without middleware:
+Django's ASGI handler gives each request a thread-sensitive context: the
+synchronous middleware hooks of the request (most of Django's own middleware)
+each hop to a worker thread of that context, and the context lasts until the
+response ends. For a stream that is its whole life: one OS thread per open
+stream, and a dozen thread hops per open. ``serve_streams`` hands the stream's
+requests to a handler that runs the project's middleware as one synchronous
+chain in a small pool of worker threads (one hop per request), the view on the
+event loop, and releases the thread (closing the database connections the
+middleware opened in it) as soon as the response is ready, before the body
+streams. Everything else goes to the application unchanged:
 
     # asgi.py
     from django.core.asgi import get_asgi_application
-    from notifications.asgi import stream_without_middleware
+    from notifications.asgi import serve_streams
 
-    application = stream_without_middleware(get_asgi_application())
+    application = serve_streams(get_asgi_application())
 
-Everything else goes to the application as before. Opt in only if no
-middleware of yours must see the stream's requests (an IP allow-list, a
-tenant switch, a custom authentication): they would not.
+``NOTIFICATIONS_STREAM_MIDDLEWARE = False`` makes the stream's requests skip
+the middleware altogether (a little faster to open). The stream then still
+validates the host against ALLOWED_HOSTS and reads the user from the session
+cookie as ``django.contrib.auth.get_user`` does, and the system check
+``notifications.W007`` names every middleware it bypasses.
 """
 
 from __future__ import annotations
 
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.exception import convert_exception_to_response
+from django.db import connections
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 from django.urls import get_script_prefix, reverse
+
+from .conf import conf
 
 ASGIApp = Any
 
 
+# Worker threads for the middleware of streams being opened, per process. A
+# thread serves one opening at a time, for its middleware and view, then the
+# next: a reconnect storm queues here instead of starting a thread per client.
+MIDDLEWARE_THREADS = 8
+
+
 class StreamHandler(ASGIHandler):
-    """Django's ASGI handler with an empty middleware chain."""
+    """
+    Django's ASGI handler for the stream: the project's middleware runs as one
+    synchronous chain in a worker thread (one hop, instead of one per hook),
+    the view on the event loop, and no thread is held once the response is
+    ready.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.executor = ThreadPoolExecutor(
+            max_workers=MIDDLEWARE_THREADS, thread_name_prefix="notifications-middleware"
+        )
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        # Django opens a ThreadSensitiveContext per request: a new worker thread
-        # for its first thread-sensitive call (the request_started receivers).
-        # The stream makes no such call of its own; those few run on asgiref's
-        # shared thread instead of starting a thread per connecting client.
+        # No thread-sensitive context around the request: it would keep a
+        # worker thread for the stream's whole life. request_started and
+        # request_finished (a few cheap receivers) run on asgiref's shared thread.
+        await self.handle(scope, receive, send)
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        super().load_middleware(is_async=False)
+
+    async def run_get_response(self, request: HttpRequest) -> HttpResponseBase:
+        respond = sync_to_async(self._respond, thread_sensitive=False, executor=self.executor)
+        response = await respond(request)
+        response._handler_class = self.__class__  # type: ignore[attr-defined]
+        return response
+
+    def _respond(self, request: HttpRequest) -> HttpResponseBase:
+        """In a worker thread: the middleware, the view (on the loop), then
+        close the connections the middleware opened in this thread."""
+        try:
+            return self.get_response(request)
+        finally:
+            connections.close_all()
+
+
+class StreamHandlerWithoutMiddleware(ASGIHandler):
+    """The stream's handler with an empty middleware chain: no thread at all."""
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         await self.handle(scope, receive, send)
 
     def load_middleware(self, is_async: bool = False) -> None:
@@ -53,9 +107,14 @@ class StreamHandler(ASGIHandler):
         self._middleware_chain = convert_exception_to_response(get_response)
 
 
-def stream_without_middleware(application: ASGIApp) -> ASGIApp:
-    """Wrap ``application``: GET requests for the stream's URL skip the middleware."""
-    handler = StreamHandler()
+def serve_streams(application: ASGIApp, *, middleware: bool | None = None) -> ASGIApp:
+    """
+    Wrap the project's ASGI ``application``: GET requests for the stream's URL
+    go to a ``StreamHandler`` (through the project's middleware, unless
+    ``middleware`` is False, or is None and NOTIFICATIONS_STREAM_MIDDLEWARE is
+    False); everything else to ``application``.
+    """
+    handlers: dict[bool, ASGIHandler] = {}
     stream_path: list[str] = []
 
     def path_of_stream() -> str:
@@ -65,6 +124,15 @@ def stream_without_middleware(application: ASGIApp) -> ASGIApp:
             stream_path.append("/" + url[len(prefix) :] if url.startswith(prefix) else url)
         return stream_path[0]
 
+    def handler() -> ASGIHandler:
+        passes = conf.STREAM_MIDDLEWARE if middleware is None else middleware
+        found = handlers.get(passes)
+        if found is None:
+            found = handlers[passes] = (
+                StreamHandler() if passes else StreamHandlerWithoutMiddleware()
+            )
+        return found
+
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope.get("method") == "GET":
             path = scope["path"]
@@ -72,8 +140,22 @@ def stream_without_middleware(application: ASGIApp) -> ASGIApp:
             if root and path.startswith(root):
                 path = path[len(root) :]
             if path == path_of_stream():
-                await handler(scope, receive, send)
+                await handler()(scope, receive, send)
                 return
         await application(scope, receive, send)
 
     return app
+
+
+def stream_without_middleware(application: ASGIApp) -> ASGIApp:
+    """
+    Deprecated: use ``serve_streams``. The stream now passes the project's
+    middleware unless NOTIFICATIONS_STREAM_MIDDLEWARE is False.
+    """
+    warnings.warn(
+        "stream_without_middleware() is deprecated: use serve_streams(), and set "
+        "NOTIFICATIONS_STREAM_MIDDLEWARE = False to skip the middleware.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return serve_streams(application)

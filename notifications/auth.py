@@ -1,11 +1,14 @@
 """
-Who is opening a stream, for many requests at once.
+Who may stream, when a stream opens and for as long as it stays open.
 
-A stream's request is authenticated from its session cookie on a database lane.
-When many streams open together (a deploy, a network blip: every browser
-reconnects at once), the requests waiting are authenticated together: one
-query for their sessions, one for their users, one for their groups, instead
-of three per request.
+A stream's user is whoever the project's authentication says: ``await
+request.auser()`` after its middleware (``stream_user``). When that answer can
+only come from the session cookie (Django's own AuthenticationMiddleware, and
+nothing in the request has read the session or asked for the user yet), it is
+computed on a database lane together with every other stream opening at that
+moment: one query for their sessions, one for their users, one for their
+groups, instead of three per request (a deploy or a network blip reconnects
+every browser at once).
 
 The batched path covers the common set-up: database-backed sessions
 (``db``, ``cached_db``) and backends whose ``get_user`` is ``ModelBackend``'s.
@@ -13,14 +16,20 @@ Anything else, and any request whose session hash does not verify at once
 (a password change, a rotated secret key: Django may flush or cycle the
 session), goes through ``django.contrib.auth.get_user`` one by one, so the
 outcome is always exactly Django's.
+
+While a stream is open, ``signed_out`` tells the hub's sweep which streams
+Django would no longer authenticate, or whose user's rights changed.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
+from functools import partial
 from importlib import import_module
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import (
     BACKEND_SESSION_KEY,
@@ -30,13 +39,16 @@ from django.contrib.auth import (
     get_user_model,
     load_backend,
 )
+from django.contrib.auth import middleware as auth_middleware
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group
+from django.contrib.sessions.backends import signed_cookies
 from django.db import DatabaseError
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
+from . import db
 from .models import Audiences
 
 logger = logging.getLogger(__name__)
@@ -44,11 +56,64 @@ logger = logging.getLogger(__name__)
 CHUNK = 500
 
 
+async def stream_user(request: HttpRequest) -> Audiences | None:
+    """
+    What the user opening this stream may see, or None when they may not
+    stream (not logged in, inactive). The user is ``await request.auser()``'s
+    answer after the project's middleware; without authentication middleware
+    (a handler that skips the middleware), the session cookie's, as Django's
+    ``get_user`` gives it. Raises ``DatabaseError`` when the database is down.
+    """
+    if _session_cookie_decides(request):
+        return await _open_batched(request)
+    auser = getattr(request, "auser", None)
+    if auser is not None:
+        user = await auser()
+    else:  # a middleware of the project set request.user alone
+        user = await sync_to_async(_resolved, thread_sensitive=True)(request)
+    if not user.is_authenticated or not getattr(user, "is_active", True):
+        return None
+    key = session_hash = None
+    session = getattr(request, "session", None)
+    if session is not None and await session.aget(SESSION_KEY) == user._meta.pk.value_to_string(user):
+        # The user is the session's login: the stream ends with it.
+        key, session_hash = session.session_key, await session.aget(HASH_SESSION_KEY)
+    return await db.run(Audiences.of, user, key, session_hash)
+
+
+def _resolved(request: HttpRequest) -> Any:
+    user = request.user
+    user.is_authenticated  # noqa: B018 (evaluates a lazy user here, in a thread)
+    return user
+
+
+def _session_cookie_decides(request: HttpRequest) -> bool:
+    """
+    True when ``request.auser()`` could only answer from the session cookie,
+    exactly as ``stream_audiences`` does: Django's own ``auser``, not asked
+    yet, and a session that nothing in this request has read or changed.
+    """
+    auser = getattr(request, "auser", None)
+    if auser is None:
+        return not hasattr(request, "user")  # no authentication middleware ran
+    stock = isinstance(auser, partial) and auser.func is auth_middleware.auser
+    if not stock or hasattr(request, "_acached_user"):
+        return False
+    session = getattr(request, "session", None)
+    return (
+        session is not None
+        and type(session) is import_module(settings.SESSION_ENGINE).SessionStore
+        and not session.accessed
+        and not session.modified
+        and session.session_key == request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+    )
+
+
 def stream_audiences(requests: list[HttpRequest]) -> list[Audiences | Exception | None]:
     """
-    For each request, what its user may see, or None when it may not stream
-    (not logged in, inactive, session ended), or the ``DatabaseError`` that
-    stopped only this request. Runs on a database lane.
+    For each request, what its session cookie's user may see, or None when it
+    may not stream (not logged in, inactive, session ended), or the
+    ``DatabaseError`` that stopped only this request. Runs on a database lane.
     """
     results: list[Audiences | Exception | None] = [None] * len(requests)
     engine = import_module(settings.SESSION_ENGINE)
@@ -58,11 +123,18 @@ def stream_audiences(requests: list[HttpRequest]) -> list[Audiences | Exception 
         slow = list(range(len(requests)))
     else:
         found = _batched(requests, store, slow)
-        for index, (user, session_key) in found.items():
+        for index, (user, session_key, session_hash) in found.items():
             results[index] = Audiences(
-                user.pk, bool(getattr(user, "is_staff", False)), frozenset(), session_key
+                user.pk,
+                bool(getattr(user, "is_staff", False)),
+                frozenset(),
+                session_key,
+                session_hash,
             )
-        _add_groups([who for who in results if isinstance(who, Audiences)])
+        audiences = [who for who in results if isinstance(who, Audiences)]
+        groups = _group_ids({who.user_id for who in audiences})
+        for who in audiences:
+            who.group_ids = groups.get(who.user_id, frozenset())
     for index in slow:
         try:
             results[index] = _one(requests[index], engine)
@@ -76,8 +148,18 @@ def stream_audiences(requests: list[HttpRequest]) -> list[Audiences | Exception 
     return results
 
 
-def _batched(requests: list[HttpRequest], store: Any, slow: list[int]) -> dict[int, tuple[Any, str]]:
-    """The requests whose user the batched path settles: index -> (user, session key)."""
+# Streams opening at the same moment are authenticated together; a reconnect
+# storm holds one database connection per lane instead of one per client.
+_open_batched = db.Batched(stream_audiences)
+
+
+def _batched(
+    requests: list[HttpRequest], store: Any, slow: list[int]
+) -> dict[int, tuple[Any, str, str | None]]:
+    """
+    The requests whose user the batched path settles:
+    index -> (user, session key, session auth hash).
+    """
     by_key: dict[str, list[int]] = {}
     for index, request in enumerate(requests):
         key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
@@ -120,7 +202,7 @@ def _batched(requests: list[HttpRequest], store: Any, slow: list[int]) -> dict[i
     ids = list({user_id for user_id, _, _ in wanted.values()})
     for start in range(0, len(ids), CHUNK):
         users.update(User._default_manager.in_bulk(ids[start : start + CHUNK]))
-    found: dict[int, tuple[Any, str]] = {}
+    found: dict[int, tuple[Any, str, str | None]] = {}
     for key, (user_id, backend, session_hash) in wanted.items():
         user = users.get(user_id)
         if user is None or not backend.user_can_authenticate(user):
@@ -133,13 +215,13 @@ def _batched(requests: list[HttpRequest], store: Any, slow: list[int]) -> dict[i
         if not user.is_authenticated or not getattr(user, "is_active", True):
             continue
         for index in by_key[key]:
-            found[index] = (user, key)
+            found[index] = (user, key, session_hash)
     return found
 
 
-def _add_groups(audiences: list[Audiences]) -> None:
-    """Fill in the group ids of these users (one query per CHUNK users)."""
-    ids = list({who.user_id for who in audiences})
+def _group_ids(user_ids: Collection[Any]) -> dict[Any, frozenset[int]]:
+    """The group ids of these users (one query per CHUNK users); none: absent."""
+    ids = list(user_ids)
     groups: dict[Any, set[int]] = {}
     for start in range(0, len(ids), CHUNK):
         pairs = Group.objects.filter(user__pk__in=ids[start : start + CHUNK]).values_list(
@@ -147,8 +229,7 @@ def _add_groups(audiences: list[Audiences]) -> None:
         )
         for user_id, group_id in pairs:
             groups.setdefault(user_id, set()).add(group_id)
-    for who in audiences:
-        who.group_ids = frozenset(groups.get(who.user_id, ()))
+    return {user_id: frozenset(some) for user_id, some in groups.items()}
 
 
 def _one(request: HttpRequest, engine: Any) -> Audiences | None:
@@ -158,4 +239,96 @@ def _one(request: HttpRequest, engine: Any) -> Audiences | None:
     user = get_user(request)
     if not user.is_authenticated or not user.is_active:
         return None
-    return Audiences.of(user, request.session.session_key)
+    session = request.session
+    return Audiences.of(user, session.session_key, session.get(HASH_SESSION_KEY))
+
+
+# -- while streams are open ----------------------------------------------------
+
+
+def signed_out(streams: Collection[Audiences]) -> tuple[set[str], set[int]]:
+    """
+    Of these open streams, the logins (session keys) and the users (ids)
+    whose streams must end, because Django would no longer authenticate the
+    login (logout, expiry, deletion, a password change: the session auth hash,
+    with SECRET_KEY_FALLBACKS as ``get_user`` applies them; the user deleted
+    or made inactive), or because the user's rights changed since the stream
+    opened (staff, groups): the client reconnects with fresh rights, or is
+    refused. Signed-cookie sessions are checked for what the server can see:
+    the cookie's signature and age, the password hash and ``is_active``.
+
+    At most three queries per CHUNK streams for a whole process, whatever
+    the number of streams.
+    """
+    ended = _ended_sessions({who.session_key for who in streams if who.session_key})
+    User = get_user_model()
+    ids = list({who.user_id for who in streams})
+    users: dict[Any, Any] = {}
+    for start in range(0, len(ids), CHUNK):
+        users.update(User._default_manager.in_bulk(ids[start : start + CHUNK]))
+    groups = _group_ids(users)
+    gone: set[int] = set()
+    logins: dict[Any, _Login] = {}
+    for who in streams:
+        user = users.get(who.user_id)
+        if user is None or not getattr(user, "is_active", True):
+            gone.add(who.user_id)
+            continue
+        if who.session_key is not None and who.session_hash is not None:
+            login = logins.get(who.user_id)
+            if login is None:
+                login = logins[who.user_id] = _Login(user)
+            if not login.verifies(who.session_hash):
+                ended.add(who.session_key)
+        rights_changed = bool(getattr(user, "is_staff", False)) != who.is_staff or groups.get(
+            who.user_id, frozenset()
+        ) != frozenset(who.group_ids)
+        if rights_changed:
+            if who.session_key is not None:
+                ended.add(who.session_key)
+            else:
+                gone.add(who.user_id)
+    return ended, gone
+
+
+class _Login:
+    """A user's current session auth hashes, computed once per sweep."""
+
+    def __init__(self, user: Any) -> None:
+        self.user = user
+        self.current: str | None = None
+        self.fallbacks: list[str] | None = None
+
+    def verifies(self, session_hash: str) -> bool:
+        """Would ``get_user`` accept a session holding ``session_hash``?"""
+        if not hasattr(self.user, "get_session_auth_hash"):
+            return True
+        if self.current is None:
+            self.current = self.user.get_session_auth_hash()
+        if constant_time_compare(session_hash, self.current):
+            return True
+        if self.fallbacks is None:
+            self.fallbacks = list(self.user.get_session_auth_fallback_hash())
+        return any(constant_time_compare(session_hash, other) for other in self.fallbacks)
+
+
+def _ended_sessions(keys: set[str]) -> set[str]:
+    """The session keys that no longer name a live session."""
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    if hasattr(store, "get_model_class"):  # database-backed sessions
+        model = store.get_model_class()
+        now = timezone.now()
+        ordered = list(keys)
+        alive: set[str] = set()
+        for start in range(0, len(ordered), CHUNK):
+            alive.update(
+                model.objects.filter(
+                    session_key__in=ordered[start : start + CHUNK], expire_date__gt=now
+                ).values_list("session_key", flat=True)
+            )
+        return keys - alive
+    if issubclass(store, signed_cookies.SessionStore):
+        # The key is the cookie itself: its signature and age are checkable,
+        # a logout is not (the old cookie stays valid for Django too).
+        return {key for key in keys if SESSION_KEY not in store(session_key=key).load()}
+    return {key for key in keys if not store().exists(key)}

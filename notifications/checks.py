@@ -108,6 +108,28 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     return errors
 
 
+@register(Tags.security)
+def check_stream_middleware(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """W007: NOTIFICATIONS_STREAM_MIDDLEWARE = False, naming each middleware skipped."""
+    if conf.STREAM_MIDDLEWARE:
+        return []
+    skipped = list(getattr(settings, "MIDDLEWARE", []))
+    if not skipped:
+        return []
+    return [
+        Warning(
+            "NOTIFICATIONS_STREAM_MIDDLEWARE = False: the notification stream's requests "
+            "skip this middleware: " + ", ".join(skipped) + ". The stream still checks "
+            "ALLOWED_HOSTS and reads the user from the session cookie, but nothing "
+            "these do (other authentication, IP allow-lists, tenants, security "
+            "headers) applies to it.",
+            hint="Remove the setting (the stream then passes the middleware and holds "
+            "no thread while it streams), unless none of these must see the stream.",
+            id="notifications.W007",
+        )
+    ]
+
+
 def _check_database_vendor() -> list[Any]:
     """Exactly-once delivery needs PostgreSQL's snapshots or SQLite's single writer."""
     from django.db import connections, router

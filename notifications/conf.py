@@ -30,6 +30,8 @@ DEFAULTS: dict[str, Any] = {
     # and the seconds of idleness after which each is closed.
     "NOTIFICATIONS_DB_THREADS": 4,
     "NOTIFICATIONS_DB_IDLE_CLOSE": 1.0,
+    # Whether the stream's requests pass the project's middleware (see notifications.asgi).
+    "NOTIFICATIONS_STREAM_MIDDLEWARE": True,
     # Most open streams per server process, and per user in a process.
     "NOTIFICATIONS_MAX_STREAMS": 10_000,
     "NOTIFICATIONS_MAX_STREAMS_PER_USER": 20,
@@ -137,6 +139,10 @@ class Settings:
     @property
     def BADGE_MAX(self) -> int:
         return int(self._get("NOTIFICATIONS_BADGE_MAX"))
+
+    @property
+    def STREAM_MIDDLEWARE(self) -> bool:
+        return bool(self._get("NOTIFICATIONS_STREAM_MIDDLEWARE"))
 
     @property
     def RETENTION_DAYS(self) -> float:

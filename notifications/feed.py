@@ -14,7 +14,6 @@ import heapq
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
-from importlib import import_module
 from typing import Any
 
 from django.db import connections, router
@@ -22,6 +21,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from . import visibility
+from .auth import signed_out as signed_out  # the hub's sweep: who must stop streaming
 from .finality import Cursor, Position, Sequence, parse_snapshot
 from .models import Audiences, BroadcastReceipt, Notification, ReadEvent
 from .render import as_dict, dumps
@@ -367,45 +367,3 @@ def prune_read_events(older_than: float) -> int:
     cutoff = timezone.now() - timedelta(seconds=older_than)
     deleted, _ = ReadEvent.objects.using(_alias()).filter(created__lt=cutoff).delete()
     return deleted
-
-
-def signed_out(subscribers: dict[str | None, int]) -> tuple[set[str], set[int]]:
-    """
-    Of these streams (session key -> user id), the sessions that ended (logout,
-    expiry, deletion) and the users no longer active. A few batched queries
-    for a whole process, whatever the number of streams.
-    """
-    from django.conf import settings
-    from django.contrib.auth import get_user_model
-
-    engine = import_module(settings.SESSION_ENGINE)
-    keys = [key for key in subscribers if key]
-    ended: set[str] = set()
-    store = engine.SessionStore
-    if engine.__name__.endswith(".signed_cookies"):
-        pass  # nothing on the server to end: only deactivation applies
-    elif hasattr(store, "get_model_class"):  # database-backed sessions
-        model = store.get_model_class()
-        now = timezone.now()
-        for start in range(0, len(keys), 1000):
-            chunk = keys[start : start + 1000]
-            alive = set(
-                model.objects.filter(session_key__in=chunk, expire_date__gt=now).values_list(
-                    "session_key", flat=True
-                )
-            )
-            ended.update(set(chunk) - alive)
-    else:
-        ended = {key for key in keys if not store().exists(key)}
-    user_ids = sorted(set(subscribers.values()))
-    inactive: set[int] = set()
-    User = get_user_model()
-    if not any(f.name == "is_active" for f in User._meta.concrete_fields):
-        return ended, inactive
-    for start in range(0, len(user_ids), 1000):
-        some = user_ids[start : start + 1000]
-        active = set(
-            User._default_manager.filter(pk__in=some, is_active=True).values_list("pk", flat=True)
-        )
-        inactive.update(set(some) - active)
-    return ended, inactive

@@ -368,7 +368,7 @@ class Hub:
 
     async def _sign_out(self) -> None:
         """End the streams of sessions that ended and of users made inactive."""
-        streams = {s.who.session_key: s.who.user_id for s in self.registry.streams}
+        streams = [s.who for s in self.registry.streams]
         ended, inactive = await db.run(feed.signed_out, streams)
         for sub in list(self.registry.streams):
             if sub.who.session_key in ended or sub.who.user_id in inactive:

@@ -35,7 +35,7 @@ class Audience(models.TextChoices):
 class Audiences:
     """Who a stream's user is, for deciding which broadcasts they may see."""
 
-    __slots__ = ("user_id", "is_staff", "group_ids", "session_key")
+    __slots__ = ("user_id", "is_staff", "group_ids", "session_key", "session_hash")
 
     def __init__(
         self,
@@ -43,19 +43,27 @@ class Audiences:
         is_staff: bool,
         group_ids: frozenset[int],
         session_key: str | None = None,
+        session_hash: str | None = None,
     ):
         self.user_id = user_id
         self.is_staff = is_staff
         self.group_ids = group_ids
         self.session_key = session_key  # the login a stream belongs to
+        # The login's session auth hash when the stream opened: a password
+        # change makes the user's hash differ, and the stream ends.
+        self.session_hash = session_hash
 
     @classmethod
-    def of(cls, user: AbstractBaseUser, session_key: str | None = None) -> Audiences:
+    def of(
+        cls, user: AbstractBaseUser, session_key: str | None = None, session_hash: str | None = None
+    ) -> Audiences:
         """Read the user's staff flag and group ids (one query)."""
         group_ids = frozenset(
             Group.objects.filter(user__pk=user.pk).values_list("id", flat=True)
         )
-        return cls(user.pk, bool(getattr(user, "is_staff", False)), group_ids, session_key)
+        return cls(
+            user.pk, bool(getattr(user, "is_staff", False)), group_ids, session_key, session_hash
+        )
 
     def may_see(self, audience: str, recipient_id: int | None, group_id: int | None) -> bool:
         """See ``visibility.may_see``."""

@@ -18,8 +18,8 @@ from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 
-from . import api, db
-from .auth import stream_audiences
+from . import api
+from .auth import stream_user
 from .conf import conf
 from .feed import position_now
 from .finality import Cursor, InvalidCursor
@@ -84,8 +84,9 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
     ``last_event_id`` query parameter on a page's first connect). A cursor that
     cannot be used gets a ``reset`` event: the client reloads its list.
     """
+    request.get_host()  # ALLOWED_HOSTS, whichever handler serves the stream (else 400)
     try:
-        who = await _open(request)
+        who = await stream_user(request)
     except DatabaseError:
         logger.warning("Database unavailable; notification stream refused.", exc_info=True)
         return _unavailable("Notifications are unavailable for a moment; retry later.")
@@ -104,12 +105,6 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
     response["Cache-Control"] = "no-cache, no-store"
     response["X-Accel-Buffering"] = "no"
     return response
-
-
-# Runs on a database lane: the session, the user and their groups, for every
-# stream opening at the same moment together. A reconnect storm holds one
-# database connection per lane instead of one per connecting client.
-_open = db.Batched(stream_audiences)
 
 
 def _unavailable(message: str) -> JsonResponse:

@@ -6,11 +6,11 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
-from notifications.asgi import stream_without_middleware  # noqa: E402
+from notifications.asgi import serve_streams  # noqa: E402
 
-# The stream authenticates from the session cookie itself: it skips the
-# middleware, which would cost every connecting browser a dozen thread hops.
-application = stream_without_middleware(get_asgi_application())
+# The stream passes the project's middleware like any view, but holds no
+# worker thread while it streams.
+application = serve_streams(get_asgi_application())
 
 from django.conf import settings  # noqa: E402
 

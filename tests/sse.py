@@ -64,6 +64,7 @@ class Stream:
         last_event_id: str | bytes | None = None,
         params: dict[str, str] | None = None,
         path: str = "/notifications/stream/",
+        headers: dict[str, str] | None = None,
     ):
         self.events: list[Event] = []
         self.comments = 0
@@ -79,7 +80,7 @@ class Stream:
         if params:
             path += "?" + urllib.parse.urlencode(params)
         self._path = path
-        self._headers: dict[str, str | bytes] = {"Accept": "text/event-stream"}
+        self._headers: dict[str, str | bytes] = {"Accept": "text/event-stream", **(headers or {})}
         if cookies:
             self._headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
         if last_event_id is not None:

@@ -1,4 +1,9 @@
-"""The stream served without the project's middleware (notifications.asgi)."""
+"""
+The stream's requests pass the project's protections (notifications.asgi):
+its middleware, its host validation, its idea of who the user is; and an open
+stream still holds no OS thread. The opt-out (NOTIFICATIONS_STREAM_MIDDLEWARE
+= False) still validates the host, and a system check names what it skips.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +13,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connection
 
 from notifications import api
-from notifications.asgi import StreamHandler, stream_without_middleware
+from notifications.asgi import StreamHandler, serve_streams, stream_without_middleware
+from notifications.checks import check_stream_middleware
+
+from .middleware import CLIENT_HEADER, USER_HEADER
+from .test_stream import open_database_files
+
+WITHOUT_MIDDLEWARE = "tests.settings_stream_without_middleware"
+CUSTOM_MIDDLEWARE = "tests.settings_custom_middleware"
 
 
 def scope(path: str, method: str = "GET", root_path: str = "") -> dict[str, Any]:
     return {"type": "http", "method": method, "path": path, "root_path": root_path}
 
 
-def test_only_get_requests_for_the_stream_path_skip_the_middleware(monkeypatch):
+def test_only_get_requests_for_the_stream_path_go_to_the_stream_handler(monkeypatch):
     seen: list[tuple[str, str]] = []
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -27,10 +40,10 @@ def test_only_get_requests_for_the_stream_path_skip_the_middleware(monkeypatch):
         seen.append(("stream", scope["path"]))
 
     monkeypatch.setattr(StreamHandler, "__call__", handler)
-    wrapped = stream_without_middleware(app)
+    wrapped = serve_streams(app)
     scopes = (
         scope("/notifications/stream/"),
-        scope("/notifications/stream/", method="POST"),  # the view's 405, through the middleware
+        scope("/notifications/stream/", method="POST"),  # the view's 405, through the application
         scope("/notifications/stream"),
         scope("/notifications/api/"),
         scope("/"),
@@ -50,35 +63,154 @@ def test_only_get_requests_for_the_stream_path_skip_the_middleware(monkeypatch):
     ]
 
 
+def test_stream_without_middleware_is_deprecated_for_serve_streams():
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        pass
+
+    with pytest.warns(DeprecationWarning, match="serve_streams"):
+        stream_without_middleware(app)
+
+
+def test_the_opt_out_warns_naming_every_middleware_it_skips(settings):
+    assert check_stream_middleware() == []
+    settings.NOTIFICATIONS_STREAM_MIDDLEWARE = False
+    (warning,) = check_stream_middleware()
+    assert warning.id == "notifications.W007" and warning.hint
+    for name in settings.MIDDLEWARE:
+        assert name in warning.msg
+
+
 def threads(pid: int) -> int:
+    return proc_status(pid, "Threads")
+
+
+def rss_kib(pid: int) -> int:
+    return proc_status(pid, "VmRSS")
+
+
+def proc_status(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("Threads:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1])
-    raise AssertionError("no Threads line")
+    raise AssertionError(f"no {field} line")
+
+
 
 
 @pytest.mark.server
 @pytest.mark.django_db(transaction=True)
-def test_open_streams_cost_no_thread_each_and_skip_the_middleware(server, browser, make_user):
+def test_open_streams_pass_the_middleware_and_hold_no_thread_each(server, browser, make_user):
     """
-    Through Django's full handler every open stream kept a worker thread of its
-    own (its ThreadSensitiveContext) and passed a dozen middleware hooks; the
-    demo's asgi.py serves the stream without either.
+    Through Django's stock handler every open stream kept a worker thread of
+    its own (its ThreadSensitiveContext) for its whole life; the stream's
+    handler runs the middleware, then lets the thread go.
     """
-    users = [make_user() for _ in range(3)]
+    users = [make_user() for _ in range(10)]
     first = browser(users[0]).stream().connected()
+    # XFrameOptionsMiddleware sets this header on every response it sees.
+    assert first.headers["x-frame-options"] == "DENY"
     assert server.proc is not None
-    before = threads(server.proc.pid)
-    streams = [browser(users[i % 3]).stream().connected() for i in range(15)]
     time.sleep(0.5)
-    assert threads(server.proc.pid) <= before + 2, "a thread per open stream"
+    before_threads, before_rss = threads(server.proc.pid), rss_kib(server.proc.pid)
+    streams = [browser(users[i % 10]).stream().connected() for i in range(100)]
+    time.sleep(1.0)
+    assert threads(server.proc.pid) <= before_threads + 3, "a thread per open stream"
+    per_stream = (rss_kib(server.proc.pid) - before_rss) / len(streams)
+    assert per_stream < 200, f"{per_stream:.0f} KiB per open stream"
 
-    # The middleware did not run for the stream (XFrameOptionsMiddleware sets
-    # this header on every response it sees), but did for the API.
+    note = api.notify(users[1], "still live")[0]
+    for stream in streams[1::10]:
+        stream.wait_for(lambda s: note.pk in s.notification_ids(), timeout=6)
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_with_the_opt_out_the_stream_skips_the_middleware_and_holds_no_thread(
+    browser, make_user, make_server
+):
+    srv = make_server(DJANGO_SETTINGS_MODULE=WITHOUT_MIDDLEWARE)
+    users = [make_user() for _ in range(3)]
+    first = browser(users[0], on=srv).stream().connected()
     assert "x-frame-options" not in first.headers
-    page = browser(users[0]).http.get("/notifications/api/")
+    page = browser(users[0], on=srv).http.get("/notifications/api/")
     assert page.status_code == 200 and "x-frame-options" in page.headers
-
+    assert srv.proc is not None
+    before = threads(srv.proc.pid)
+    streams = [browser(users[i % 3], on=srv).stream().connected() for i in range(15)]
+    time.sleep(0.5)
+    assert threads(srv.proc.pid) <= before + 2, "a thread per open stream"
     note = api.notify(users[1], "still live")[0]
     for stream in streams[1::3]:
         stream.wait_for(lambda s: note.pk in s.notification_ids(), timeout=6)
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("settings_module", [None, WITHOUT_MIDDLEWARE])
+def test_a_host_not_in_allowed_hosts_gets_400_on_the_stream(
+    browser, make_user, make_server, server, settings_module
+):
+    srv = make_server(DJANGO_SETTINGS_MODULE=settings_module) if settings_module else server
+    tab = browser(make_user(), on=srv)
+    evil = tab.stream(headers={"Host": "evil.example"})
+    evil.wait_for(lambda s: s.ended)
+    assert evil.status == 400
+    assert tab.http.get("/notifications/api/", headers={"Host": "evil.example"}).status_code == 400
+    tab.stream(headers={"Host": "localhost"}).connected()  # an allowed name
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_the_projects_authentication_middleware_decides_the_streams_user(
+    browser, make_user, make_server
+):
+    srv = make_server(DJANGO_SETTINGS_MODULE=CUSTOM_MIDDLEWARE)
+    alice, bob = make_user(), make_user()
+    # No session at all: the proxy's header names the user.
+    by_header = browser(None, on=srv).stream(headers={USER_HEADER: alice.get_username()})
+    by_header.connected()
+    # Bob's session cookie, but the project's authentication says alice.
+    overridden = browser(bob, on=srv).stream(headers={USER_HEADER: alice.get_username()})
+    overridden.connected()
+    for_alice = api.notify(alice, "for alice")[0]
+    for_bob = api.notify(bob, "for bob")[0]
+    for stream in (by_header, overridden):
+        stream.wait_for(lambda s: for_alice.pk in s.notification_ids(), timeout=6)
+    assert for_bob.pk not in by_header.notification_ids() + overridden.notification_ids()
+    anonymous = browser(None, on=srv).stream()
+    anonymous.wait_for(lambda s: s.ended)
+    assert anonymous.status == 403
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_a_middleware_that_refuses_the_request_refuses_the_stream(browser, make_user, make_server):
+    srv = make_server(DJANGO_SETTINGS_MODULE=CUSTOM_MIDDLEWARE)
+    tab = browser(make_user(), on=srv)
+    refused = tab.stream(headers={CLIENT_HEADER: "198.51.100.7"})
+    refused.wait_for(lambda s: s.ended)
+    assert refused.status == 403 and refused.body == b"Not from here."
+    tab.stream(headers={CLIENT_HEADER: "127.0.0.1"}).connected()
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="counts open SQLite files")
+def test_connections_the_middleware_opened_are_closed_before_the_stream_idles(
+    browser, make_user, make_server
+):
+    """The proxy middleware reads the user in the request's worker thread."""
+    srv = make_server(DJANGO_SETTINGS_MODULE=CUSTOM_MIDDLEWARE)
+    users = [make_user() for _ in range(3)]
+    streams = [
+        browser(None, on=srv).stream(headers={USER_HEADER: u.get_username()}).connected()
+        for u in users
+    ]
+    note = api.notify(users[0], "sentinel")[0]
+    streams[0].wait_for(lambda s: note.pk in s.notification_ids(), timeout=6)
+    db_name = Path(connection.settings_dict["NAME"]).name
+    deadline = time.monotonic() + 3
+    while open_database_files(srv.proc.pid, db_name):
+        assert time.monotonic() < deadline, open_database_files(srv.proc.pid, db_name)
+        time.sleep(0.05)
+    assert all(not s.ended for s in streams)

@@ -15,6 +15,7 @@ It is checked on random feeds, cursors, limits and batches drawn from a seeded
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from dataclasses import dataclass
@@ -26,10 +27,12 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, SESSION_KEY, get_user, get_user_model
 from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.auth.models import Group
+from django.contrib.sessions.middleware import SessionMiddleware
 from django.contrib.sessions.models import Session
 from django.db import connection
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.test import Client, RequestFactory, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -253,6 +256,61 @@ def test_one_request_gets_what_django_gives(
         assert case.key is not None and not session_exists(case.key)
     elif case.expected is not None:
         assert case.key is not None and session_exists(case.key)
+
+
+def through_middleware(key: str | None) -> HttpRequest:
+    """A stream request as SessionMiddleware and AuthenticationMiddleware leave it."""
+    request = stream_request(key)
+    SessionMiddleware(lambda r: HttpResponse()).process_request(request)
+    AuthenticationMiddleware(lambda r: HttpResponse()).process_request(request)
+    return request
+
+
+@pytest.mark.parametrize("session_read", [False, True], ids=["batched", "auser"])
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_behind_djangos_middleware_the_stream_gets_what_auser_gives(
+    transactional_db: Any, backends: None, name: str, session_read: bool
+) -> None:
+    """
+    ``stream_user`` asks ``request.auser()`` unless the batched path must give
+    the same answer: nothing in the request has read the session yet.
+    """
+    case = build_cases("mw")[name]
+    request = through_middleware(case.key)
+    if session_read:  # a middleware looked at the session: only auser() knows now
+        request.session.get("anything")
+
+    who = asyncio.run(auth.stream_user(request))
+
+    assert snap(who) == case.expected
+    if not session_read and case.expected is not None:
+        assert not request.session.accessed  # answered on the batched path
+
+
+def test_the_user_a_middleware_decided_is_the_streams_user(transactional_db: Any) -> None:
+    alice, bob = make_user("alice"), make_user("bob", staff=True)
+    request = through_middleware(log_in(alice))
+
+    async def auser() -> Any:
+        return bob  # say, a single-sign-on header
+
+    request.auser = auser  # type: ignore[attr-defined]
+    who = asyncio.run(auth.stream_user(request))
+    # Not the session's login: no session to end the stream with.
+    assert snap(who) == (bob.pk, True, frozenset(), None)
+
+
+def test_an_inactive_user_from_a_middleware_may_not_stream(transactional_db: Any) -> None:
+    carol = make_user("carol")
+    carol.is_active = False
+    carol.save()
+    request = through_middleware(None)
+
+    async def auser() -> Any:
+        return carol
+
+    request.auser = auser  # type: ignore[attr-defined]
+    assert asyncio.run(auth.stream_user(request)) is None
 
 
 def test_no_requests(db: Any, django_assert_num_queries: Any) -> None:

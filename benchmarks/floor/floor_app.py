@@ -6,6 +6,12 @@ process-local queue and streams what lands in it; ``POST /publish/`` encodes the
 request body into one SSE frame once and puts the same bytes into every queue.
 Anything this project does on top of it is overhead.
 
+The stream is served the way this project serves its own: through
+``notifications.asgi.StreamHandler`` (Django's handler, empty middleware chain, no
+thread-sensitive context per request), so the gap between this floor and the raw
+ASGI floor (``raw_app.py``) is Django's cost, and the gap between this floor and
+this project is the app's. Needs the repository root on ``PYTHONPATH``.
+
     uvicorn floor_app:application
 """
 
@@ -67,4 +73,15 @@ async def publish(request: HttpRequest) -> HttpResponse:
 
 
 urlpatterns = [path("stream/", stream), path("publish/", publish)]
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+from notifications.asgi import StreamHandler  # noqa: E402
+
+stream_handler = StreamHandler()
+
+
+async def application(scope, receive, send):
+    if scope["type"] == "http" and scope["method"] == "GET" and scope["path"] == "/stream/":
+        await stream_handler(scope, receive, send)
+    else:
+        await django_application(scope, receive, send)

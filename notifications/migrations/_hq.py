@@ -240,6 +240,9 @@ def fill_actor_display_and_url(apps: Any, schema_editor: Any) -> None:
     ``data["url"]`` (which stays in ``data``). One transaction per batch of ids,
     so an interrupted run resumes where it stopped.
     """
+    if schema_editor.connection.vendor == "postgresql":
+        _fill_on_postgresql(apps, schema_editor)
+        return
     Notification = apps.get_model("notifications", "Notification")
     ContentType = apps.get_model("contenttypes", "ContentType")
     connection = schema_editor.connection
@@ -279,21 +282,74 @@ def fill_actor_display_and_url(apps: Any, schema_editor: Any) -> None:
 
 
 def _update(connection: Any, Notification: Any, changed: list[tuple[int, str, str]]) -> None:
-    """Set (actor_display, url) by id: one statement joining a VALUES list on PostgreSQL."""
-    if not changed:
-        return
-    if connection.vendor != "postgresql":
+    """Set (actor_display, url) by id."""
+    if changed:
         Notification.objects.using(connection.alias).bulk_update(
             [Notification(id=pk, actor_display=name, url=url) for pk, name, url in changed],
             ["actor_display", "url"],
             batch_size=500,
         )
-        return
-    qn = connection.ops.quote_name
-    values = ", ".join(["(%s::bigint, %s, %s)"] * len(changed))
-    sql = (
-        f"UPDATE {qn(TABLE)} AS n SET {qn('actor_display')} = v.name, {qn('url')} = v.url "
-        f"FROM (VALUES {values}) AS v (id, name, url) WHERE n.{qn('id')} = v.id"
+
+
+_NAMES = "notif_hq_actor_names"
+_FILL_RANGE = 10_000
+
+
+def _fill_on_postgresql(apps: Any, schema_editor: Any) -> None:
+    """
+    ``fill_actor_display_and_url`` in SQL: each distinct actor is named once (in
+    Python, by ``str()``) into a temporary table, then one UPDATE per range of
+    ids, each in its own transaction, sets the names and the urls.
+    """
+    ContentType = apps.get_model("contenttypes", "ContentType")
+    connection = schema_editor.connection
+    db = connection.alias
+    table = connection.ops.quote_name(TABLE)
+    pending = "n.actor_display = '' AND n.url = ''"
+    named = (
+        f"SELECT a.name FROM {_NAMES} a "
+        "WHERE a.ct = n.actor_content_type_id AND a.oid = n.actor_object_id"
+    )
+    is_url = "jsonb_typeof(n.data -> 'url') = 'string'"
+    update = (
+        f"UPDATE {table} AS n SET actor_display = COALESCE(({named}), ''), "
+        f"url = CASE WHEN {is_url} THEN left(n.data ->> 'url', 2000) ELSE '' END "
+        f"WHERE n.id BETWEEN %s AND %s AND {pending} "
+        f"AND ({is_url} OR EXISTS ({named}))"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [item for row in changed for item in row])
+        cursor.execute(
+            f"SELECT DISTINCT actor_content_type_id, actor_object_id FROM {table} AS n "
+            f"WHERE actor_content_type_id IS NOT NULL AND {pending}"
+        )
+        wanted: dict[int, list[str]] = {}
+        for type_id, object_id in cursor.fetchall():
+            wanted.setdefault(type_id, []).append(object_id)
+        names: list[tuple[int, str, str]] = []
+        for type_id, object_ids in wanted.items():
+            content_type = ContentType.objects.using(db).filter(pk=type_id).first()
+            model = content_type and _real_model(content_type)
+            if model is None:
+                continue
+            for start in range(0, len(object_ids), BATCH):
+                some = set(object_ids[start : start + BATCH])
+                names.extend((type_id, oid, name) for oid, name in _displays(model, some).items())
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {_NAMES} "
+            "(ct integer, oid varchar(255), name varchar(255), PRIMARY KEY (ct, oid))"
+        )
+        try:
+            for start in range(0, len(names), BATCH):
+                rows = names[start : start + BATCH]
+                cursor.execute(
+                    f"INSERT INTO {_NAMES} VALUES " + ", ".join(["(%s, %s, %s)"] * len(rows)),
+                    [value for row in rows for value in row],
+                )
+            cursor.execute(f"ANALYZE {_NAMES}")
+            cursor.execute(f"SELECT min(id), max(id) FROM {table}")
+            low, high = cursor.fetchone()
+            for first in range(low or 0, (high or -1) + 1, _FILL_RANGE):
+                with transaction.atomic(using=db):
+                    cursor.execute(update, [first, first + _FILL_RANGE - 1])
+        finally:
+            cursor.execute(f"DROP TABLE IF EXISTS {_NAMES}")

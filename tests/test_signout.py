@@ -1,0 +1,214 @@
+"""
+Open streams end when Django would no longer authenticate them, or when their
+user's rights change, within one heartbeat; against real server processes.
+
+Logout and deactivation are in tests/test_stream.py. The sweep that decides it
+is ``feed.signed_out``; its query count is checked here too.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.contrib.sessions.backends import signed_cookies
+from django.test import Client, override_settings
+
+from notifications import api, feed
+from notifications.models import Audiences
+
+from .conftest import CSRF
+
+HEARTBEAT = 2.0
+
+
+def streaming(make_server: Any, **env: str) -> Any:
+    return make_server(NOTIFICATIONS_HEARTBEAT=str(HEARTBEAT), **env)
+
+
+def ends_within_a_heartbeat(stream: Any, since: float) -> None:
+    stream.wait_for(lambda s: s.ended, timeout=HEARTBEAT + 2)
+    assert time.monotonic() - since <= HEARTBEAT + 0.5, "ended later than a heartbeat"
+
+
+def change_password(user: Any) -> None:
+    """What a password change in another session does to the user's row."""
+    user.set_password("a new password")
+    user.save()
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_a_password_change_ends_the_other_sessions_streams_within_a_heartbeat(
+    browser, make_user, make_server
+):
+    srv = streaming(make_server)
+    alice, bob = make_user(), make_user()
+    tab = browser(alice, on=srv)
+    streams = [tab.stream().connected(), tab.stream().connected()]
+    bystander = browser(bob, on=srv).stream().connected()
+    change_password(alice)  # (hashing takes a while: time from the commit)
+    changed = time.monotonic()
+    for stream in streams:
+        ends_within_a_heartbeat(stream, changed)
+    after = api.notify(alice, "after the password change")[0]
+    again = tab.stream()
+    again.wait_for(lambda s: s.ended)
+    assert again.status == 403  # Django refuses the cookie too
+    assert all(after.pk not in s.notification_ids() for s in streams)
+    assert not bystander.ended
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_losing_staff_stops_staff_broadcasts_within_a_heartbeat(browser, make_user, make_server):
+    srv = streaming(make_server)
+    alice = make_user(staff=True)
+    tab = browser(alice, on=srv)
+    stream = tab.stream().connected()
+    before = api.broadcast("for staff, before", audience="staff")
+    stream.wait_for(lambda s: before.pk in s.notification_ids())
+
+    alice.is_staff = False
+    alice.save()
+    removed = time.monotonic()
+    ends_within_a_heartbeat(stream, removed)
+    # The browser reconnects from its cursor, with its rights as they are now.
+    again = tab.stream(last_event_id=stream.last_id).connected()
+    staff_only = api.broadcast("for staff, after", audience="staff")
+    everyone = api.broadcast("for everyone, after")
+    again.wait_for(lambda s: everyone.pk in s.notification_ids())
+    assert staff_only.pk not in stream.notification_ids() + again.notification_ids()
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_leaving_a_group_stops_its_broadcasts_within_a_heartbeat(browser, make_user, make_server):
+    srv = streaming(make_server)
+    editors = Group.objects.create(name="editors")
+    alice = make_user(groups=[editors])
+    tab = browser(alice, on=srv)
+    stream = tab.stream().connected()
+    before = api.broadcast("for editors, before", audience=editors)
+    stream.wait_for(lambda s: before.pk in s.notification_ids())
+
+    alice.groups.remove(editors)
+    removed = time.monotonic()
+    ends_within_a_heartbeat(stream, removed)
+    again = tab.stream(last_event_id=stream.last_id).connected()
+    for_group = api.broadcast("for editors, after", audience=editors)
+    everyone = api.broadcast("for everyone, after")
+    again.wait_for(lambda s: everyone.pk in s.notification_ids())
+    assert for_group.pk not in stream.notification_ids() + again.notification_ids()
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_joining_a_group_brings_its_broadcasts_after_a_reconnect(browser, make_user, make_server):
+    srv = streaming(make_server)
+    editors = Group.objects.create(name="editors")
+    alice = make_user()
+    tab = browser(alice, on=srv)
+    stream = tab.stream().connected()
+    alice.groups.add(editors)
+    ends_within_a_heartbeat(stream, time.monotonic())
+    again = tab.stream(last_event_id=stream.last_id).connected()
+    for_group = api.broadcast("for editors", audience=editors)
+    again.wait_for(lambda s: for_group.pk in s.notification_ids())
+
+
+def signed_cookie_browser(user: Any, srv: Any, browser: Any) -> Any:
+    """A browser logged in with a signed-cookie session (the server's engine)."""
+    with override_settings(SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies"):
+        client = Client()
+        client.force_login(user)
+        cookie = client.cookies["sessionid"].value
+    tab = browser(None, on=srv)
+    tab.cookies = {"sessionid": cookie, "csrftoken": CSRF}
+    return tab
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("change", ["password", "staff"])  # deactivation: test_stream.py
+def test_with_signed_cookie_sessions_what_the_server_can_check_ends_the_stream(
+    browser, make_user, make_server, change
+):
+    srv = streaming(make_server, DJANGO_SETTINGS_MODULE="tests.settings_signed_cookies")
+    alice, bob = make_user(staff=True), make_user()
+    tab = signed_cookie_browser(alice, srv, browser)
+    stream = tab.stream().connected()
+    bystander = signed_cookie_browser(bob, srv, browser).stream().connected()
+    if change == "password":
+        change_password(alice)
+    else:
+        alice.is_staff = False
+        alice.save()
+    ends_within_a_heartbeat(stream, time.monotonic())
+    again = tab.stream()
+    if change == "staff":
+        again.connected()  # still logged in, with fewer rights
+        staff_only = api.broadcast("for staff, after", audience="staff")
+        everyone = api.broadcast("for everyone, after")
+        again.wait_for(lambda s: everyone.pk in s.notification_ids())
+        assert staff_only.pk not in again.notification_ids()
+    else:
+        again.wait_for(lambda s: s.ended)
+        assert again.status == 403
+    assert not bystander.ended
+
+
+# -- the sweep, as a function ------------------------------------------------------------
+
+
+def opened(user: Any, key: str | None = None) -> Audiences:
+    """What a stream of ``user`` holds when it opens on session ``key``."""
+    who = Audiences.of(user, key, user.get_session_auth_hash() if key else None)
+    return who
+
+
+def logged_in(user: Any) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
+
+
+@pytest.mark.django_db
+def test_the_sweep_takes_three_queries_whatever_the_number_of_streams(django_assert_num_queries):
+    editors = Group.objects.create(name="editors")
+    User = get_user_model()
+    users = User.objects.bulk_create(User(username=f"u{i}", password="x") for i in range(400))
+    editors.user_set.add(*users[::2])
+    keys = [logged_in(u) for u in users[:5]]
+    few = [opened(u, k) for u, k in zip(users[:5], keys)]
+    many = few + [opened(u) for u in users] + [opened(u) for u in users]  # 805 streams
+    with django_assert_num_queries(3):  # sessions, users, groups
+        assert feed.signed_out(few) == (set(), set())
+    with django_assert_num_queries(3):
+        assert feed.signed_out(many) == (set(), set())
+
+
+@pytest.mark.django_db
+def test_the_sweep_accepts_a_hash_made_with_a_fallback_secret_key(settings):
+    alice = get_user_model().objects.create_user("alice", password="pw")
+    key = logged_in(alice)
+    old = opened(alice, key)
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "a-new-secret-key", [settings.SECRET_KEY]
+    assert feed.signed_out([old]) == (set(), set())  # Django's get_user accepts it (and cycles the key)
+    settings.SECRET_KEY_FALLBACKS = []
+    assert feed.signed_out([old]) == ({key}, set())
+
+
+@pytest.mark.django_db
+def test_the_sweep_ends_a_signed_cookie_past_its_age(settings):
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+    alice = get_user_model().objects.create_user("alice", password="pw")
+    key = logged_in(alice)
+    assert signed_cookies.SessionStore(session_key=key).load()  # a valid cookie
+    who = opened(alice, key)
+    assert feed.signed_out([who]) == (set(), set())
+    settings.SESSION_COOKIE_AGE = -1
+    assert feed.signed_out([who]) == ({key}, set())
