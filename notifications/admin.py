@@ -42,7 +42,7 @@ class BroadcastForm(forms.ModelForm):
 
 @admin.register(Notification)
 class NotificationAdmin(admin.ModelAdmin):
-    list_display = ("id", "recipient", "actor_display", "verb", "level", "unread", "deleted", "created")
+    list_display = ("id", "recipient", "actor_display", "verb", "kind", "level", "unread", "deleted", "created")
     list_filter = ("level", "unread", "deleted", "created")
     search_fields = ("verb", "description", "recipient__username", "actor_display")
     list_select_related = ("recipient",)

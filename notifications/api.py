@@ -22,8 +22,9 @@ from django.db.models.signals import post_save
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
-from . import delivery
+from . import delivery, grouping, preferences
 from .conf import conf
+from .kinds import IN_APP, Kind, get_kind
 from .models import Audience, BroadcastReceipt, Level, Notification, NotificationQuerySet, ReadEvent
 from .render import dumps
 from .signals import notifications_created, notifications_read
@@ -55,9 +56,15 @@ def notify(
     url: str = "",
     data: Mapping[str, Any] | None = None,
     timestamp: datetime | None = None,
+    kind: str | None = None,
 ) -> list[Notification]:
     """
     Notify one user, a ``Group`` (its members) or a queryset / iterable of users.
+
+    ``kind`` names a declared kind (see kinds.py): users who muted it in-app
+    get no row (unless it is critical), and a grouped kind folds into the
+    recipient's open group of the same key. Returns the rows written, which
+    may be none when every recipient muted the kind.
 
     Writes one row per recipient in one transaction and returns them. A group
     or a queryset fans out inside the database (one ``INSERT ... SELECT``,
@@ -65,8 +72,10 @@ def notify(
     one ``bulk_create``. Open streams are poked after the transaction
     commits; if it rolls back, nothing is ever shown. Raises ``ValueError`` for
     an unknown level, ``data`` that is not a JSON object within the size limit,
-    or a recipient that is not a user, a group or users (or names nobody).
+    or a recipient that is not a user, a group or users (or names nobody), and
+    an unknown ``kind`` (naming the declared ones).
     """
+    declared = None if kind is None else get_kind(kind)
     users = _recipients(recipient)
     try:
         fields = _fields(verb, actor, action_object, target, description, level, url, data)
@@ -75,33 +84,76 @@ def notify(
         if isinstance(users, models.QuerySet) and not users.exists():
             raise NoRecipients(_NOBODY) from None
         raise
-    return _write(users, fields, timestamp or timezone.now())
+    return _write_kind(users, fields, timestamp or timezone.now(), declared)
 
 
 class NoRecipients(ValueError):
     """``notify()`` was given a recipient that names nobody."""
 
 
-def _write(
-    users: list[int] | models.QuerySet[Any], fields: dict[str, Any], created: datetime
+def _write_kind(
+    users: list[int] | models.QuerySet[Any],
+    fields: dict[str, Any],
+    created: datetime,
+    kind: Kind | None,
 ) -> list[Notification]:
-    """Write one row of ``fields`` per user, in one transaction; poke after commit."""
+    """
+    ``_write`` for a notification of ``kind``: store the kind's key, leave out
+    the users who muted it in-app, and put each row in its user's open group
+    of the kind's key (if it groups). Returns [] when every user muted it.
+    """
+    if kind is None:
+        return _write(users, fields, created)
+    fields["kind"] = kind.key
+    key = grouping.group_key(kind, Notification(**fields))
+    if key:
+        fields["group_key"], fields["group"] = key, grouping.new_group()
+    receiving = preferences.receiving(users, kind, IN_APP)
+    if key and isinstance(receiving, list) and receiving:
+        receiving = _as_queryset(receiving)  # the INSERT ... SELECT finds each user's group
+    try:
+        return _write(receiving, fields, created, (key, created - kind.window) if key else None)
+    except NoRecipients:
+        if isinstance(users, models.QuerySet) and not users.exists():
+            raise
+        return []  # every recipient muted this kind
+
+
+def _write(
+    users: list[int] | models.QuerySet[Any],
+    fields: dict[str, Any],
+    created: datetime,
+    window: tuple[str, datetime] | None = None,
+) -> list[Notification]:
+    """
+    Write one row of ``fields`` per user, in one transaction; poke after commit.
+    With ``window`` (group key, window start), each row joins its user's open
+    group of that key (see grouping.py).
+    """
+    key = window[0] if window else ""
     if isinstance(users, models.QuerySet):
         db = router.db_for_write(Notification)
         with transaction.atomic(using=db):
-            rows, fanned_out = _fan_out(users, db, created, fields)
+            if key:
+                grouping.lock(db, key)
+            rows, fanned_out = _fan_out(users, db, created, fields, window)
             if not rows:
                 raise NoRecipients(_NOBODY)
             _saved(rows, db)
             transaction.on_commit(lambda: _created(rows, fanned_out), using=db)
         return rows
     user_ids = users
-    rows = [
-        Notification(recipient_id=uid, audience=Audience.USER, created=created, **fields)
-        for uid in user_ids
-    ]
+    if not user_ids:
+        raise NoRecipients(_NOBODY)
     db = router.db_for_write(Notification)
     with transaction.atomic(using=db):
+        groups = grouping.open_groups(user_ids, *window, db) if window else {}
+        rows = [
+            Notification(recipient_id=uid, audience=Audience.USER, created=created, **fields)
+            for uid in user_ids
+        ]
+        for row in rows:
+            row.group = groups.get(row.recipient_id, row.group)  # type: ignore[arg-type]
         rows = Notification.objects.using(db).bulk_create(rows)
         _saved(rows, db)
         transaction.on_commit(lambda: _created(rows, user_ids), using=db)
@@ -198,7 +250,8 @@ def delete(user: AbstractBaseUser, ids: Iterable[int]) -> list[int]:
     Remove these notifications from ``user``'s feed: personal ones are soft
     deleted, broadcasts hidden for this user only. Returns the ids removed.
     """
-    rows = list(visible(user).filter(id__in=_ids(ids)).values_list("id", "recipient_id"))
+    found = visible(user).filter(id__in=_ids(ids)).values_list("id", "recipient_id", "group")
+    rows = _with_members(user, found)
     personal = [nid for nid, rid in rows if rid is not None]
     shared = [nid for nid, rid in rows if rid is None]
     db = router.db_for_write(Notification)
@@ -293,7 +346,7 @@ def _connect_on_save(
     )
 
 
-_NOTIFY_OPTIONS = {"actor", "action_object", "target", "description", "level", "url", "data"}
+_NOTIFY_OPTIONS = {"actor", "action_object", "target", "description", "level", "url", "data", "kind"}
 
 
 def _resolve(value: Value, instance: models.Model) -> Any:
@@ -351,6 +404,14 @@ def _recipients(recipient: Any) -> list[int] | models.QuerySet[Any]:
     return unique
 
 
+def _as_queryset(user_ids: list[int]) -> list[int] | models.QuerySet[Any]:
+    """These users as a queryset ``_fan_out`` can use, where the database can fan out."""
+    db = router.db_for_write(Notification)
+    if not _can_fan_out(connections[db]):
+        return user_ids
+    return get_user_model()._default_manager.db_manager(db).filter(pk__in=user_ids)
+
+
 def _can_fan_out(connection: BaseDatabaseWrapper) -> bool:
     """Can this database run ``_fan_out``'s ``INSERT ... SELECT ... RETURNING``?"""
     return connection.vendor in ("postgresql", "sqlite") and bool(
@@ -359,31 +420,51 @@ def _can_fan_out(connection: BaseDatabaseWrapper) -> bool:
 
 
 def _fan_out(
-    users: models.QuerySet[Any], db: str, created: datetime, fields: dict[str, Any]
+    users: models.QuerySet[Any],
+    db: str,
+    created: datetime,
+    fields: dict[str, Any],
+    window: tuple[str, datetime] | None = None,
 ) -> tuple[list[Notification], list[int]]:
     """
     Write one notification per user of ``users`` (each once) in one statement,
     ``INSERT INTO notification (...) SELECT <the row's values>, u.id FROM user u
     WHERE u.id IN (<users>)``; return them in id order, as ``bulk_create``
     would, and their recipients' ids. Django's insert compiler prepares the
-    values, as it does for ``bulk_create``, and they go as parameters.
+    values, as it does for ``bulk_create``, and they go as parameters. With
+    ``window`` (group key, window start), each row joins its user's open
+    group of that key, found by the SELECT, or the new group in ``fields``.
     """
     connection = connections[db]
     qn = connection.ops.quote_name
     opts = Notification._meta
-    recipient = opts.get_field("recipient")
+    recipient, group = opts.get_field("recipient"), opts.get_field("group")
     template = Notification(audience=Audience.USER, created=created, **fields)
     # The columns bulk_create() writes, but the recipient: the SELECT gives it.
+    # The group comes last: its value may be a subquery.
     columns = [
         f
         for f in opts.concrete_fields
-        if not f.primary_key and not getattr(f, "generated", False) and f is not recipient
-    ]
+        if not f.primary_key
+        and not getattr(f, "generated", False)
+        and f is not recipient
+        and f is not group
+    ] + [group]
     insert = InsertQuery(Notification)
     insert.insert_values(columns, [template])
     compiler = insert.get_compiler(using=db)
     values = [compiler.prepare_value(f, compiler.pre_save_val(f, template)) for f in columns]
     (placeholders,), (params,) = compiler.assemble_as_sql(columns, [values])
+    user_opts = users.model._meta
+    user_pk, alias = _column(qn, user_opts.pk), qn("recipient_user")
+    if window is not None:
+        key, since = window
+        placeholders = [
+            *placeholders[:-1],
+            grouping.open_group_sql(qn, opts.db_table, alias, user_pk),
+        ]
+        since_value = connection.ops.adapt_datetimefield_value(since)
+        params = [*params[:-1], key, since_value, False, params[-1]]
 
     members = users.values("pk").query
     members.subquery = True
@@ -392,8 +473,6 @@ def _fan_out(
         members_sql, members_params = members.get_compiler(using=db).as_sql()
     except EmptyResultSet:  # users.none(), pk__in=[]...
         return [], []
-    user_opts = users.model._meta
-    user_pk, alias = _column(qn, user_opts.pk), qn("recipient_user")
     sql = (
         f"INSERT INTO {qn(opts.db_table)} "
         f"({', '.join(_column(qn, f) for f in [*columns, recipient])}) "
@@ -401,7 +480,7 @@ def _fan_out(
         f"FROM {qn(user_opts.db_table)} {alias} "
         f"WHERE {alias}.{user_pk} IN ({members_sql}) "
         f"ORDER BY {alias}.{user_pk} "
-        f"RETURNING {_column(qn, opts.pk)}, {_column(qn, recipient)}"
+        f"RETURNING {_column(qn, opts.pk)}, {_column(qn, recipient)}, {_column(qn, group)}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, *members_params])
@@ -412,17 +491,18 @@ def _fan_out(
     names = [f.attname for f in opts.concrete_fields]
     base = [getattr(template, name) for name in names]
     at_id, at_recipient = names.index(opts.pk.attname), names.index(recipient.attname)
+    at_group = names.index(group.attname)
     cached = template._state.fields_cache
     build: Callable[..., Notification] = Notification
     rows = []
-    for pk, user_id in returned:
-        base[at_id], base[at_recipient] = pk, user_id
+    for pk, user_id, group_id in returned:
+        base[at_id], base[at_recipient], base[at_group] = pk, user_id, group_id
         row = build(*base)
         row._state.adding = False
         row._state.db = db
         row._state.fields_cache.update(cached)
         rows.append(row)
-    return rows, [user_id for _, user_id in returned]
+    return rows, [user_id for _, user_id, _ in returned]
 
 
 def _column(quote_name: Callable[[str], str], field: Any) -> str:
@@ -540,7 +620,7 @@ def _set_read(
     unread: bool,
     label: str | None,
 ) -> list[int]:
-    pairs = list(rows.values_list("id", "recipient_id"))
+    pairs = _with_members(user, rows.values_list("id", "recipient_id", "group"))
     personal = [nid for nid, rid in pairs if rid is not None]
     shared = [nid for nid, rid in pairs if rid is None]
     db = router.db_for_write(Notification)
@@ -558,6 +638,23 @@ def _set_read(
         changed = [nid for nid, _ in pairs]
         _read_changed(user, "all" if label == "all" else changed, unread=unread)
     return changed
+
+
+def _with_members(user: AbstractBaseUser, rows: Iterable[tuple[int, int | None, str]]) -> list[tuple[int, int | None]]:
+    """
+    These (id, recipient, group) rows as (id, recipient) pairs, plus the older
+    members of the groups they stand for: what is done to a group's newest
+    row is done to the whole group. A query only when there are groups.
+    """
+    pairs: list[tuple[int, int | None]] = []
+    heads: dict[str, int] = {}
+    for nid, rid, group in rows:
+        pairs.append((nid, rid))
+        if group and rid is not None:
+            heads[group] = max(nid, heads.get(group, 0))
+    given = {nid for nid, _ in pairs}
+    extra = [nid for nid in grouping.member_ids(user.pk, heads) if nid not in given]
+    return pairs + [(nid, user.pk) for nid in extra]
 
 
 def _read_changed(

@@ -7,8 +7,16 @@ class NotificationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.test.signals import setting_changed
+
         from . import checks  # noqa: F401  (registers the system checks)
+        from .kinds import autodiscover
         from .receivers import on_notify
         from .signals import notify
+        from .texts import clear_cache
 
         notify.connect(on_notify, dispatch_uid="notifications.on_notify")
+        setting_changed.connect(clear_cache, dispatch_uid="notifications.texts")
+        # Each installed app's notifications.py declares its kinds, as admin.py
+        # registers models.
+        autodiscover()

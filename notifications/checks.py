@@ -327,6 +327,40 @@ def _int(value: str | None) -> int:
         return 0
 
 
+@register(Tags.database)
+def check_kinds(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[Any]:
+    """Kinds stored on notifications that no code declares any more (``check --database``)."""
+    from django.db import DatabaseError
+
+    from .kinds import register as kinds
+    from .models import Notification
+
+    errors: list[Any] = []
+    for alias in databases or []:
+        try:
+            used = set(
+                Notification.objects.using(alias)
+                .exclude(kind="")
+                .values_list("kind", flat=True)
+                .distinct()
+            )
+        except DatabaseError:
+            continue  # not migrated yet: nothing stored to check
+        missing = sorted(key for key in used if key not in kinds)
+        if missing:
+            errors.append(
+                Warning(
+                    f"Notifications in database {alias!r} have kinds no code declares: "
+                    f"{', '.join(missing)}. They render from their stored verb and "
+                    "cannot be muted.",
+                    hint="Declare them again (an app's notifications.py), or delete or "
+                    "re-kind those notifications.",
+                    id="notifications.W020",
+                )
+            )
+    return errors
+
+
 @register(Tags.compatibility)
 def check_hq_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     """django-notifications-hq settings that change or cannot keep their meaning here."""

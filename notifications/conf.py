@@ -53,6 +53,9 @@ DEFAULTS: dict[str, Any] = {
     "NOTIFICATIONS_BADGE_MAX": 99,
     # Days a notification is kept; ``manage.py prune_notifications`` deletes older ones.
     "NOTIFICATIONS_RETENTION_DAYS": 90,
+    # Lookup from the user model to the user's language code ("language",
+    # "profile__language"), to render kinds' texts in it; None: the active language.
+    "NOTIFICATIONS_USER_LANGUAGE": None,
     # Let django-notifications-hq's mark/delete URLs change state on GET, as hq did.
     "NOTIFICATIONS_HQ_GET_MUTATIONS": False,
 }
@@ -147,6 +150,11 @@ class Settings:
     @property
     def RETENTION_DAYS(self) -> float:
         return float(self._get("NOTIFICATIONS_RETENTION_DAYS"))
+
+    @property
+    def USER_LANGUAGE(self) -> str | None:
+        value = self._get("NOTIFICATIONS_USER_LANGUAGE")
+        return str(value) if value else None
 
     @property
     def HQ_GET_MUTATIONS(self) -> bool:

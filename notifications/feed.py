@@ -23,8 +23,8 @@ from django.utils import timezone
 from . import visibility
 from .auth import signed_out as signed_out  # the hub's sweep: who must stop streaming
 from .finality import Cursor, Position, Sequence, parse_snapshot
-from .models import Audiences, BroadcastReceipt, Notification, ReadEvent
-from .render import as_dict, dumps
+from .models import Audiences, BroadcastReceipt, Notification, ReadEvent, superseded
+from .render import as_dict, dumps, prepare
 
 # What rendering needs, besides routing.
 _RENDER_FIELDS = (
@@ -36,6 +36,8 @@ _RENDER_FIELDS = (
     "data",
     "created",
     "unread",
+    "kind",
+    "group",
 )
 _ROUTE_FIELDS = ("id", "recipient_id", "audience", "audience_group_id")
 # Past this many users, filter rows by user in Python rather than in SQL.
@@ -52,6 +54,9 @@ class Row:
     audience: str
     group_id: int | None
     json: str
+    # The notification's group (grouping.py), "" when it stands alone: the
+    # hub may send only the newest row of a group (grouping.coalesce).
+    notification_group: str = ""
 
 
 def _alias() -> str:
@@ -207,22 +212,26 @@ def rows_between(
     elif not broadcasts:
         rows = rows.filter(recipient__isnull=False)
     out = []
-    for n in (
-        _with_key(rows)
+    found = [
+        n
+        for n in _with_key(rows)
         .order_by("id")
         .only(*_ROUTE_FIELDS, "expires_at", "deleted", *_RENDER_FIELDS)
-    ):
-        if n.recipient_id is None or n.recipient_id in wanted:
-            out.append(
-                Row(
-                    n.id,
-                    int(n.finality_key),
-                    n.recipient_id,
-                    n.audience,
-                    n.audience_group_id,
-                    dumps(as_dict(n)),
-                )
+        if n.recipient_id is None or n.recipient_id in wanted
+    ]
+    prepare(found)
+    for n in found:
+        out.append(
+            Row(
+                n.id,
+                int(n.finality_key),
+                n.recipient_id,
+                n.audience,
+                n.audience_group_id,
+                dumps(as_dict(n)),
+                n.group,
             )
+        )
     return out
 
 
@@ -263,10 +272,9 @@ def replay(who: Audiences, cursor: Cursor, limit: int, end: Position | None = No
     if not usable(cursor, end):
         return Replay([], False, end, usable=False)
     missed = _undelivered(Notification.objects.for_audiences(who), cursor, end)
-    rows = [
-        (n.id, dumps(as_dict(n)))
-        for n in missed.order_by("id").only("id", "recipient_id", *_RENDER_FIELDS)[: limit + 1]
-    ]
+    found = list(missed.order_by("id").only("id", "recipient_id", *_RENDER_FIELDS)[: limit + 1])
+    prepare(found)
+    rows = [(n.id, dumps(as_dict(n))) for n in found]
     return Replay(rows[:limit], len(rows) > limit, end)
 
 
@@ -304,9 +312,9 @@ def replay_many(requests: list[tuple[Audiences, Cursor, int]]) -> list[Replay]:
     users = {requests[i][0].user_id for i in todo}
     candidates = list(
         _with_key(
-            _in_window(Notification.objects.live(), Notification, earliest, end).filter(
-                Q(recipient_id__in=users) | Q(recipient__isnull=True)
-            )
+            _in_window(Notification.objects.live(), Notification, earliest, end)
+            .exclude(superseded())
+            .filter(Q(recipient_id__in=users) | Q(recipient__isnull=True))
         )
         .order_by("id")
         .only(*_ROUTE_FIELDS, *_RENDER_FIELDS)[: BATCH_ROWS + 1]
@@ -315,6 +323,7 @@ def replay_many(requests: list[tuple[Audiences, Cursor, int]]) -> list[Replay]:
         for i in todo:
             results[i] = replay(*requests[i], end=end)
         return [r for r in results if r is not None]
+    prepare(candidates)
     personal: dict[int, list[Notification]] = {}
     shared: list[Notification] = []
     for n in candidates:

@@ -74,6 +74,21 @@ class Audiences:
         return visibility.audience_q(self)
 
 
+def superseded() -> Q:
+    """
+    The rows a newer member of their group stands in for: a group shows as its
+    newest row (which carries the group's count), so the others stay out of
+    lists, counts and replays.
+    """
+    newer = Notification.objects.filter(
+        recipient_id=OuterRef("recipient_id"),
+        group=OuterRef("group"),
+        id__gt=OuterRef("pk"),
+        deleted=False,
+    ).exclude(group="")
+    return ~Q(group="") & Q(Exists(newer))
+
+
 class NotificationQuerySet(HqQuerySetMixin, models.QuerySet["Notification"]):
     def personal(self) -> NotificationQuerySet:
         return self.filter(recipient__isnull=False)
@@ -98,6 +113,7 @@ class NotificationQuerySet(HqQuerySetMixin, models.QuerySet["Notification"]):
             self.live()
             .filter(who.q())
             .exclude(Q(recipient__isnull=True) & Exists(hidden))
+            .exclude(superseded())
             .annotate(
                 is_unread=Case(
                     When(recipient__isnull=False, then="unread"),
@@ -173,6 +189,17 @@ class Notification(HqNotificationMixin, models.Model):
     created = models.DateTimeField(default=timezone.now, db_index=True)
     unread = models.BooleanField(default=True)
     deleted = models.BooleanField(default=False)
+    kind = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        help_text=_("The declared kind's key; empty for a notification with only a verb."),
+    )
+    # Grouping (see grouping.py): ``group_key`` is what the kind groups by
+    # ("comment:target:7:42"), ``group`` the one group this row belongs to,
+    # shared by the rows a window folds into one item. Both empty otherwise.
+    group_key = models.CharField(max_length=200, blank=True, default="")
+    group = models.CharField(max_length=32, blank=True, default="")
     # Kept from django-notifications-hq: the app does not read them.
     public = models.BooleanField(default=True)
     emailed = models.BooleanField(default=False)
@@ -192,6 +219,18 @@ class Notification(HqNotificationMixin, models.Model):
                 fields=["audience", "id"],
                 name="notif_broadcast",
                 condition=Q(recipient__isnull=True),
+            ),
+            # The open group of a key (on insert), and a group's members (on
+            # read); only grouped rows are indexed.
+            models.Index(
+                fields=["recipient", "group_key", "id"],
+                name="notif_group_key",
+                condition=~Q(group_key=""),
+            ),
+            models.Index(
+                fields=["recipient", "group", "id"],
+                name="notif_group",
+                condition=~Q(group=""),
             ),
         ]
         constraints = [
@@ -256,6 +295,31 @@ class BroadcastReceipt(models.Model):
             )
         ]
         indexes = [models.Index(fields=["user", "notification"], name="notif_receipt_user")]
+
+
+class Preference(models.Model):
+    """
+    One user's choice for one channel of one kind (``kind`` empty: the whole
+    channel). Only what a user changed is stored; see preferences.py.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    kind = models.CharField(max_length=64, blank=True, default="")
+    channel = models.CharField(max_length=16)
+    enabled = models.BooleanField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "kind", "channel"], name="notif_preference_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        state = "on" if self.enabled else "off"
+        return f"{self.kind or '*'}/{self.channel}: {state}"
 
 
 class ReadEvent(models.Model):

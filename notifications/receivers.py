@@ -13,6 +13,7 @@ from django.db import models
 from django.utils import timezone
 
 from . import api
+from .kinds import get_kind
 from .models import Notification
 
 _HQ_KEYS = {"recipient", "verb", "action_object", "target", "level", "description", "data", "timestamp"}
@@ -27,10 +28,13 @@ def on_notify(sender: Any, *, signal: Any = None, **kwargs: Any) -> list[Notific
     returns ``[(receiver, [notifications])]``): the sender is the actor; the
     verb may be lazy; any level of up to 20 characters; an empty recipient
     creates nothing; ``public``, ``emailed``, ``unread``, ``deleted`` and
-    ``url`` set the row's columns; any other keyword goes into ``data``.
+    ``url`` set the row's columns; ``kind`` is the notification's kind (as
+    for ``notify()``); any other keyword goes into ``data``.
     """
     recipient = kwargs.pop("recipient")
     verb = str(kwargs.pop("verb"))
+    kind = kwargs.pop("kind", None)
+    declared = None if kind is None else get_kind(kind)
     concrete = {
         name: kwargs.pop(f"{name}_for_concrete_model", True)
         for name in ("actor", "target", "action_object")
@@ -68,6 +72,6 @@ def on_notify(sender: Any, *, signal: Any = None, **kwargs: Any) -> list[Notific
             )
     fields.update({key: bool(value) for key, value in columns.items()})
     try:
-        return api._write(users, fields, kwargs.get("timestamp") or timezone.now())
+        return api._write_kind(users, fields, kwargs.get("timestamp") or timezone.now(), declared)
     except api.NoRecipients:
         return []

@@ -13,6 +13,8 @@ urlpatterns = [
     path("api/<int:pk>/unread/", views.mark_unread, name="mark-unread"),
     path("api/<int:pk>/delete/", views.delete, name="remove"),
     path("api/hub/", views.hub_stats, name="hub"),
+    path("api/preferences/", views.preference_matrix, name="preferences"),
+    path("preferences/", views.preference_form, name="preferences-form"),
     # django-notifications-hq's names and paths.
     path("", hq_views.all_notifications, name="all"),
     path("unread/", hq_views.unread_notifications, name="unread"),

@@ -7,6 +7,7 @@ redirect: a browser's stream or fetch cannot follow one usefully.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from functools import wraps
@@ -15,16 +16,24 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.http.response import HttpResponseBase
+from django.utils.http import url_has_allowed_host_and_scheme
 
-from . import api
+from . import api, preferences
 from .auth import stream_user
 from .conf import conf
 from .feed import position_now
 from .finality import Cursor, InvalidCursor
 from .hub import get_hub
-from .render import as_dict
+from .render import as_dict, prepare
 from .stream import EventStream
 
 logger = logging.getLogger(__name__)
@@ -188,6 +197,7 @@ def notification_list(request: HttpRequest) -> HttpResponse:
         rows = rows.unread()
     start = (page - 1) * size
     items = list(rows.order_by("-id")[start : start + size + 1])
+    prepare(items)
     return JsonResponse(
         {
             "results": [as_dict(n) for n in items[:size]],
@@ -247,3 +257,74 @@ def mark_all_read(request: HttpRequest) -> HttpResponse:
     changed = api.mark_all_read(request.user)  # type: ignore[arg-type]
     return JsonResponse({"marked": changed, "unread_count": 0})
 
+
+
+# -- preferences -------------------------------------------------------------------
+
+
+@login_required_json
+def preference_matrix(request: HttpRequest) -> HttpResponse:
+    """
+    ``GET api/preferences/``: every kind with, per channel, ``enabled`` and
+    ``editable``. ``POST`` (JSON) changes cells: ``{"kind": "comment",
+    "channel": "in_app", "enabled": false}``, or several as ``{"changes":
+    [...]}``; all or nothing, and answers with the new matrix.
+    """
+    user = request.user
+    assert isinstance(user, AbstractBaseUser)
+    if request.method == "POST":
+        try:
+            body = json.loads(request.body or b"null")
+        except ValueError:
+            return error(400, "The body must be JSON.")
+        if isinstance(body, dict) and "changes" in body:
+            changes = body["changes"]
+        else:
+            changes = [body]
+        if not isinstance(changes, list) or not changes:
+            return error(400, "changes must be a non-empty list of {kind, channel, enabled}.")
+        try:
+            preferences.set_preferences(user, changes)
+        except ValueError as exc:
+            return error(400, str(exc))
+    elif request.method != "GET":
+        response = error(405, f"Use GET or POST for this endpoint, not {request.method}.")
+        response["Allow"] = "GET, POST"
+        return response
+    return JsonResponse({"kinds": preferences.matrix(user)}, json_dumps_params={"ensure_ascii": False})
+
+
+@require_POST
+@login_required_json
+def preference_form(request: HttpRequest) -> HttpResponse:
+    """
+    ``POST preferences/``: the form of ``{% notification_preferences %}``.
+    Each ``cell`` ("kind:channel") it showed is on if it is also among the
+    ``on`` values; only cells that changed are stored. Redirects back to
+    ``next`` (or the referring page).
+    """
+    user = request.user
+    assert isinstance(user, AbstractBaseUser)
+    on = set(request.POST.getlist("on"))
+    current = {
+        (row["key"], channel): cell["enabled"]
+        for row in preferences.matrix(user)
+        for channel, cell in row["channels"].items()
+        if cell["editable"]
+    }
+    changes = []
+    for cell in request.POST.getlist("cell"):
+        kind, _, channel = cell.partition(":")
+        enabled = cell in on
+        if current.get((kind, channel), enabled) != enabled:
+            changes.append({"kind": kind, "channel": channel, "enabled": enabled})
+    try:
+        preferences.set_preferences(user, changes)
+    except ValueError as exc:
+        return error(400, str(exc))
+    target = request.POST.get("next") or request.META.get("HTTP_REFERER") or "/"
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = "/"
+    return HttpResponseRedirect(target)

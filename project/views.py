@@ -24,17 +24,28 @@ def home(request):
             "url": form.cleaned_data["url"],
         }
         verb = form.cleaned_data["verb"]
+        kind = form.cleaned_data["kind"] or None
+        post = form.cleaned_data["post"]
+        if post is not None:
+            fields["target"] = post
+            fields["data"] = {"post": post.title}
         if target in ("all", "staff"):
             api.broadcast(verb, audience=target, **fields)
         else:
-            kind, pk = target.split(":")
-            model = get_user_model() if kind == "user" else Group
+            what, pk = target.split(":")
+            model = get_user_model() if what == "user" else Group
             recipient = model.objects.get(pk=pk)
             try:
-                api.notify(recipient, verb, **fields)
+                api.notify(recipient, verb, kind=kind, **fields)
             except ValueError as exc:
                 messages.error(request, str(exc))
                 return redirect("home")
         messages.success(request, "Sent.")
         return redirect("home")
     return render(request, "home.html", {"form": form})
+
+
+@login_required
+def preferences(request):
+    """The user's notification preferences ({% notification_preferences %})."""
+    return render(request, "preferences.html")

@@ -11,12 +11,14 @@ from typing import Any
 from django import template
 from django.middleware.csrf import get_token
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
-from .. import api
+from .. import api, preferences
 from ..conf import conf
 from ..feed import position_now
 from ..finality import Cursor
-from ..render import as_dict
+from ..kinds import CHANNELS
+from ..render import as_dict, prepare
 
 register = template.Library()
 
@@ -27,19 +29,24 @@ def badge_text(count: int) -> str:
 
 
 @register.inclusion_tag("notifications/bell.html", takes_context=True)
-def notifications_bell(context: template.Context, limit: int = 10, desktop: bool = False) -> dict[str, Any]:
+def notifications_bell(
+    context: template.Context, limit: int = 10, desktop: bool = False, preferences_url: str = ""
+) -> dict[str, Any]:
     """
     Render the notification bell for the logged-in user (nothing for anonymous).
 
     ``limit``: how many recent notifications the list starts with.
     ``desktop``: also raise browser (desktop) notifications once allowed.
+    ``preferences_url``: a page with ``{% notification_preferences %}``, linked from the panel.
     """
     request = context.get("request")
     user = getattr(request, "user", None)
     if request is None or user is None or not user.is_authenticated:
         return {"show": False}
     cursor = str(Cursor(position_now()[0]))  # read before the list, see the API
-    items = [as_dict(n) for n in api.visible(user).order_by("-id")[:limit]]
+    rows = list(api.visible(user).order_by("-id")[:limit])
+    prepare(rows)
+    items = [as_dict(n) for n in rows]
     count = api.unread_count(user)
     return {
         "show": True,
@@ -55,7 +62,36 @@ def notifications_bell(context: template.Context, limit: int = 10, desktop: bool
         "desktop": desktop,
         "limit": limit,
         "badge_max": conf.BADGE_MAX,
+        "preferences_url": preferences_url,
         # The client's dead-link watchdog and the name of the lock its tabs share.
         "heartbeat": conf.HEARTBEAT,
         "user_key": user.pk,
+    }
+
+
+CHANNEL_LABELS = {"in_app": _("In the app"), "email": _("Email"), "push": _("Push")}
+
+
+@register.inclusion_tag("notifications/preferences.html", takes_context=True)
+def notification_preferences(context: template.Context) -> dict[str, Any]:
+    """
+    Render the logged-in user's preferences (every kind, per channel) as a
+    form that works without JavaScript: it posts to ``notifications:preferences-form``,
+    which saves and redirects back to this page. Critical kinds show as always on.
+    """
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if request is None or user is None or not user.is_authenticated:
+        return {"show": False}
+    rows = preferences.matrix(user)
+    channels = [c for c in CHANNELS if any(c in row["channels"] for row in rows)]
+    for row in rows:
+        row["cells"] = [(c, CHANNEL_LABELS[c], row["channels"].get(c)) for c in channels]
+    return {
+        "show": True,
+        "kinds": rows,
+        "channels": [(c, CHANNEL_LABELS[c]) for c in channels],
+        "action": reverse("notifications:preferences-form"),
+        "next": request.get_full_path(),
+        "csrf_token": get_token(request),
     }

@@ -24,9 +24,10 @@ class Command(BaseCommand):
         parser.add_argument("--description", default="")
         parser.add_argument("--level", default=Level.INFO, choices=Level.values)
         parser.add_argument("--url", default="")
+        parser.add_argument("--kind", default=None, help="A declared kind's key.")
         parser.add_argument("--count", type=int, default=1, help="Send this many (testing).")
 
-    def handle(self, *args, verb, user, group, broadcast, description, level, url, count, **options):
+    def handle(self, *args, verb, user, group, broadcast, description, level, url, kind, count, **options):
         fields = {"description": description, "level": level, "url": url}
         group_obj = None
         if group:
@@ -47,7 +48,8 @@ class Command(BaseCommand):
                     if missing:
                         raise CommandError(f"No such user(s): {', '.join(sorted(missing))}.")
                     recipient = group_obj if group_obj is not None else users
-                    rows = api.notify(recipient, verb, **fields)
+                    rows = api.notify(recipient, verb, kind=kind, **fields)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(f"Sent {len(rows)} notification(s) per round, {count} round(s); last id {rows[-1].pk}.")
+        last = f"; last id {rows[-1].pk}" if rows else " (every recipient muted this kind)"
+        self.stdout.write(f"Sent {len(rows)} notification(s) per round, {count} round(s){last}.")

@@ -608,11 +608,27 @@
       const id = String(n.id);
       if (this.seen.has(id)) return;
       this.seen.add(id);
-      this.renderListItem(n);
-      if (!n.unread) return; // read meanwhile in another tab: no news
-      this.setCount(this.count + 1);
+      const change = this.place(n);
+      if (change === null) return; // older than its group's item: nothing new
+      this.setCount(this.count + change);
+      if (!n.unread || change === 0) return; // read meanwhile, or one more in an unread group
       if (shown.toast) this.toast(n);
       if (shown.desktop) this.desktop(n);
+    }
+
+    /**
+     * Put ``n`` in the list and return how the unread count changes. One item
+     * per group: a newer notification of a group replaces its item (it
+     * carries the group's count and actors), an older one is dropped (null).
+     */
+    place(n) {
+      const group = n.group ? String(n.group) : null;
+      const shown = group && this.items().find((item) => item.dataset.group === group);
+      if (shown && Number(shown.dataset.notificationId) > Number(n.id)) return null;
+      const wasUnread = Boolean(shown) && shown.dataset.unread === "1";
+      if (shown) shown.remove();
+      this.renderListItem(n);
+      return (n.unread ? 1 : 0) - (wasUnread ? 1 : 0);
     }
 
     applyRead({ ids, unread, deleted, unread_count: count }) {
@@ -647,10 +663,7 @@
         if (before.has(id) || listed.has(id)) item.remove();
       });
       const newer = this.items().filter((item) => item.dataset.unread === "1").length;
-      page.results.forEach((n) => {
-        this.seen.add(String(n.id));
-        this.renderListItem(n);
-      });
+      page.results.forEach((n) => { this.seen.add(String(n.id)); this.place(n); });
       this.setCount(page.unread_count + newer);
       this.updateEmpty();
     }
@@ -665,12 +678,17 @@
     renderListItem(n) {
       const level = LEVELS.includes(n.level) ? n.level : "info";
       const href = safeUrl(n.url);
-      const verb = href ? el("a", { class: "ntf-target", href }, n.verb) : n.verb;
+      // A kind's text is the whole sentence ("alice, bob and 3 others commented").
+      const words = n.kind ? n.text : n.verb;
+      const actor = n.kind || !n.actor ? null : el("span", { class: "ntf-actor" }, n.actor);
+      const verb = href ? el("a", { class: "ntf-target", href }, words) : words;
+      const count = n.count > 1 ? el("span", { class: "ntf-count", title: `${n.count} notifications` }, String(n.count)) : null;
       const item = el(
         "li",
         {
           class: `ntf-item ntf-${level}${n.unread ? " ntf-unread" : ""}`,
           "data-notification-id": n.id,
+          "data-group": n.group || null,
           "data-unread": n.unread ? "1" : "0",
           tabindex: "0",
         },
@@ -678,7 +696,7 @@
         el(
           "span",
           { class: "ntf-body" },
-          el("span", { class: "ntf-verb" }, n.actor ? el("span", { class: "ntf-actor" }, n.actor) : null, n.actor ? " " : null, verb),
+          el("span", { class: "ntf-verb" }, actor, actor ? " " : null, verb, count ? " " : null, count),
           n.description ? el("span", { class: "ntf-desc" }, n.description) : null,
           el("time", { class: "ntf-time", datetime: n.created, title: n.created }, ago(n.created)),
         ),

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand
 
 from notifications import api
 from notifications.models import Notification
+from project.models import Post
 
 DEMO_USERS = [
     # username, password, staff/superuser, groups
@@ -27,6 +28,8 @@ class Command(BaseCommand):
             user.groups.set(Group.objects.filter(name__in=groups))
             if created:
                 api.notify(user, "welcome to the demo", description="Open a second tab and send yourself a notification.")
+        for number in range(1, 4):
+            Post.objects.get_or_create(title=f"Post {number}")
         self.stdout.write("Demo users (username / password):")
         for username, password, staff, groups in DEMO_USERS:
             role = "staff, admin site" if staff else "user"
