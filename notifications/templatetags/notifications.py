@@ -66,6 +66,9 @@ def notifications_bell(
         "limit": limit,
         "badge_max": conf.BADGE_MAX,
         "preferences_url": preferences_url,
+        # The client's dead-link watchdog and the name of the lock its tabs share.
+        "heartbeat": conf.HEARTBEAT,
+        "user_key": user.pk,
     }
 
 

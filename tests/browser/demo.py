@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
@@ -32,6 +33,22 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = ROOT / "test-artifacts"
 TIMEOUT_MS = 10_000  # the longest a browser step may wait, unless a test says otherwise
+# An init script for a browser without the Web Locks API: each tab keeps its own stream.
+NO_WEB_LOCKS = "delete Navigator.prototype.locks;"
+
+# Counts every desktop notification the page raises, and still raises it.
+SPY_ON_NOTIFICATIONS = """
+(() => {
+  const raised = [];
+  Object.defineProperty(window, "raisedNotifications", { value: raised });
+  window.Notification = new Proxy(window.Notification, {
+    construct(target, args) {
+      raised.push({ title: args[0], options: args[1] || {} });
+      return Reflect.construct(target, args);
+    },
+  });
+})();
+"""
 
 
 def free_port() -> int:
@@ -116,6 +133,22 @@ class DemoServer:
     def stop(self) -> None:
         self._end(signal.SIGTERM)
 
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): its connections stay open and carry nothing."""
+        assert self.process is not None, "not running"
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None, "not running"
+        os.kill(self.process.pid, signal.SIGCONT)
+
+    def open_streams(self, staff: Page) -> dict[str, Any]:
+        """The hub's own figures (open streams, users...), read as ``staff``'s browser."""
+        response = staff.context.request.get(self.url("/notifications/api/hub/"))
+        assert response.ok, response.text()
+        stats: dict[str, Any] = response.json()
+        return stats
+
     def _end(self, how: signal.Signals) -> None:
         if self.process is None:
             return
@@ -141,6 +174,11 @@ class Bell:
         self.panel = page.locator("[data-notifications-panel]")
         self.items = page.locator("[data-notifications-list] [data-notification-id]")
         self.toasts = page.locator("[data-notifications-toasts] [role=status]")
+
+    @property
+    def stream_role(self) -> str | None:
+        """How the tab gets its events: "holder" or "relayed" (one stream per browser), "own"."""
+        return self.root.get_attribute("data-stream")
 
     def item(self, text: str) -> Locator:
         return self.items.filter(has_text=text)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Request, Response, expect
 
-from .demo import Bell, DemoServer
+from .demo import NO_WEB_LOCKS, Bell, DemoServer
 
 pytestmark = pytest.mark.browser
 
@@ -91,7 +91,8 @@ def test_too_far_behind_the_client_reloads_its_list(login: Login, server: DemoSe
     ids=["one-stream-per-user"],
 )
 def test_a_full_server_is_retried_after_retry_after_seconds(login: Login) -> None:
-    alice1 = login("alice")
+    # Tabs of one browser share one stream; without Web Locks each has its own.
+    alice1 = login("alice", init_script=NO_WEB_LOCKS)
     refused: list[float] = []
     retried: list[float] = []
 

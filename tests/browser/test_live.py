@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import expect
 
-from .demo import Bell, DemoServer, send_from_form
+from .demo import SPY_ON_NOTIFICATIONS, Bell, DemoServer, send_from_form
 
 pytestmark = pytest.mark.browser
 
@@ -134,21 +134,6 @@ def test_markup_in_a_notification_is_shown_as_text(login: Login) -> None:
     alice.wait_connected()
     shown_as_text()  # rendered by the template
     assert dialogs == []
-
-
-# Counts every desktop notification the page raises, and still raises it.
-SPY_ON_NOTIFICATIONS = """
-(() => {
-  const raised = [];
-  Object.defineProperty(window, "raisedNotifications", { value: raised });
-  window.Notification = new Proxy(window.Notification, {
-    construct(target, args) {
-      raised.push({ title: args[0], options: args[1] || {} });
-      return Reflect.construct(target, args);
-    },
-  });
-})();
-"""
 
 
 def test_desktop_notification_is_raised_once_when_allowed(login: Login) -> None:

@@ -4,15 +4,27 @@
  * No globals, no build step: every [data-notifications] root is wired on load
  * and configured by its data-* attributes. The stream is read with fetch() and
  * parsed here (Server-Sent Events), so the client can send Last-Event-ID on
- * every connect, read the status code, honour Retry-After and back off with
- * jitter. All text goes into the page as text, never as HTML.
+ * every connect, read the status code, honour retry: and Retry-After and back
+ * off with jitter. All text goes into the page as text, never as HTML.
+ *
+ * One stream per browser, not per tab: the tabs of one user elect the holder
+ * of the stream with the Web Locks API, and the holder relays what it reads to
+ * the other tabs over a BroadcastChannel. When the holder closes or freezes,
+ * the next tab in line takes the lock and resumes from the last cursor the
+ * holder relayed. Without those two APIs each tab reads its own stream.
  */
 (() => {
   "use strict";
 
-  const BACKOFF_MIN_MS = 1000;
+  const RETRY_MS = 3000; // until the server's retry: field says otherwise
   const BACKOFF_MAX_MS = 30000;
-  const IDLE_MS = 60000; // no byte, not even a heartbeat, for this long: the link is dead
+  const JITTER_MS = 1000;
+  const HEARTBEAT_S = 15; // until the bell's data-heartbeat says otherwise
+  const SEEN_MAX = 1000; // notification ids remembered to drop duplicates
+  const TICK_MS = 1000; // the holder says it is alive; tabs check the holder
+  const HOLDER_SILENT_MS = 3000; // a holder unheard this long (frozen, hung) loses the lock
+  const PRESENCE_MS = 2000; // a visible tab tells the others so this often...
+  const PRESENCE_STALE_MS = 5000; // ...and counts as gone when unheard this long
   const TOASTS_MAX = 3;
   const TOAST_MS = 6000;
   const LIST_MAX = 50;
@@ -24,23 +36,37 @@
     "signed-out": "signed out",
   };
 
+  /**
+   * Milliseconds of silence after which a stream counts as dead: two
+   * heartbeats and two seconds of slack. The server sends a heartbeat after
+   * ``heartbeat`` seconds without an event.
+   */
+  function watchdogMs(heartbeat) {
+    return (2 * heartbeat + 2) * 1000;
+  }
+
   // -- Server-Sent Events --------------------------------------------------
 
   /**
    * A parser for the text/event-stream format. Feed it decoded text in chunks
-   * of any size; it calls onEvent(type, data) per event and onId(id) per id.
+   * of any size; it calls on.event(type, data) per event, on.id(id) when an
+   * event block with an id: field ends (so a cursor is never taken from half
+   * an event), and on.retry(ms) per retry: field.
    */
-  function sseParser(onEvent, onId) {
+  function sseParser(on) {
     let buffer = "";
     let skipLF = false; // the last chunk ended in CR, maybe half of a CRLF
     let type = "";
     let data = [];
+    let id = null;
 
     function line(text) {
       if (text === "") {
-        if (data.length) onEvent(type || "message", data.join("\n"));
+        if (id !== null) on.id(id);
+        if (data.length) on.event(type || "message", data.join("\n"));
         type = "";
         data = [];
+        id = null;
         return;
       }
       if (text[0] === ":") return; // a comment: the heartbeat
@@ -50,7 +76,8 @@
       if (value[0] === " ") value = value.slice(1);
       if (field === "event") type = value;
       else if (field === "data") data.push(value);
-      else if (field === "id" && !value.includes("\0")) onId(value);
+      else if (field === "id" && !value.includes("\0")) id = value;
+      else if (field === "retry" && /^\d+$/.test(value)) on.retry(Number(value));
     }
 
     return (chunk) => {
@@ -60,6 +87,419 @@
       buffer = lines.pop();
       lines.forEach(line);
     };
+  }
+
+  /** Calls ``bark`` unless pet() again within ``ms``; stop() for good. */
+  function watchdog(ms, bark) {
+    let timer = setTimeout(bark, ms);
+    return {
+      pet() {
+        clearTimeout(timer);
+        timer = setTimeout(bark, ms);
+      },
+      stop() {
+        clearTimeout(timer);
+      },
+    };
+  }
+
+  /** Milliseconds from a Retry-After header (seconds or an HTTP date); null without one. */
+  function retryAfter(response) {
+    const value = (response.headers.get("Retry-After") || "").trim();
+    const seconds = /^\d+$/.test(value) ? Number(value) : (Date.parse(value) - Date.now()) / 1000;
+    return Number.isFinite(seconds) ? Math.max(0, seconds) * 1000 : null;
+  }
+
+  /**
+   * One stream connection, kept open: connect with the last cursor, read, and
+   * reconnect after the server's retry: (doubling while attempts fail, up to
+   * 30 s, plus jitter), after Retry-After on 503, or when the link stays silent
+   * longer than the watchdog allows. Stops for good on 401/403. The cursor is
+   * opaque: whatever the last event's id: was, sent back as Last-Event-ID.
+   *
+   * ``on.event(type, data, cursor)`` per event, ``on.status(state)`` when the
+   * connection's state changes, ``on.alive()`` per chunk read (heartbeats too).
+   */
+  class Stream {
+    constructor(url, heartbeat, on) {
+      this.url = url;
+      this.idleMs = watchdogMs(heartbeat);
+      this.on = on;
+      this.retryMs = RETRY_MS;
+      this.cursor = "";
+      this.attempts = 0;
+      this.run = 0; // start() and stop() move it on: a loop of an older run ends
+      this.timer = null;
+      this.abort = null;
+    }
+
+    start(cursor) {
+      this.stop();
+      this.cursor = cursor || "";
+      this.attempts = 0;
+      this.connect(this.run);
+    }
+
+    stop() {
+      this.run += 1;
+      clearTimeout(this.timer);
+      if (this.abort) this.abort.abort();
+      this.abort = null;
+    }
+
+    async connect(run) {
+      const abort = new AbortController();
+      this.abort = abort;
+      // Also covers a server that accepts the connection and never answers.
+      const dog = watchdog(this.idleMs, () => abort.abort());
+      const headers = { Accept: "text/event-stream" };
+      if (this.cursor) headers["Last-Event-ID"] = this.cursor;
+      let response;
+      try {
+        response = await fetch(this.url, {
+          headers, signal: abort.signal, cache: "no-store", credentials: "same-origin",
+        });
+      } catch (error) {
+        dog.stop();
+        return this.retry(run);
+      }
+      if (run !== this.run) return dog.stop();
+      if (response.status === 401 || response.status === 403) {
+        dog.stop();
+        this.run += 1;
+        return this.on.status("signed-out");
+      }
+      if (response.status === 503) {
+        dog.stop();
+        return this.retry(run, retryAfter(response));
+      }
+      if (!response.ok || !response.body) {
+        dog.stop();
+        return this.retry(run);
+      }
+      await this.read(response.body, dog, run);
+      return this.retry(run);
+    }
+
+    /** Read the stream until it ends, fails, or stays silent too long. */
+    async read(body, dog, run) {
+      const parse = sseParser({
+        event: (type, data) => run === this.run && this.dispatch(type, data),
+        id: (id) => { this.cursor = id; },
+        retry: (ms) => { this.retryMs = ms; },
+      });
+      const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+      dog.pet();
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          dog.pet();
+          parse(value);
+          if (run === this.run) this.on.alive();
+        }
+      } catch (error) {
+        // The server went away, the link died or the watchdog barked: reconnect.
+      } finally {
+        dog.stop();
+      }
+    }
+
+    dispatch(type, data) {
+      if (type === "open") {
+        this.attempts = 0;
+        this.on.status("connected");
+      }
+      this.on.event(type, data, this.cursor);
+    }
+
+    /** Reconnect after ``delay`` ms, or the server's retry: backed off by failed attempts. */
+    retry(run, delay) {
+      if (run !== this.run) return;
+      this.on.status("reconnecting");
+      const wait = delay ?? Math.min(BACKOFF_MAX_MS, this.retryMs * 2 ** this.attempts);
+      this.attempts += 1;
+      this.timer = setTimeout(() => this.connect(run), wait + Math.random() * Math.min(JITTER_MS, wait || JITTER_MS));
+    }
+  }
+
+  // -- one stream for the tabs of a browser ----------------------------------
+
+  function sharingSupported() {
+    return typeof BroadcastChannel === "function"
+      && Boolean(navigator.locks) && typeof navigator.locks.request === "function";
+  }
+
+  /**
+   * How one bell gets its events: as the holder of the browser's stream (it
+   * reads the stream and relays each event, with the cursor after it, to the
+   * other tabs), as a tab the holder relays to, or, where Web Locks or
+   * BroadcastChannel are missing, through a stream of its own.
+   *
+   * The lock is per origin, stream URL and user. A tab waits in line for it
+   * while it follows; the browser hands it to the next tab when the holder
+   * closes; a tab that freezes gives it up first. A holder that stays silent
+   * for seconds (frozen without notice, hung) has it taken from it.
+   *
+   * Each notification is toasted in one tab, chosen by the holder: of the
+   * visible tabs, the one shown or used last (ties: the larger tab id); with
+   * none visible, the holder's. Desktop notifications come from the holder.
+   *
+   * The bell's root says which it is in data-stream: holder, relayed or own.
+   */
+  class Connection {
+    constructor(feed) {
+      const config = feed.config;
+      this.feed = feed;
+      this.config = config;
+      this.stream = new Stream(config.streamUrl, config.heartbeat, {
+        event: (type, data, cursor) => this.fromStream(type, data, cursor),
+        status: (state) => this.fromStreamStatus(state),
+        alive: () => this.alive(),
+      });
+      this.cursor = config.cursor;
+      this.tab = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+      this.role = "";
+      this.election = null; // while this tab holds the lock or waits for it
+      this.release = null; // resolving it gives the lock up
+      this.since = Date.now(); // when this tab was last shown or used
+      this.peers = new Map(); // the other tabs: id -> {visible, since, heard}
+      this.holder = null; // the holder's tab id, once heard from
+      this.heard = 0; // when the holder was last heard from
+      this.announced = 0;
+      this.pinged = 0;
+      this.ticked = Date.now();
+      // Tabs wait a little differently, so that one takes over, not all at once.
+      this.patience = HOLDER_SILENT_MS + Math.random() * TICK_MS * 2;
+    }
+
+    start() {
+      if (!sharingSupported()) {
+        this.setRole("own");
+        this.stream.start(this.cursor);
+        return;
+      }
+      this.name = `notifications ${window.location.origin}${this.config.streamUrl} user ${this.config.user}`;
+      this.channel = new BroadcastChannel(this.name);
+      this.channel.addEventListener("message", (event) => this.onMessage(event.data));
+      this.watchLifecycle();
+      setInterval(() => this.tick(), TICK_MS);
+      this.join();
+    }
+
+    setRole(role) {
+      this.role = role;
+      this.feed.root.dataset.stream = role;
+    }
+
+    post(message) {
+      this.channel.postMessage({ ...message, tab: this.tab });
+    }
+
+    // -- the election --
+
+    /**
+     * Take the lock if it is free (and resume the stream from this tab's
+     * cursor), or wait in line for it and follow the holder.
+     */
+    join() {
+      const election = new AbortController();
+      if (this.election) this.election.abort();
+      this.election = election;
+      this.setRole("relayed");
+      this.holder = null;
+      this.heard = Date.now();
+      this.post({ kind: "hello", ...this.presence() });
+      this.request({ ifAvailable: true }, election, (lock) => {
+        if (lock) return this.lead();
+        this.request({ signal: election.signal }, election, () => this.lead());
+        // What the holder relayed before this tab listened (since the page
+        // was rendered, or while it was frozen) is in the list the API gives.
+        this.feed.reload();
+        return undefined;
+      });
+    }
+
+    request(options, election, callback) {
+      navigator.locks.request(this.name, options, callback).catch(() => {
+        // Taken from this tab while it was silent (frozen, hung): follow again.
+        if (this.election === election && this.role === "holder") {
+          this.stepDown();
+          this.join();
+        }
+      });
+    }
+
+    /** Holding the lock: read the stream from the last cursor until stepDown(). */
+    lead() {
+      this.setRole("holder");
+      this.post({ kind: "holder" });
+      this.stream.start(this.cursor);
+      this.ping();
+      return new Promise((resolve) => { this.release = resolve; });
+    }
+
+    stepDown() {
+      if (this.role !== "holder") return;
+      this.stream.stop();
+      if (this.release) this.release();
+      this.release = null;
+      this.setRole("relayed");
+    }
+
+    /** Leave the election (freezing, leaving the page, signed out). */
+    withdraw() {
+      this.stepDown();
+      if (this.election) this.election.abort();
+      this.election = null;
+      this.setRole("");
+      this.post({ kind: "bye" });
+    }
+
+    /** The holder has been silent for seconds (frozen, hung): take the lock from it. */
+    steal() {
+      const election = new AbortController();
+      if (this.election) this.election.abort();
+      this.election = election;
+      this.heard = Date.now();
+      this.request({ steal: true }, election, () => this.lead());
+    }
+
+    tick() {
+      const now = Date.now();
+      const late = now - this.ticked > 2 * TICK_MS; // this tab itself was asleep
+      this.ticked = now;
+      this.peers.forEach((peer, tab) => now - peer.heard > PRESENCE_STALE_MS && this.peers.delete(tab));
+      if (!this.election) return;
+      if (this.role === "holder" && now - this.pinged >= TICK_MS / 2) this.ping();
+      if (document.visibilityState === "visible" && now - this.announced >= PRESENCE_MS) this.announce();
+      if (this.role !== "relayed") return;
+      if (late) this.heard = now; // give the holder's messages a chance first
+      else if (now - this.heard > this.patience) this.steal();
+    }
+
+    watchLifecycle() {
+      const shown = () => {
+        this.since = Date.now();
+        this.announce();
+      };
+      const used = () => {
+        if (Date.now() - this.since > 1000) shown();
+      };
+      document.addEventListener("visibilitychange", () => (document.visibilityState === "visible" ? shown() : this.announce()));
+      window.addEventListener("focus", used);
+      document.addEventListener("pointerdown", used, true);
+      document.addEventListener("keydown", used, true);
+      // A frozen tab runs no code: it must not hold the stream, nor wait in line.
+      document.addEventListener("freeze", () => this.withdraw());
+      document.addEventListener("resume", () => this.rejoin());
+      window.addEventListener("pagehide", () => this.withdraw());
+      window.addEventListener("pageshow", (event) => event.persisted && this.rejoin());
+    }
+
+    rejoin() {
+      if (!this.election && this.feed.state !== "signed-out") this.join();
+    }
+
+    // -- what the holder reads and relays --
+
+    fromStream(type, data, cursor) {
+      this.cursor = cursor;
+      if (this.role === "own") {
+        this.deliver(type, data, { toast: true, desktop: true });
+        return;
+      }
+      const toast = type === "notification" ? this.toastTab() : null;
+      this.post({ kind: "event", type, data, cursor, toast });
+      this.pinged = Date.now();
+      this.deliver(type, data, { toast: toast === this.tab, desktop: true });
+    }
+
+    fromStreamStatus(state) {
+      this.feed.status(state);
+      if (this.role !== "holder") return;
+      this.ping();
+      if (state === "signed-out") this.withdraw();
+    }
+
+    alive() {
+      if (this.role === "holder" && Date.now() - this.pinged >= TICK_MS / 2) this.ping();
+    }
+
+    /** The holder's state and cursor: sent on every change, and every second. */
+    ping() {
+      this.pinged = Date.now();
+      this.post({ kind: "status", state: this.feed.state, cursor: this.cursor });
+    }
+
+    onMessage(message) {
+      if (!message || typeof message !== "object" || message.tab === this.tab) return;
+      const now = Date.now();
+      const { kind } = message;
+      if (kind === "hello" || kind === "presence") {
+        this.peers.set(message.tab, { visible: message.visible === true, since: Number(message.since) || 0, heard: now });
+        if (kind === "hello") {
+          this.announce();
+          if (this.role === "holder") this.ping();
+        }
+      } else if (kind === "bye") {
+        this.peers.delete(message.tab);
+      } else if (kind === "holder") {
+        this.holder = message.tab;
+        this.heard = now;
+        this.announce();
+      } else if ((kind === "status" || kind === "event") && this.role === "relayed") {
+        // A holder the lock was taken from may speak once more before it knows.
+        if (this.holder && message.tab !== this.holder && now - this.heard < HOLDER_SILENT_MS) return;
+        this.holder = message.tab;
+        this.heard = now;
+        if (message.cursor) this.cursor = String(message.cursor);
+        if (kind === "event") {
+          this.deliver(message.type, message.data, { toast: message.toast === this.tab, desktop: false });
+        } else {
+          this.feed.status(message.state);
+          if (message.state === "signed-out") this.withdraw();
+        }
+      }
+    }
+
+    deliver(type, data, shown) {
+      let payload;
+      try {
+        payload = JSON.parse(data);
+      } catch (error) {
+        return;
+      }
+      if (type === "notification") this.feed.receive(payload, shown);
+      else if (type === "read") this.feed.applyRead(payload);
+      else if (type === "reset") this.feed.reload();
+    }
+
+    // -- which tab shows a toast --
+
+    presence() {
+      return { visible: document.visibilityState === "visible", since: this.since };
+    }
+
+    announce() {
+      if (!this.channel) return;
+      this.announced = Date.now();
+      this.post({ kind: "presence", ...this.presence() });
+    }
+
+    /** The tab that shows the next toast: the visible one shown or used last. */
+    toastTab() {
+      const now = Date.now();
+      let best = null;
+      const tabs = [[this.tab, { ...this.presence(), heard: now }], ...this.peers];
+      tabs.forEach(([tab, peer]) => {
+        if (!peer.visible || now - peer.heard > PRESENCE_STALE_MS) return;
+        if (!best || peer.since > best.since || (peer.since === best.since && tab > best.tab)) {
+          best = { tab, since: peer.since };
+        }
+      });
+      return best ? best.tab : this.tab;
+    }
   }
 
   // -- small DOM helpers -------------------------------------------------------
@@ -102,6 +542,26 @@
 
   // -- one bell ------------------------------------------------------------
 
+  /** A set of notification ids that forgets the oldest beyond ``max``. */
+  class SeenIds {
+    constructor(max, ids) {
+      this.max = max;
+      this.ids = new Set();
+      ids.forEach((id) => this.add(id));
+    }
+
+    has(id) {
+      return this.ids.has(id);
+    }
+
+    add(id) {
+      this.ids.delete(id);
+      this.ids.add(id);
+      if (this.ids.size > this.max) this.ids.delete(this.ids.values().next().value);
+    }
+  }
+
+  /** The bell, its badge, list, status, toasts and desktop notifications. */
   class Feed {
     constructor(root, index) {
       const d = root.dataset;
@@ -112,16 +572,16 @@
         readUrl: d.readUrl,
         readAllUrl: d.readAllUrl,
         csrfToken: d.csrfToken,
+        cursor: d.cursor || "",
+        user: d.user || "",
+        heartbeat: Number(d.heartbeat) > 0 ? Number(d.heartbeat) : HEARTBEAT_S,
         limit: Number(d.limit) || 10,
         badgeMax: Number(d.badgeMax) || 99,
         desktop: d.desktop === "1" && "Notification" in window,
       };
-      this.lastId = d.cursor || "";
-      this.attempts = 0;
-      this.timer = null;
       this.find = (name) => root.querySelector(`[data-notifications-${name}]`);
       this.list = this.find("list");
-      this.seen = new Set(this.items().map((item) => item.dataset.notificationId));
+      this.seen = new SeenIds(SEEN_MAX, this.items().map((item) => item.dataset.notificationId));
       this.count = Number(this.find("badge").dataset.count) || 0;
       this.wire(index);
     }
@@ -130,90 +590,21 @@
       return Array.from(this.list.querySelectorAll("[data-notification-id]"));
     }
 
-    // -- the connection --
-
-    async connect() {
-      clearTimeout(this.timer);
-      const abort = new AbortController();
-      const headers = { Accept: "text/event-stream" };
-      if (this.lastId) headers["Last-Event-ID"] = this.lastId;
-      let response;
-      try {
-        response = await fetch(this.config.streamUrl, {
-          headers, signal: abort.signal, cache: "no-store", credentials: "same-origin",
-        });
-      } catch (error) {
-        return this.retry();
-      }
-      if (response.status === 401 || response.status === 403) return this.status("signed-out");
-      if (response.status === 503) return this.retry(retryAfter(response));
-      if (!response.ok || !response.body) return this.retry();
-      await this.read(response.body, abort);
-      this.retry();
-    }
-
-    /** Read the stream until it ends, fails, or stays silent too long. */
-    async read(body, abort) {
-      const parse = sseParser((type, data) => this.dispatch(type, data), (id) => { this.lastId = id; });
-      const reader = body.pipeThrough(new TextDecoderStream()).getReader();
-      let idle = setTimeout(() => abort.abort(), IDLE_MS);
-      try {
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          clearTimeout(idle);
-          idle = setTimeout(() => abort.abort(), IDLE_MS);
-          parse(value);
-        }
-      } catch (error) {
-        // The server went away or the link died: reconnect below.
-      } finally {
-        clearTimeout(idle);
-      }
-    }
-
-    /** Reconnect after ``delay`` ms (plus a little jitter), or a backoff with full jitter. */
-    retry(delay) {
-      this.status("reconnecting");
-      const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.attempts);
-      const wait = delay === null || delay === undefined
-        ? Math.random() * ceiling
-        : delay + Math.random() * BACKOFF_MIN_MS;
-      this.attempts += 1;
-      this.timer = setTimeout(() => this.connect(), wait);
-    }
-
     status(state) {
       this.state = state;
       const node = this.find("status");
       if (!node || node.dataset.state === state) return;
       node.dataset.state = state;
-      node.textContent = STATUS_TEXT[state];
-    }
-
-    dispatch(type, data) {
-      let payload;
-      try {
-        payload = JSON.parse(data);
-      } catch (error) {
-        return;
-      }
-      if (type === "open") {
-        this.attempts = 0;
-        this.status("connected");
-      } else if (type === "notification") {
-        this.receive(payload);
-      } else if (type === "read") {
-        this.applyRead(payload);
-      } else if (type === "reset") {
-        this.reload();
-      }
+      node.textContent = STATUS_TEXT[state] || state;
     }
 
     // -- what the stream tells --
 
-    /** A new notification: list, badge, toast, desktop; once per id. */
-    receive(n) {
+    /**
+     * A new notification: list and badge, once per id; a toast and a desktop
+     * notification when ``shown`` says this tab shows them.
+     */
+    receive(n, shown) {
       const id = String(n.id);
       if (this.seen.has(id)) return;
       this.seen.add(id);
@@ -221,8 +612,8 @@
       if (change === null) return; // older than its group's item: nothing new
       this.setCount(this.count + change);
       if (!n.unread || change === 0) return; // read meanwhile, or one more in an unread group
-      this.toast(n);
-      this.desktop(n);
+      if (shown.toast) this.toast(n);
+      if (shown.desktop) this.desktop(n);
     }
 
     /**
@@ -236,7 +627,7 @@
       if (shown && Number(shown.dataset.notificationId) > Number(n.id)) return null;
       const wasUnread = Boolean(shown) && shown.dataset.unread === "1";
       if (shown) shown.remove();
-      this.insert(n);
+      this.renderListItem(n);
       return (n.unread ? 1 : 0) - (wasUnread ? 1 : 0);
     }
 
@@ -249,8 +640,8 @@
     }
 
     /**
-     * The stream could not resume: load the list afresh from the API. What the
-     * stream delivered meanwhile, above the list's cursor, stays.
+     * Load the list afresh from the API (the stream could not resume, or this
+     * tab may have missed relayed events). What arrives while it loads stays.
      */
     async reload() {
       const url = new URL(this.config.listUrl, window.location.href);
@@ -274,11 +665,17 @@
       const newer = this.items().filter((item) => item.dataset.unread === "1").length;
       page.results.forEach((n) => { this.seen.add(String(n.id)); this.place(n); });
       this.setCount(page.unread_count + newer);
+      this.updateEmpty();
     }
 
     // -- the list --
 
-    render(n) {
+    /**
+     * Show notification ``n`` in the list: the one place list items are made.
+     * It replaces the item with the same id, or goes in newest first (by id,
+     * so replays and out-of-order ids land right); the list stays bounded.
+     */
+    renderListItem(n) {
       const level = LEVELS.includes(n.level) ? n.level : "info";
       const href = safeUrl(n.url);
       // A kind's text is the whole sentence ("alice, bob and 3 others commented").
@@ -286,7 +683,7 @@
       const actor = n.kind || !n.actor ? null : el("span", { class: "ntf-actor" }, n.actor);
       const verb = href ? el("a", { class: "ntf-target", href }, words) : words;
       const count = n.count > 1 ? el("span", { class: "ntf-count", title: `${n.count} notifications` }, String(n.count)) : null;
-      return el(
+      const item = el(
         "li",
         {
           class: `ntf-item ntf-${level}${n.unread ? " ntf-unread" : ""}`,
@@ -305,19 +702,16 @@
         ),
         n.unread ? this.markButton() : null,
       );
+      const id = Number(n.id);
+      const same = this.items().find((other) => other.dataset.notificationId === String(n.id));
+      if (same) same.replaceWith(item);
+      else this.list.insertBefore(item, this.items().find((other) => Number(other.dataset.notificationId) < id) || null);
+      this.items().slice(Math.max(LIST_MAX, this.config.limit)).forEach((old) => old.remove());
+      this.updateEmpty();
     }
 
     markButton() {
       return el("button", { type: "button", class: "ntf-link", "data-notifications-mark-read": "" }, "Mark read");
-    }
-
-    /** Insert newest first (by id, so replays and out-of-order ids land right). */
-    insert(n) {
-      const id = Number(n.id);
-      const after = this.items().find((item) => Number(item.dataset.notificationId) < id);
-      this.list.insertBefore(this.render(n), after || null);
-      this.items().slice(Math.max(LIST_MAX, this.config.limit)).forEach((item) => item.remove());
-      this.updateEmpty();
     }
 
     markItem(item, unread) {
@@ -471,13 +865,6 @@
     }
   }
 
-  /** Milliseconds from a Retry-After header (seconds or an HTTP date); null without one. */
-  function retryAfter(response) {
-    const value = (response.headers.get("Retry-After") || "").trim();
-    const seconds = /^\d+$/.test(value) ? Number(value) : (Date.parse(value) - Date.now()) / 1000;
-    return Number.isFinite(seconds) ? Math.max(0, seconds) * 1000 : null;
-  }
-
   /**
    * "Notify me on this device": Web Push through the app's service worker.
    * The button shows when the page has a VAPID key and the browser can push.
@@ -530,7 +917,7 @@
       root.dataset.notificationsReady = "1";
       const feed = new Feed(root, index);
       feed.status("connecting");
-      feed.connect();
+      new Connection(feed).start();
       setupPush(root);
     });
   }
