@@ -44,17 +44,32 @@ def user_group(user_id: int) -> str:
     return f"notifications.user.{user_id}"
 
 
+# Most rows in one Batch: a larger share of one read goes in several, so a
+# stream that stops reading overflows its queue instead of taking them all.
+BATCH_ROWS = 1000
+
+
 class Batch:
     """
     New rows for one stream, in id order, as (id, finality key, JSON), and the
-    position they complete: with them, the stream has everything up to ``end``.
+    position they complete: with them (and, when ``complete`` is False, with
+    the batches that follow), the stream has everything up to ``end``.
     """
 
-    __slots__ = ("rows", "end")
+    __slots__ = ("rows", "end", "complete")
 
-    def __init__(self, rows: list[tuple[int, int, str]], end: Position):
+    def __init__(self, rows: list[tuple[int, int, str]], end: Position, complete: bool = True):
         self.rows = rows
         self.end = end
+        self.complete = complete
+
+
+def _batches(rows: list[tuple[int, int, str]], end: Position) -> list[Batch]:
+    """``rows`` as batches of at most BATCH_ROWS; only the last one completes ``end``."""
+    if len(rows) <= BATCH_ROWS:
+        return [Batch(rows, end)]
+    chunks = [rows[i : i + BATCH_ROWS] for i in range(0, len(rows), BATCH_ROWS)]
+    return [Batch(chunk, end, complete=i == len(chunks) - 1) for i, chunk in enumerate(chunks)]
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
@@ -317,13 +332,14 @@ class Hub:
                     per_stream[sub] = [frame]
                 else:
                     frames.append(frame)
-        shared: dict[tuple[int, ...], Batch] = {}
+        shared: dict[tuple[int, ...], list[Batch]] = {}
         for sub, frames in per_stream.items():
             key = tuple(nid for nid, _, _ in frames)
             same = shared.get(key)
             if same is None:
-                same = shared[key] = Batch(frames, end)
-            self._push(sub, same)
+                same = shared[key] = _batches(frames, end)
+            for batch in same:
+                self._push(sub, batch)
 
     # -- timers ------------------------------------------------------------------
 

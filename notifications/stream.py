@@ -150,8 +150,10 @@ def _frames(items: list[Batch | str], cursor: Cursor) -> tuple[bytes, Cursor]:
             continue  # the replay had all of it
         new = [(nid, data) for nid, key, data in item.rows if not cursor.delivered(nid, key)]
         after = cursor.upto(item.end)
+        last = len(new) - 1 if item.complete else -1
         for i, (nid, data) in enumerate(new):
-            at = after if i == len(new) - 1 else cursor.within(item.end, nid)
+            at = after if i == last else cursor.within(item.end, nid)
             out.append(sse.frame("notification", data, id=str(at)))
-        cursor = after
+        if item.complete:
+            cursor = after
     return b"".join(out), cursor

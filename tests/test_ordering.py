@@ -91,3 +91,23 @@ def test_a_row_read_while_its_user_subscribes_is_rendered_and_delivered(monkeypa
     batch, read = late[0].pending
     assert [r[0] for r in batch.rows] == [11] and batch.end == end
     assert read == '{"ids": [3]}'
+
+
+def test_a_batch_in_parts_completes_its_position_only_with_the_last_part():
+    cursor = Cursor(snap(10, 10))
+    end = snap(13, 13)
+    first = Batch([(5, 10, "{}"), (6, 11, "{}")], end, complete=False)
+    out, cursor = _frames([first], cursor)
+    ids = [line[4:].decode() for line in out.split(b"\n") if line.startswith(b"id: ")]
+    assert ids == ["10:10:/13:13:/5", "10:10:/13:13:/6"] and str(cursor) == "10:10:"
+    out, cursor = _frames([Batch([(8, 12, "{}")], end)], cursor)
+    assert b"id: 13:13:\n" in out and str(cursor) == "13:13:"
+
+
+def test_a_large_share_of_one_read_goes_out_in_parts(monkeypatch):
+    from notifications import hub as hub_module
+
+    monkeypatch.setattr(hub_module, "BATCH_ROWS", 2)
+    parts = hub_module._batches([(i, i, "{}") for i in range(5)], snap(9, 9))
+    assert [len(b.rows) for b in parts] == [2, 2, 1]
+    assert [b.complete for b in parts] == [False, False, True]
