@@ -228,3 +228,22 @@ from .skips import (  # noqa: E402, F401
     pytest_sessionfinish,
     pytest_terminal_summary,
 )
+
+
+@pytest.fixture
+def declare() -> Iterator[Any]:
+    """``declare(Kind(...))`` for one test; the kind is forgotten afterwards."""
+    declared = []
+
+    def add(kind: Any) -> Any:
+        from notifications.kinds import register
+
+        register(kind)
+        declared.append(kind.key)
+        return kind
+
+    yield add
+    from notifications.kinds import register
+
+    for key in declared:
+        register.unregister(key)

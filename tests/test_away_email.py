@@ -36,21 +36,6 @@ def bob():
 
 
 @pytest.fixture
-def declare():
-    """``declare(Kind(...))`` for one test; the kind is forgotten afterwards."""
-    declared = []
-
-    def add(kind: Kind) -> Kind:
-        register(kind)
-        declared.append(kind.key)
-        return kind
-
-    yield add
-    for key in declared:
-        register.unregister(key)
-
-
-@pytest.fixture
 def at_once(declare):
     """A kind whose email goes at once (its templates are in tests/testapp)."""
     return declare(Kind("awaytest", label="Reviews", channels={"in_app": True, "email": True}))

@@ -13,7 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from notifications import api, push, worker
-from notifications.kinds import Kind, register
+from notifications.kinds import Kind
 from notifications.models import Delivery, Notification, PushSubscription
 
 from .conftest import CSRF
@@ -48,20 +48,6 @@ def vapid(settings):
 @pytest.fixture
 def alice():
     return User.objects.create_user("alice", email="alice@example.com")
-
-
-@pytest.fixture
-def declare():
-    declared = []
-
-    def add(kind: Kind) -> Kind:
-        register(kind)
-        declared.append(kind.key)
-        return kind
-
-    yield add
-    for key in declared:
-        register.unregister(key)
 
 
 @pytest.fixture

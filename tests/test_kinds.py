@@ -25,21 +25,6 @@ def alice():
     return User.objects.create_user("alice")
 
 
-@pytest.fixture
-def declare():
-    """``declare(Kind(...))`` for one test; the kind is forgotten afterwards."""
-    declared = []
-
-    def add(kind: Kind) -> Kind:
-        register(kind)
-        declared.append(kind.key)
-        return kind
-
-    yield add
-    for key in declared:
-        register.unregister(key)
-
-
 def test_the_demo_declares_its_kinds_in_its_notifications_module():
     # project/notifications.py, imported at startup like admin.py.
     mention, comment, security = register["mention"], register["comment"], register["security"]
