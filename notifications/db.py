@@ -75,6 +75,20 @@ def _get_lanes() -> Lanes:
         return _lanes
 
 
+def close_connections() -> None:
+    """
+    Close every lane's database connections now, waiting for work in progress.
+    Lanes close their own once idle, on timers of the event loop that used
+    them; call this where that loop has ended (a script's ``asyncio.run``).
+    """
+    with _lock:
+        lanes = _lanes
+    if lanes is None or lanes.pid != os.getpid():
+        return
+    for lane in lanes.lanes:
+        lane.executor.submit(connections.close_all).result()
+
+
 async def run(fn: Callable[..., T], *args: Any) -> T:
     """
     Run the synchronous ``fn(*args)`` on a database lane and return its result.

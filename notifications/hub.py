@@ -24,7 +24,7 @@ import weakref
 from collections import deque
 from typing import Any
 
-from . import db, feed
+from . import db, feed, grouping
 from .conf import conf
 from .finality import Position
 from .membership import LINGER, Membership
@@ -43,6 +43,16 @@ def user_group(user_id: int) -> str:
     """The channel-layer group that carries pokes for one user."""
     return f"notifications.user.{user_id}"
 
+
+# While rows keep coming (each read finds some, and the next poke comes before
+# the previous read is BURST_GAP old), the fetch loop waits longer between
+# reads, doubling from BURST_SPACING_MIN up to BURST_SPACING_MAX: a burst of a
+# thousand rows of one group becomes a few reads and, coalesced, a few frames.
+# A read that finds nothing, or rows after a quiet spell, resets the wait: a
+# notification after a pause goes out at once.
+BURST_GAP = 0.05
+BURST_SPACING_MIN = 0.01
+BURST_SPACING_MAX = 0.4
 
 # Most rows in one Batch: a larger share of one read goes in several, so a
 # stream that stops reading overflows its queue instead of taking them all.
@@ -159,6 +169,8 @@ class Hub:
         self._loops: list[asyncio.Task[None]] = []
         self._idle_since: float | None = None
         self._pruned_at = 0.0
+        self._spacing = 0.0  # the wait after a read while a burst lasts
+        self._rows_at = -1e9  # when a read last found rows
 
     # -- streams ---------------------------------------------------------------
 
@@ -267,18 +279,34 @@ class Hub:
             self._poked.clear()
             await self.membership.renew_if_due()
             try:
-                await self._fetch()
+                found = await self._fetch()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.exception("Reading new notifications failed; retrying.")
                 await asyncio.sleep(conf.POLL_INTERVAL)
+                continue
+            if self._pace(found, time.monotonic()):
+                await asyncio.sleep(self._spacing)  # pokes meanwhile wait for the next read
 
-    async def _fetch(self) -> None:
-        """Hand every row and read event committed since the hub's position to the streams."""
+    def _pace(self, found: bool, now: float) -> bool:
+        """Update the wait between reads (see BURST_GAP); True when the loop should wait."""
+        if found and now - self._rows_at < self._spacing + BURST_GAP:
+            self._spacing = min(BURST_SPACING_MAX, max(BURST_SPACING_MIN, self._spacing * 2))
+        else:
+            self._spacing = 0.0
+        if found:
+            self._rows_at = now
+        return self._spacing > 0
+
+    async def _fetch(self) -> bool:
+        """
+        Hand every row and read event committed since the hub's position to the
+        streams. True when there were new rows.
+        """
         start, read_start = self.position, self.read_position
         if start is None or read_start is None or not self.registry.streams:
-            return
+            return False
         epoch = self._epoch
         users = frozenset(self.registry.by_user)
         fetched = await db.run(feed.fetch, start, read_start, users)
@@ -289,20 +317,38 @@ class Hub:
             users |= late
             fetched.add(await db.run(feed.fetch_late, start, read_start, fetched, late))
         if epoch != self._epoch:  # every stream left while we read
-            return
+            return False
         self.position, self.read_position = fetched.end, fetched.read_end
         self._dispatch(fetched.rows, fetched.end)
         for user_id, payload in fetched.reads:
             for sub in list(self.registry.by_user.get(user_id, ())):
                 self._push(sub, payload)
+        return bool(fetched.rows)
 
     def _dispatch(self, rows: list[feed.Row], end: Position) -> None:
         """
         Route ``rows`` to streams; no await inside.
 
         Streams that get the same rows share one ``Batch``: a broadcast to ten
-        thousand streams allocates one, not ten thousand lists.
+        thousand streams allocates one, not ten thousand lists. Of the rows of
+        one group, only the newest goes out: its JSON carries the whole group
+        (``grouping.coalesce``), as a replay would send it.
         """
+        if any(row.notification_group for row in rows):
+            rows = grouping.coalesce(
+                [
+                    (
+                        row.id,
+                        row.json,
+                        (row.recipient_id, row.notification_group)
+                        if row.notification_group
+                        else None,
+                        row,
+                    )
+                    for row in rows
+                ]
+            )
+            rows = [entry[3] for entry in rows]
         routed: list[tuple[tuple[int, int, str], Any]] = []
         streams = self.registry.streams
         for row in rows:

@@ -120,6 +120,27 @@ class Server:
         )
 
 
+@pytest.fixture(autouse=True)
+def _close_thread_connections() -> Iterator[None]:
+    """
+    After each test, close the connections that worker threads of this process
+    opened: the database lanes of streams run in-process (their idle timers die
+    with the test's event loop) and asgiref's thread for sync_to_async. Left
+    open, they count as connections held by the servers under test, and keep
+    the test database from being dropped.
+    """
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    from notifications import db
+
+    db.close_connections()
+    executor = SyncToAsync.single_thread_executor
+    if getattr(executor, "_threads", None):
+        executor.submit(connections.close_all).result()
+
+
 @pytest.fixture(scope="session")
 def server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Server]:
     srv = Server().start()

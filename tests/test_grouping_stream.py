@@ -66,10 +66,6 @@ def test_a_burst_of_1000_shows_one_item_with_count_1000_in_every_tab_within_2s(m
     assert elapsed < 2.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the hub sends every row; it is to call notifications.grouping.coalesce in _dispatch",
-)
 def test_a_burst_of_1000_sends_at_most_a_few_dozen_frames(make_server, browser, make_user):
     server = make_server(**FAST)
     alice, (bob,) = make_user(), people(1)

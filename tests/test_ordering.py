@@ -111,3 +111,42 @@ def test_a_large_share_of_one_read_goes_out_in_parts(monkeypatch):
     parts = hub_module._batches([(i, i, "{}") for i in range(5)], snap(9, 9))
     assert [len(b.rows) for b in parts] == [2, 2, 1]
     assert [b.complete for b in parts] == [False, False, True]
+
+
+def test_of_the_rows_of_one_group_in_a_read_only_the_newest_goes_out():
+    """A burst of one group becomes one frame per read: the newest row carries the whole group."""
+
+    def row(nid, user, group=""):
+        return feed.Row(nid, nid, user, "user", None, f'{{"id": {nid}}}', group)
+
+    async def scenario() -> list[int]:
+        hub = Hub()
+        sub = Subscription(Audiences(1, False, frozenset()), snap(1, 1), Reservation(1))
+        hub.registry.add(1, sub)
+        rows = [row(2, 1, "g"), row(3, 1), row(4, 1, "g"), row(5, 1, "h"), row(6, 1, "g"), row(7, 2, "g")]
+        hub._dispatch(rows, snap(9, 9))
+        (batch,) = sub.pending
+        return [r[0] for r in batch.rows]
+
+    assert asyncio.run(scenario()) == [3, 5, 6]
+
+
+def test_reads_space_out_while_rows_keep_coming_and_not_after_a_pause():
+    from notifications import hub as hub_module
+
+    hub = Hub()
+    # A lone notification, then another after a pause: no wait.
+    assert not hub._pace(True, 100.0)
+    assert not hub._pace(True, 101.0)
+    # Rows at every read, back to back: the wait doubles up to its bound...
+    now, waits = 101.0, []
+    for _ in range(10):
+        now += 0.01
+        hub._pace(True, now)
+        waits.append(hub._spacing)
+        now += hub._spacing
+    assert waits[0] == hub_module.BURST_SPACING_MIN
+    assert waits == sorted(waits) and waits[-1] == hub_module.BURST_SPACING_MAX
+    # ...and a read that finds nothing ends the burst.
+    assert not hub._pace(False, now + 0.01) and hub._spacing == 0
+    assert not hub._pace(True, now + 1.0)

@@ -8,6 +8,7 @@ pushed through the channel layer.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from datetime import timedelta
@@ -310,6 +311,30 @@ def test_idle_streams_hold_no_database_connection(browser, make_user, make_serve
         assert time.monotonic() < deadline, open_database_files(server.proc.pid, db_name)
         time.sleep(0.05)
     assert all(not s.ended for s in streams)
+
+
+def test_lane_connections_left_by_an_ended_event_loop_can_be_closed(transactional_db):
+    """
+    A lane closes its connection on a timer of the event loop that used it; a
+    script's ``asyncio.run`` ends that loop first. ``close_connections`` closes
+    them (the suite does after each test).
+    """
+    from django.db import connections as conns
+
+    from notifications import db
+
+    def is_open() -> bool:
+        return conns["default"].connection is not None
+
+    def query() -> bool:
+        with conns["default"].cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return is_open()
+
+    assert asyncio.run(db.run(query))
+    assert asyncio.run(db.run(is_open))  # the first loop's timer never ran
+    db.close_connections()
+    assert not asyncio.run(db.run(is_open))
 
 
 @pytest.mark.parametrize("how", ["logout", "deactivate"])
