@@ -52,7 +52,7 @@ def user_group(user_id: int) -> str:
 # notification after a pause goes out at once.
 BURST_GAP = 0.05
 BURST_SPACING_MIN = 0.01
-BURST_SPACING_MAX = 0.4
+BURST_SPACING_MAX = 0.5
 
 # Most rows in one Batch: a larger share of one read goes in several, so a
 # stream that stops reading overflows its queue instead of taking them all.
