@@ -12,12 +12,15 @@ class NotificationsConfig(AppConfig):
 
         from . import checks  # noqa: F401  (registers the system checks)
         from .kinds import autodiscover
-        from .receivers import on_notify
+        from .receivers import connect_login_checks, on_notify
         from .signals import notify
         from .texts import clear_cache
         from .worker import start_in_server
 
         notify.connect(on_notify, dispatch_uid="notifications.on_notify")
+        # A password change, a logout or a group left ends the streams it
+        # concerns before they get anything more (the sweep is the fallback).
+        connect_login_checks()
         setting_changed.connect(clear_cache, dispatch_uid="notifications.texts")
         # A server process runs the delivery worker as a thread, when
         # NOTIFICATIONS_DELIVERY_THREAD says so, from its first request.

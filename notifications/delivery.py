@@ -38,6 +38,7 @@ from .hub import ALL_GROUP, user_group
 logger = logging.getLogger(__name__)
 
 POKE = {"type": "notifications.poke"}
+CHECK = {"type": "notifications.check"}  # and "user": the user's pk as text
 
 # Seconds one batch of sends may take before it is given up (its pokes are
 # lost; the database check delivers). Pokes queue meanwhile.
@@ -57,6 +58,26 @@ def poke_users(user_ids: Iterable[int]) -> None:
         _send([(ALL_GROUP, POKE)])
     else:
         _send([(user_group(uid), POKE) for uid in ids])
+
+
+def check_users(user_ids: Iterable[int]) -> None:
+    """
+    Tell the hubs serving these users to check their streams' logins now,
+    before they hand out anything more (a password change, a logout, a group
+    left): the sweep would within half a heartbeat. Also a poke.
+    """
+    _send([(user_group(uid), {**CHECK, "user": str(uid)}) for uid in set(user_ids)])
+
+
+def end_login(user_id: Any, session_key: str | None) -> None:
+    """
+    A login is ending (a logout): its streams end at once. Without a session
+    key (signed-cookie sessions), the user's logins are checked instead.
+    """
+    message = {**CHECK, "user": str(user_id)}
+    if session_key:
+        message["session"] = session_key
+    _send([(user_group(user_id), message)])
 
 
 def poke_all() -> None:
@@ -120,7 +141,9 @@ def _server_loop() -> asyncio.AbstractEventLoop | None:
     return loop
 
 
-def _start_in_loop(loop: asyncio.AbstractEventLoop, layer: BaseChannelLayer, messages: list[Message]) -> None:
+def _start_in_loop(
+    loop: asyncio.AbstractEventLoop, layer: BaseChannelLayer, messages: list[Message]
+) -> None:
     task = loop.create_task(_send_in_order(layer, messages))
     _in_loop_tasks.add(task)  # keep a reference until it is done
     task.add_done_callback(_in_loop_done)
@@ -157,7 +180,7 @@ class _Publisher:
         self.pid = os.getpid()
         self.lock = threading.Lock()
         # group -> message, in the order queued: a poke for a group already
-        # waiting is that one.
+        # waiting is that one (a check replaces a waiting poke).
         self.queue: dict[str, dict[str, Any]] = {}
         self.signalled = False
         self.sending = 0  # pokes taken from the queue and not yet sent
@@ -181,6 +204,8 @@ class _Publisher:
         with self.lock:
             for group, message in messages:
                 if group in self.queue:
+                    if message["type"] == CHECK["type"]:  # a check is a poke and more
+                        self.queue[group] = message
                     continue
                 if len(self.queue) >= size:
                     dropped += 1

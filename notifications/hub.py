@@ -170,6 +170,7 @@ class Hub:
         self._idle_since: float | None = None
         self._pruned_at = 0.0
         self._spacing = 0.0  # the wait after a read while a burst lasts
+        self._to_check: set[Any] = set()  # users whose logins changed (delivery.check_users)
         self._rows_at = -1e9  # when a read last found rows
 
     # -- streams ---------------------------------------------------------------
@@ -261,7 +262,21 @@ class Hub:
     # -- the channel layer -------------------------------------------------------
 
     def _on_message(self, message: dict[str, Any]) -> None:
-        if message.get("type") in ("notifications.poke", "notifications.read"):
+        kind = message.get("type")
+        if kind == "notifications.check":
+            user = str(message.get("user"))  # (a user's pk, as text)
+            session = message.get("session")
+            for uid in (user, int(user) if user.isdigit() else None):
+                subs = self.registry.by_user.get(uid)  # type: ignore[arg-type]
+                if not subs:
+                    continue
+                if session:  # a logout: that login's streams end now
+                    for sub in [s for s in subs if s.who.session_key == session]:
+                        self._close(sub, "signed out")
+                else:
+                    self._to_check.add(uid)
+            self._poke()
+        elif kind in ("notifications.poke", "notifications.read"):
             self._poke()
 
     def _poke(self) -> None:
@@ -308,6 +323,7 @@ class Hub:
         if start is None or read_start is None or not self.registry.streams:
             return False
         epoch = self._epoch
+        await self._check_now()
         users = frozenset(self.registry.by_user)
         fetched = await db.run(feed.fetch, start, read_start, users)
         # Streams that subscribed during the read start at ``start`` too, but
@@ -316,6 +332,8 @@ class Hub:
         while epoch == self._epoch and (late := frozenset(self.registry.by_user) - users):
             users |= late
             fetched.add(await db.run(feed.fetch_late, start, read_start, fetched, late))
+        # A login that changed while we read is checked before its rows go out.
+        await self._check_now()
         if epoch != self._epoch:  # every stream left while we read
             return False
         self.position, self.read_position = fetched.end, fetched.read_end
@@ -428,13 +446,25 @@ class Hub:
             except Exception:
                 logger.exception("Checking stream sessions failed; retrying.")
 
-    async def _sign_out(self) -> None:
-        """End the streams of sessions that ended and of users made inactive."""
-        streams = [s.who for s in self.registry.streams]
-        ended, inactive = await db.run(feed.signed_out, streams)
-        for sub in list(self.registry.streams):
-            if sub.who.session_key in ended or sub.who.user_id in inactive:
+    async def _sign_out(self, subs: list[Subscription] | None = None) -> None:
+        """End the streams (of ``subs``, or all) whose login Django would no longer accept."""
+        if subs is None:
+            subs = list(self.registry.streams)
+        ended, inactive = await db.run(feed.signed_out, [s.who for s in subs])
+        for sub in subs:
+            if sub.closed_reason is None and (
+                sub.who.session_key in ended or sub.who.user_id in inactive
+            ):
                 self._close(sub, "signed out")
+
+    async def _check_now(self) -> None:
+        """Check the logins of the users ``delivery.check_users`` named, before the next rows go out."""
+        if not self._to_check:
+            return
+        users, self._to_check = self._to_check, set()
+        subs = [sub for uid in users for sub in self.registry.by_user.get(uid, ())]
+        if subs:
+            await self._sign_out(subs)
 
     # -- streams, continued --------------------------------------------------------
 

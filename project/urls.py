@@ -11,6 +11,7 @@ urlpatterns = [
     path("preferences/", views.preferences, name="preferences"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("password/", auth_views.PasswordChangeView.as_view(success_url="/"), name="password_change"),
     path("admin/", admin.site.urls),
     path("notifications/", include("notifications.urls")),
     # A page written for django-notifications-hq (its tags and notify.js), live here.

@@ -212,3 +212,123 @@ def test_the_sweep_ends_a_signed_cookie_past_its_age(settings):
     assert feed.signed_out([who]) == (set(), set())
     settings.SESSION_COOKIE_AGE = -1
     assert feed.signed_out([who]) == ({key}, set())
+
+
+# -- at once: a change of login ends the streams before anything more reaches them --
+
+SLOW_SWEEP = {"NOTIFICATIONS_HEARTBEAT": "60", "NOTIFICATIONS_POLL_INTERVAL": "0.2"}
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_a_password_changed_on_the_site_ends_other_sessions_streams_before_the_next_notification(
+    browser, make_user, make_server
+):
+    """
+    The sweep runs every 30 s here: only the check the password change sends
+    can end the streams in time. A notification committed right after the
+    change must not reach them.
+    """
+    srv = make_server(**SLOW_SWEEP)
+    alice = make_user()
+    here, elsewhere = browser(alice, on=srv), browser(alice, on=srv)
+    streams = [elsewhere.stream().connected(), elsewhere.stream().connected()]
+    mine = here.stream().connected()
+    answer = here.post(
+        "/password/",
+        data={"old_password": "pw", "new_password1": "a new passphrase", "new_password2": "a new passphrase"},
+    )
+    assert answer.status_code == 302, answer.text
+    changed = time.monotonic()
+    after = api.notify(alice, "right after the password change")[0]
+    for stream in streams:
+        stream.wait_for(lambda s: s.ended, timeout=5)
+    assert time.monotonic() - changed < 5  # not the 30 s sweep
+    assert all(after.pk not in s.notification_ids() for s in streams)
+    refused = elsewhere.stream()
+    refused.wait_for(lambda s: s.ended)
+    assert refused.status == 403
+    # The session that changed it stays logged in (update_session_auth_hash):
+    # its stream ends too (it opened with the old hash) and reconnects at once.
+    mine.wait_for(lambda s: s.ended, timeout=5)
+    here.cookies = {**here.cookies, "sessionid": answer.cookies["sessionid"]}  # (a new key)
+    again = here.stream(last_event_id=mine.last_id).connected()
+    again.wait_for(lambda s: after.pk in s.notification_ids(), timeout=5)
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_a_logout_ends_that_sessions_streams_before_the_next_notification(browser, make_user, make_server):
+    srv = make_server(**SLOW_SWEEP)
+    alice = make_user()
+    leaving, staying = browser(alice, on=srv), browser(alice, on=srv)
+    gone = [leaving.stream().connected(), leaving.stream().connected()]
+    kept = staying.stream().connected()
+    assert leaving.post("/logout/").status_code == 302
+    left = time.monotonic()
+    after = api.notify(alice, "right after the logout")[0]
+    for stream in gone:
+        stream.wait_for(lambda s: s.ended, timeout=5)
+    assert time.monotonic() - left < 5
+    kept.wait_for(lambda s: after.pk in s.notification_ids(), timeout=5)
+    assert all(after.pk not in s.notification_ids() for s in gone)
+    assert not kept.ended
+
+
+def test_a_check_that_arrives_while_the_hub_reads_is_done_before_the_rows_go_out(monkeypatch):
+    import asyncio
+
+    from notifications import db
+    from notifications.finality import Sequence
+    from notifications.hub import Hub, Subscription
+
+    calls: list[str] = []
+
+    async def scenario() -> Subscription:
+        hub = Hub()
+        hub.position = hub.read_position = Sequence(1)
+        reservation = hub.reserve(7)
+        assert reservation is not None and hub.registry.start(reservation)
+        sub = Subscription(Audiences(7, False, frozenset(), "the-session", "old-hash"), Sequence(1), reservation)
+        hub.registry.add(7, sub)
+
+        async def run(fn, *args):
+            calls.append(fn.__name__)
+            if fn is feed.fetch:  # the password changes while the hub reads
+                hub._on_message({"type": "notifications.check", "user": "7"})
+                return feed.Fetched(Sequence(2), Sequence(1), [feed.Row(2, 2, 7, "user", None, '{"id": 2}')], [])
+            assert fn is feed.signed_out and [w.user_id for w in args[0]] == [7]
+            return {"the-session"}, set()
+
+        monkeypatch.setattr(db, "run", run)
+        await hub._fetch()
+        return sub
+
+    sub = asyncio.run(scenario())
+    assert calls == ["fetch", "signed_out"]
+    assert sub.closed_reason == "signed out" and not sub.pending
+
+
+@pytest.mark.django_db(transaction=True)
+def test_what_sends_a_login_check(monkeypatch):
+    from django.db import transaction
+
+    from notifications import delivery
+
+    checked: list[list[Any]] = []
+    monkeypatch.setattr(delivery, "check_users", lambda ids: checked.append(sorted(ids)))
+    alice = get_user_model().objects.create_user("alice", password="pw")
+    editors = Group.objects.create(name="editors")
+    checked.clear()
+
+    alice.last_login = None
+    alice.save()  # (a login's last_login update, a profile edit): nothing
+    assert checked == []
+    with transaction.atomic():
+        alice.set_password("another")
+        alice.save()
+        assert checked == []  # not before the commit
+    assert checked == [[alice.pk]]
+    alice.groups.add(editors)
+    editors.user_set.remove(alice)
+    assert checked == [[alice.pk], [alice.pk], [alice.pk]]
