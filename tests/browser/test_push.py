@@ -1,16 +1,21 @@
 """
 Web Push in Chromium: the app's service worker shows a push delivered through
-the DevTools protocol (no push service needed), with the group key as its tag.
+the DevTools protocol (no push service needed), with the group key as its tag,
+and a click on it (dispatched inside the worker, to the worker's own handler:
+DevTools cannot click a system notification) marks it read through its signed
+read_url, closes it and opens its URL.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Page, Response, Worker, expect
 
 from .demo import Bell, DemoServer
 
@@ -18,16 +23,24 @@ pytestmark = pytest.mark.browser
 
 Login = Callable[..., Bell]
 
-PAYLOAD = """
+SW = "/static/notifications/sw.js"
+
+# Prints, as JSON, the push payloads (notifications.push.payload) of new
+# comment notifications for alice, one per (post title, url).
+PAYLOADS = """
+import json
 from django.contrib.auth import get_user_model
 from notifications import api, push
 from notifications.kinds import get_kind
 from project.models import Post
 
 alice = get_user_model().objects.get(username="alice")
-post = Post.objects.get(title="Post 1")
-(row,) = api.notify(alice, "commented", actor=alice, target=post, kind="comment", url="/")
-print(__import__("json").dumps(push.payload(row, get_kind("comment"))))
+payloads = []
+for title, url in {notices!r}:
+    post = Post.objects.get(title=title)
+    (row,) = api.notify(alice, "commented", actor=alice, target=post, kind="comment", url=url)
+    payloads.append(push.payload(row, get_kind("comment")))
+print(json.dumps(payloads))
 """
 
 # (``serviceWorker.ready`` would wait forever: the worker's scope is its folder.)
@@ -49,29 +62,138 @@ async (url) => {
 }
 """
 
+# Run inside the service worker: what a click on the notification tagged
+# ``tag`` does there. The event goes to the worker's own listener, unchanged.
+# Spies (which still make the real calls) record in ``self.windowCalls`` each
+# window the worker focuses or opens, and how the browser answered; errors
+# and unhandled rejections are kept in ``self.clickTrouble``.
+#
+# Chromium lets a worker focus or open a window only while it handles a real
+# click: on this constructed event ``waitUntil`` throws and ``focus()`` and
+# ``openWindow()`` are refused with InvalidAccessError ("Not allowed to...").
+CLICK = """
+async (tag) => {
+  if (!self.clickTrouble) {
+    const trouble = [];
+    self.addEventListener("error", (e) => trouble.push(`error: ${e.message}`));
+    self.addEventListener("unhandledrejection", (e) => trouble.push(`rejection: ${e.reason}`));
+    self.clickTrouble = trouble;
+    const calls = [];
+    const spy = (prototype, name, url) => {
+      const real = prototype[name];
+      prototype[name] = function (...args) {
+        const call = {call: name, url: url(this, args), outcome: null};
+        calls.push(call);
+        const answer = real.apply(this, args);
+        answer.then(() => { call.outcome = "done"; }, (e) => { call.outcome = `${e.name}: ${e.message}`; });
+        return answer;
+      };
+    };
+    spy(Clients.prototype, "openWindow", (clients, [url]) => new URL(url, self.location.href).href);
+    spy(WindowClient.prototype, "focus", (client) => client.url);
+    self.windowCalls = calls;
+  }
+  const [notification] = await self.registration.getNotifications({tag});
+  if (!notification) return false;
+  self.dispatchEvent(new NotificationEvent("notificationclick", {notification}));
+  return true;
+}
+"""
+
+
+def payloads(server: DemoServer, *notices: tuple[str, str]) -> list[dict[str, Any]]:
+    """Notify alice of a comment on each (post title, url); returns the pushes' payloads."""
+    out = server.manage("shell", "-c", PAYLOADS.format(notices=notices))
+    found: list[dict[str, Any]] = json.loads(out.strip().splitlines()[-1])
+    return found
+
+
+def unread(server: DemoServer, *ids: int) -> dict[int, bool]:
+    """Each notification's ``unread``, read straight from the server's SQLite file."""
+    marks = ",".join("?" * len(ids))
+    with sqlite3.connect(f"file:{server.db}?mode=ro", uri=True) as db:
+        rows = db.execute(f"SELECT id, unread FROM notifications_notification WHERE id IN ({marks})", ids)
+        return {nid: bool(flag) for nid, flag in rows}
+
+
+class Pushes:
+    """The app's service worker registered on ``page``, and pushes delivered to it through DevTools."""
+
+    def __init__(self, page: Page, server: DemoServer):
+        self.page = page
+        self.server = server
+        self.cdp = page.context.new_cdp_session(page)
+        registrations: list[dict[str, Any]] = []
+        self.cdp.on("ServiceWorker.workerRegistrationUpdated", lambda e: registrations.extend(e["registrations"]))
+        self.cdp.send("ServiceWorker.enable")
+        assert page.evaluate(REGISTER, SW).endswith(SW)
+        deadline = time.monotonic() + 10
+        while not registrations and time.monotonic() < deadline:
+            page.wait_for_timeout(50)
+        self.registration_id = next(r for r in registrations if not r["isDeleted"])["registrationId"]
+
+    def deliver(self, payload: dict[str, Any]) -> None:
+        self.cdp.send(
+            "ServiceWorker.deliverPushMessage",
+            {
+                "origin": self.server.url("").rstrip("/"),
+                "registrationId": self.registration_id,
+                "data": json.dumps(payload),
+            },
+        )
+
+    def shown(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.page.evaluate(SHOWN, SW)
+        return found
+
+    def wait_shown(self, count: int, timeout: float = 20) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        shown = self.shown()
+        while len(shown) < count and time.monotonic() < deadline:
+            self.page.wait_for_timeout(100)
+            shown = self.shown()
+        return shown
+
+    def worker(self) -> Worker:
+        """The running service worker, as Playwright sees it."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            workers = [w for w in self.page.context.service_workers if w.url.endswith(SW)]
+            if workers:
+                return workers[-1]
+            self.page.wait_for_timeout(50)
+        raise AssertionError(f"No service worker for {SW} in {self.page.context.service_workers}")
+
+    def click(self, tag: str) -> None:
+        assert self.worker().evaluate(CLICK, tag), f"no notification tagged {tag!r} to click"
+
+    def trouble(self) -> list[str]:
+        found: list[str] = self.worker().evaluate("self.clickTrouble || []")
+        return found
+
+    def window_calls(self, count: int, timeout: float = 10) -> list[dict[str, Any]]:
+        """The windows the worker focused or opened, once ``count`` calls have an outcome."""
+        deadline = time.monotonic() + timeout
+        calls: list[dict[str, Any]] = self.worker().evaluate("self.windowCalls")
+        while not (len(calls) >= count and all(c["outcome"] for c in calls)) and time.monotonic() < deadline:
+            self.page.wait_for_timeout(100)
+            calls = self.worker().evaluate("self.windowCalls")
+        return calls
+
+
+def read_responses(page: Page) -> list[Response]:
+    """Every response to a push read_url the browser context gets from now on (the worker's included)."""
+    responses: list[Response] = []
+    page.context.on("response", lambda r: "/notifications/api/push/read/" in r.url and responses.append(r))
+    return responses
+
 
 def test_the_service_worker_shows_a_delivered_push_with_its_group_as_tag(login: Login, server: DemoServer) -> None:
-    payload = json.loads(server.manage("shell", "-c", PAYLOAD).strip().splitlines()[-1])
+    (payload,) = payloads(server, ("Post 1", "/"))
     alice = login("alice", permissions=["notifications"])
-    page = alice.page
-    cdp = page.context.new_cdp_session(page)
-    registrations: list[dict] = []
-    cdp.on("ServiceWorker.workerRegistrationUpdated", lambda e: registrations.extend(e["registrations"]))
-    cdp.send("ServiceWorker.enable")
-    assert page.evaluate(REGISTER, "/static/notifications/sw.js").endswith("/static/notifications/sw.js")
-    deadline = time.monotonic() + 10
-    while not registrations and time.monotonic() < deadline:
-        page.wait_for_timeout(50)
-    registration = next(r for r in registrations if not r["isDeleted"])
-    cdp.send(
-        "ServiceWorker.deliverPushMessage",
-        {"origin": server.url("").rstrip("/"), "registrationId": registration["registrationId"], "data": json.dumps(payload)},
-    )
-    shown: list[dict] = []
-    while not shown and time.monotonic() < deadline + 10:
-        page.wait_for_timeout(100)
-        shown = page.evaluate(SHOWN, "/static/notifications/sw.js")
-    assert shown == [
+    pushes = Pushes(alice.page, server)
+    pushes.deliver(payload)
+    assert pushes.wait_shown(1) == [
         {
             "title": "Comments",
             "body": payload["body"],
@@ -80,6 +202,82 @@ def test_the_service_worker_shows_a_delivered_push_with_its_group_as_tag(login: 
         }
     ]
     assert payload["tag"].startswith("comment:target:")
+
+
+def test_a_click_on_a_push_marks_it_read_closes_it_and_focuses_or_opens_its_page(
+    login: Login, server: DemoServer
+) -> None:
+    # One push for a page alice has open (focused on click), one for another (opened).
+    here, elsewhere = payloads(server, ("Post 1", "/"), ("Post 2", "/preferences/"))
+    ids = [here["id"], elsewhere["id"]]
+    alice = login("alice", permissions=["notifications"])
+    page = alice.page
+    assert page.url == server.url("/")
+    pushes = Pushes(page, server)
+    pushes.deliver(here)
+    pushes.deliver(elsewhere)
+    assert sorted(n["tag"] for n in pushes.wait_shown(2)) == sorted([here["tag"], elsewhere["tag"]])
+    assert unread(server, *ids) == {here["id"]: True, elsewhere["id"]: True}
+    responses = read_responses(page)
+
+    pushes.click(here["tag"])
+    pushes.click(elsewhere["tag"])
+
+    deadline = time.monotonic() + 10
+    while (any(unread(server, *ids).values()) or len(responses) < 2) and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert unread(server, *ids) == {here["id"]: False, elsewhere["id"]: False}, pushes.trouble()
+    assert sorted((r.url, r.status, r.json()["marked"]) for r in responses) == sorted(
+        (server.url(p["read_url"]), 200, [p["id"]]) for p in (here, elsewhere)
+    )
+    assert pushes.shown() == []  # both closed
+    calls = sorted(pushes.window_calls(2), key=lambda c: c["call"])  # the two clicks run concurrently
+    assert [(c["call"], c["url"]) for c in calls] == [
+        ("focus", server.url("/")),  # the tab alice has open, not a new one
+        ("openWindow", server.url("/preferences/")),
+    ], pushes.trouble()
+    # The browser's answer: done on a real click, refused on this constructed one.
+    assert calls[0]["outcome"] in ("done", "InvalidAccessError: Not allowed to focus a window.")
+    assert calls[1]["outcome"] in ("done", "InvalidAccessError: Not allowed to open a window.")
+    if calls[1]["outcome"] == "done":
+        expect(page.context.pages[-1]).to_have_url(server.url("/preferences/"))
+
+
+def test_a_click_on_a_push_with_a_tampered_read_url_marks_nothing_read(login: Login, server: DemoServer) -> None:
+    first, second = payloads(server, ("Post 1", "/"), ("Post 2", "/"))
+    prefix = "/notifications/api/push/read/"
+    token_of = {p["id"]: p["read_url"].removeprefix(prefix).rstrip("/") for p in (first, second)}
+    # The second notification's id and recipient under the first one's timestamp and signature...
+    stamp_and_signature = token_of[first["id"]].partition(":")[2]
+    forged = token_of[second["id"]].partition(":")[0] + ":" + stamp_and_signature
+    assert forged != token_of[second["id"]]
+    # ...and the second one's own token with one character of its signature changed.
+    stamp_value, _, signature = token_of[second["id"]].rpartition(":")
+    middle = len(signature) // 2
+    broken = f"{stamp_value}:{signature[:middle]}{'A' if signature[middle] != 'A' else 'B'}{signature[middle + 1 :]}"
+    tampered = [
+        {**first, "read_url": f"{prefix}{forged}/"},
+        {**second, "read_url": f"{prefix}{broken}/"},
+    ]
+    alice = login("alice", permissions=["notifications"])
+    page = alice.page
+    pushes = Pushes(page, server)
+    for payload in tampered:
+        pushes.deliver(payload)
+    assert sorted(n["data"]["read_url"] for n in pushes.wait_shown(2)) == sorted(p["read_url"] for p in tampered)
+    responses = read_responses(page)
+
+    for payload in tampered:
+        pushes.click(payload["tag"])
+
+    deadline = time.monotonic() + 10
+    while len(responses) < 2 and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert sorted((r.url, r.status) for r in responses) == sorted(
+        (server.url(p["read_url"]), 400) for p in tampered
+    ), pushes.trouble()
+    assert unread(server, first["id"], second["id"]) == {first["id"]: True, second["id"]: True}
+    assert pushes.shown() == []
 
 
 def test_the_bell_offers_notifications_on_this_device_when_push_is_configured(login: Login) -> None:
