@@ -353,20 +353,15 @@ class Hub:
         (``grouping.coalesce``), as a replay would send it.
         """
         if any(row.notification_group for row in rows):
-            rows = grouping.coalesce(
+            kept = grouping.coalesce(
                 [
-                    (
-                        row.id,
-                        row.json,
-                        (row.recipient_id, row.notification_group)
-                        if row.notification_group
-                        else None,
-                        row,
-                    )
+                    (row.id, row.json, (row.recipient_id, row.notification_group), row)
+                    if row.notification_group
+                    else (row.id, row.json, None, row)
                     for row in rows
                 ]
             )
-            rows = [entry[3] for entry in rows]
+            rows = [entry[3] for entry in kept]
         routed: list[tuple[tuple[int, int, str], Any]] = []
         streams = self.registry.streams
         for row in rows:

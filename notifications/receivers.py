@@ -144,9 +144,6 @@ def connect_login_checks() -> None:
     User = get_user_model()
     pre_save.connect(on_user_save, sender=User, dispatch_uid="notifications.user_save")
     user_logged_out.connect(on_logged_out, dispatch_uid="notifications.logged_out")
-    groups = getattr(User, "groups", None)
-    through = getattr(getattr(groups, "through", None), "_meta", None)
-    if through is not None:
-        m2m_changed.connect(
-            on_groups_changed, sender=groups.through, dispatch_uid="notifications.groups"
-        )
+    through = getattr(getattr(User, "groups", None), "through", None)
+    if through is not None:  # (a custom user model may have no groups)
+        m2m_changed.connect(on_groups_changed, sender=through, dispatch_uid="notifications.groups")
