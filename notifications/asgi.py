@@ -28,6 +28,7 @@ cookie as ``django.contrib.auth.get_user`` does, and the system check
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -76,7 +77,15 @@ class StreamHandler(ASGIHandler):
 
     async def run_get_response(self, request: HttpRequest) -> HttpResponseBase:
         respond = sync_to_async(self._respond, thread_sensitive=False, executor=self.executor)
-        response = await respond(request)
+        future = asyncio.ensure_future(respond(request))
+        try:
+            # Shielded: a client that leaves while the middleware runs cancels
+            # this wait, not the thread; the response it still makes (holding
+            # a stream slot) is then closed as soon as it is ready.
+            response = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            future.add_done_callback(_close_dropped)
+            raise
         response._handler_class = self.__class__  # type: ignore[attr-defined]
         return response
 
@@ -87,6 +96,18 @@ class StreamHandler(ASGIHandler):
             return self.get_response(request)
         finally:
             connections.close_all()
+
+
+_closing: set[asyncio.Task[None]] = set()
+
+
+def _close_dropped(future: asyncio.Future[HttpResponseBase]) -> None:
+    """Close a response nobody will send (its client left), as Django would have."""
+    if future.cancelled() or future.exception() is not None:
+        return
+    task = asyncio.get_running_loop().create_task(sync_to_async(future.result().close)())
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
 
 
 class StreamHandlerWithoutMiddleware(ASGIHandler):
