@@ -130,7 +130,16 @@ class Pushes:
         deadline = time.monotonic() + 10
         while not registrations and time.monotonic() < deadline:
             page.wait_for_timeout(50)
-        self.registration_id = next(r for r in registrations if not r["isDeleted"])["registrationId"]
+        # The browser is shared across tests: take this server's registration,
+        # not one left by an earlier test's page on another port.
+        origin = server.url("")
+        while time.monotonic() < deadline:
+            mine = [r for r in registrations if not r["isDeleted"] and r["scopeURL"].startswith(origin)]
+            if mine:
+                break
+            page.wait_for_timeout(50)
+        assert mine, f"no service worker registration for {origin}: {registrations}"
+        self.registration_id = mine[-1]["registrationId"]
 
     def deliver(self, payload: dict[str, Any]) -> None:
         self.cdp.send(
