@@ -8,13 +8,17 @@ read_url, closes it and opens its URL.
 
 from __future__ import annotations
 
+import base64
 import json
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from playwright.sync_api import Page, Response, Worker, expect
 
 from .demo import Bell, DemoServer
@@ -295,3 +299,121 @@ def test_the_bell_offers_notifications_on_this_device_when_push_is_configured(lo
     button = alice.page.locator("[data-notifications-push]")
     expect(button).to_be_visible()
     expect(button).to_have_text("Notify me on this device")
+
+
+def b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def p256_public_key() -> str:
+    """A fresh P-256 public key, uncompressed (65 bytes), base64url: what browsers send as p256dh."""
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    return b64url(key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint))
+
+
+def vapid_env() -> dict[str, str]:
+    """A VAPID pair of the server's own, through the environment (as ``notifications_vapid_keys`` makes them)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    return {
+        "NOTIFICATIONS_VAPID_PUBLIC_KEY": b64url(public),
+        "NOTIFICATIONS_VAPID_PRIVATE_KEY": b64url(key.private_numbers().private_value.to_bytes(32, "big")),
+    }
+
+
+# Chromium's push service (FCM) is out of reach here: only ``subscribe`` and
+# ``getSubscription`` are replaced, by a subscription the browser "has" from
+# the first until ``unsubscribe()``. Every ``subscribe`` call's options are
+# kept in ``window.fakePush.calls``; the rest (button, permission, the POSTs
+# with their CSRF token, the views) is the page's own code.
+FAKE_PUSH_MANAGER = """
+(() => {
+  const info = %s;
+  const state = {current: null, calls: []};
+  Object.defineProperty(window, "fakePush", {value: state});
+  const make = () => ({
+    endpoint: info.endpoint,
+    expirationTime: null,
+    options: null,
+    getKey: () => null,
+    toJSON: () => ({endpoint: info.endpoint, expirationTime: null, keys: {...info.keys}}),
+    unsubscribe: async () => { state.current = null; return true; },
+  });
+  PushManager.prototype.subscribe = async function (options) {
+    const key = options && options.applicationServerKey;
+    state.calls.push({
+      userVisibleOnly: options && options.userVisibleOnly,
+      applicationServerKey: key ? btoa(String.fromCharCode(...new Uint8Array(key.buffer || key)))
+        .replace(/[+]/g, "-").replace(/[/]/g, "_").replace(/=+$/, "") : null,
+    });
+    state.current = state.current || make();
+    return state.current;
+  };
+  PushManager.prototype.getSubscription = async function () { return state.current; };
+})();
+"""
+
+# Prints, as JSON, alice's push subscriptions: [[endpoint, p256dh, auth], ...].
+SUBSCRIPTIONS = """
+import json
+from notifications.models import PushSubscription
+rows = PushSubscription.objects.filter(user__username="alice").order_by("id")
+print(json.dumps([[s.endpoint, s.p256dh, s.auth] for s in rows]))
+"""
+
+
+def subscriptions(server: DemoServer) -> list[list[str]]:
+    """Alice's push subscriptions in the server's database: [endpoint, p256dh, auth] each."""
+    found: list[list[str]] = json.loads(server.manage("shell", "-c", SUBSCRIPTIONS).strip().splitlines()[-1])
+    return found
+
+
+def wait_subscriptions(server: DemoServer, page: Page, count: int, timeout: float = 20) -> list[list[str]]:
+    deadline = time.monotonic() + timeout
+    found = subscriptions(server)
+    while len(found) != count and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+        found = subscriptions(server)
+    return found
+
+
+@pytest.mark.parametrize("server", [vapid_env()], indirect=True, ids=["vapid-keys"])
+def test_the_demo_turns_device_notifications_on_and_off(login: Login, server: DemoServer) -> None:
+    endpoint = server.url(f"/push/{secrets.token_urlsafe(16)}")
+    keys = {"p256dh": p256_public_key(), "auth": b64url(secrets.token_bytes(16))}
+    fake = FAKE_PUSH_MANAGER % json.dumps({"endpoint": endpoint, "keys": keys})
+    alice = login("alice", permissions=["notifications"], init_script=fake)
+    page = alice.page
+    posts: list[tuple[str, str, str | None]] = []
+    page.on(
+        "request",
+        lambda r: "/notifications/api/push/" in r.url
+        and posts.append((r.url, r.method, r.headers.get("x-csrftoken"))),
+    )
+    alice.open_panel()
+    button = page.locator("[data-notifications-push]")
+    expect(button).to_be_visible()
+    expect(button).to_have_text("Notify me on this device")
+    assert subscriptions(server) == []
+
+    button.click()
+
+    expect(button).to_have_text("Stop notifying this device")
+    assert wait_subscriptions(server, page, 1) == [[endpoint, keys["p256dh"], keys["auth"]]]
+    # The page subscribed with the server's own VAPID public key, for visible pushes only.
+    assert page.evaluate("window.fakePush.calls") == [
+        {"userVisibleOnly": True, "applicationServerKey": server.env["NOTIFICATIONS_VAPID_PUBLIC_KEY"]}
+    ]
+
+    button.click()
+
+    expect(button).to_have_text("Notify me on this device")
+    assert wait_subscriptions(server, page, 0) == []
+    assert page.evaluate("window.fakePush.current") is None  # the browser unsubscribed too
+    csrf = page.locator("[data-notifications]").get_attribute("data-csrf-token")
+    assert posts == [
+        (server.url("/notifications/api/push/subscribe/"), "POST", csrf),
+        (server.url("/notifications/api/push/unsubscribe/"), "POST", csrf),
+    ]
