@@ -1,6 +1,7 @@
 """
 The email channel: one message per delivery through Django's email framework
-(whatever ``EMAIL_BACKEND`` is: SMTP, console, file, django-anymail...).
+(whatever the default mailer is: ``MAILERS["default"]`` on Django 6.1+, else
+``EMAIL_BACKEND``; SMTP, console, file, django-anymail...).
 
 Subject, text and HTML body come from templates of the kind, rendered in the
 recipient's language (see texts.py):

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 import dj_database_url
+import django
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -144,12 +145,25 @@ LOGGING = {
 
 # Emails of the demo go to the console, or to files in DEMO_EMAIL_DIR when set
 # (DJANGO_EMAIL_BACKEND picks any other backend).
-if os.environ.get("DEMO_EMAIL_DIR"):
-    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
-    EMAIL_FILE_PATH = os.environ["DEMO_EMAIL_DIR"]
+_email_dir = os.environ.get("DEMO_EMAIL_DIR")
+_email_backend = os.environ.get("DJANGO_EMAIL_BACKEND") or (
+    "django.core.mail.backends.filebased.EmailBackend"
+    if _email_dir
+    else "django.core.mail.backends.console.EmailBackend"
+)
+_email_files = _email_dir if _email_backend.endswith(".filebased.EmailBackend") else None
+if django.VERSION >= (6, 1):
+    # Django 6.1 configures email as MAILERS (EMAIL_BACKEND is deprecated).
+    MAILERS = {
+        "default": {
+            "BACKEND": _email_backend,
+            "OPTIONS": {"file_path": _email_files} if _email_files else {},
+        }
+    }
 else:
-    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
-EMAIL_BACKEND = os.environ.get("DJANGO_EMAIL_BACKEND", EMAIL_BACKEND)
+    EMAIL_BACKEND = _email_backend
+    if _email_files:
+        EMAIL_FILE_PATH = _email_files
 DEFAULT_FROM_EMAIL = "notifications@example.com"
 NOTIFICATIONS_BASE_URL = os.environ.get("NOTIFICATIONS_BASE_URL", "http://127.0.0.1:8000")
 # The delivery worker runs inside the server process (on by default with SQLite);
