@@ -179,6 +179,17 @@ def make_user(transactional_db: Any) -> Any:
     return make
 
 
+@pytest.fixture
+def alice(db: Any) -> AbstractBaseUser:
+    """A user named alice (tests that need an e-mail address define their own)."""
+    return get_user_model().objects.create_user("alice")
+
+
+@pytest.fixture
+def bob(db: Any) -> AbstractBaseUser:
+    return get_user_model().objects.create_user("bob")
+
+
 def session_cookies(user: AbstractBaseUser) -> dict[str, str]:
     client = Client()
     client.force_login(user)

@@ -24,16 +24,6 @@ User = get_user_model()
 
 
 @pytest.fixture
-def alice():
-    return User.objects.create_user("alice")
-
-
-@pytest.fixture
-def bob():
-    return User.objects.create_user("bob")
-
-
-@pytest.fixture
 def team(alice, bob):
     group = Group.objects.create(name="team")
     group.user_set.add(alice, bob)

@@ -24,11 +24,6 @@ User = get_user_model()
 
 
 @pytest.fixture
-def alice():
-    return User.objects.create_user("alice")
-
-
-@pytest.fixture
 def post():
     return Post.objects.create(title="Post 7")
 

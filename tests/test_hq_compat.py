@@ -27,16 +27,6 @@ SOFT = override_settings(DJANGO_NOTIFICATIONS_CONFIG={"SOFT_DELETE": True})
 
 
 @pytest.fixture
-def alice():
-    return User.objects.create_user("alice")
-
-
-@pytest.fixture
-def bob():
-    return User.objects.create_user("bob")
-
-
-@pytest.fixture
 def reads():
     calls: list[dict] = []
 

@@ -25,16 +25,6 @@ def _empty_cache():
     cache.clear()
 
 
-@pytest.fixture
-def alice():
-    return User.objects.create_user("alice")
-
-
-@pytest.fixture
-def bob():
-    return User.objects.create_user("bob")
-
-
 def client_for(user, csrf: bool = False) -> Client:
     client = Client(enforce_csrf_checks=csrf)
     client.force_login(user)

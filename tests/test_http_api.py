@@ -1,7 +1,6 @@
 """The JSON API through Django's test client."""
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
 
 from notifications import api
@@ -10,11 +9,6 @@ from notifications.models import Notification
 pytestmark = pytest.mark.django_db
 
 LIST = "/notifications/api/"
-
-
-@pytest.fixture
-def alice():
-    return get_user_model().objects.create_user("alice")
 
 
 @pytest.fixture

@@ -20,11 +20,6 @@ pytestmark = pytest.mark.django_db
 User = get_user_model()
 
 
-@pytest.fixture
-def alice():
-    return User.objects.create_user("alice")
-
-
 def test_the_demo_declares_its_kinds_in_its_notifications_module():
     # project/notifications.py, imported at startup like admin.py.
     mention, comment, security = register["mention"], register["comment"], register["security"]

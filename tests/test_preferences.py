@@ -24,16 +24,6 @@ URL = "/notifications/api/preferences/"
 
 
 @pytest.fixture
-def alice():
-    return User.objects.create_user("alice")
-
-
-@pytest.fixture
-def bob():
-    return User.objects.create_user("bob")
-
-
-@pytest.fixture
 def quiet():
     """A kind whose in-app channel is off unless a user turns it on."""
     kind = register(Kind("digest", channels={"in_app": False, "email": True}))

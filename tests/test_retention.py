@@ -42,16 +42,6 @@ def remaining() -> set[int]:
     return set(Notification.objects.values_list("id", flat=True))
 
 
-@pytest.fixture
-def alice(db):
-    return User.objects.create_user("alice")
-
-
-@pytest.fixture
-def bob(db):
-    return User.objects.create_user("bob")
-
-
 def test_prune_deletes_only_notifications_older_than_the_age(alice):
     (old,) = api.notify(alice, "old", timestamp=days_ago(31))
     (young,) = api.notify(alice, "young", timestamp=days_ago(29))
