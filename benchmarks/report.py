@@ -289,20 +289,24 @@ def scale(report: dict) -> list[str]:
 def gc_table(report: dict) -> list[str]:
     rows = [
         "| server | N | during the broadcasts: gen 0 count / total / max | gen 1 | gen 2 "
-        "| whole run: gen 2 count / total / max |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| objects gen 2 freed | whole run: gen 2 count / total / max |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     found = False
+    measured = []
     for r in [*report["results"], *(report.get("scale") or [])]:
-        g = r.get("gc")
-        if not g:
-            continue
-        found = True
         name = NAMES.get(r["server"], r["server"])
         if r.get("processes"):
             name += f", {r['processes']} processes"
+        measured.append((name, r, r.get("gc")))
+        if r.get("gc_client"):
+            measured.append((f"{name}: load client", r, r["gc_client"]))
+    for name, r, g in measured:
+        if not g:
+            continue
+        found = True
         if g.get("error"):
-            rows.append(f"| {name} | {r['n']:,} | {g['error']} | | | |")
+            rows.append(f"| {name} | {r['n']:,} | {g['error']} | | | | |")
             continue
 
         def cell(gen: dict | None) -> str:
@@ -313,7 +317,8 @@ def gc_table(report: dict) -> list[str]:
         during = g.get("broadcast") or {}
         rows.append(
             f"| {name} | {r['n']:,} | {cell(during.get('0'))} | {cell(during.get('1'))} "
-            f"| {cell(during.get('2'))} | {cell(g['run'].get('2'))} |"
+            f"| {cell(during.get('2'))} | {(during.get('2') or {}).get('collected', '–')} "
+            f"| {cell(g['run'].get('2'))} |"
         )
     return rows if found else []
 
@@ -467,10 +472,17 @@ def main() -> None:
             "Every collection timed by a `gc.callbacks` hook (benchmarks/gcstats/sitecustomize.py, "
             "`--gc-stats`): count / total time / longest pause, per generation."
             + (
-                " This run called `gc.freeze()` after start-up (`--gc-freeze`)."
+                f" This project's servers called `gc.set_threshold({report['gc_threshold']})` "
+                "at start-up (`--gc-threshold`)."
+                if report.get("gc_threshold")
+                else ""
+            )
+            + (
+                " This project's servers called `gc.freeze()` after start-up (`--gc-freeze`)."
                 if report.get("gc_freeze")
                 else ""
-            ),
+            )
+            + " Client: the load client's own collections during the broadcasts.",
             "",
             *gc_rows,
             "",

@@ -230,6 +230,7 @@ class Setup:
         env.pop("DJANGO_SETTINGS_MODULE", None)
         env.pop("BENCH_GC_STATS", None)
         env.pop("BENCH_GC_FREEZE", None)
+        env.pop("BENCH_GC_THRESHOLD", None)
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         if kind in USES_PG:
             env.update(
@@ -270,6 +271,8 @@ class Setup:
             Path(env["BENCH_GC_STATS"]).unlink(missing_ok=True)
         if self.args.gc_freeze and kind in ("ours", "ours-fast"):
             env["BENCH_GC_FREEZE"] = "1"
+        if self.args.gc_threshold and kind in ("ours", "ours-fast"):
+            env["BENCH_GC_THRESHOLD"] = self.args.gc_threshold
         return env
 
     def settings_of(self, kind: str) -> dict[str, str]:
@@ -316,8 +319,13 @@ class Setup:
             else "benchmarks/ours_asgi.py:fast = serve_streams(get_asgi_application(), "
             "middleware=False)",
         }
+        gc_settings = []
+        if self.args.gc_threshold:
+            gc_settings.append(f"gc.set_threshold({self.args.gc_threshold}) (--gc-threshold)")
         if self.args.gc_freeze:
-            out["gc"] = "gc.freeze() after start-up (--gc-freeze)"
+            gc_settings.append("gc.freeze() after start-up (--gc-freeze)")
+        if gc_settings:
+            out["gc"] = ", then ".join(gc_settings)
         return out
 
     def redis_flush(self, db: int) -> None:
@@ -454,9 +462,15 @@ class Setup:
                 f"redis://127.0.0.1:6379/{REDIS_DB_PEER}",
             ]
         cwd_client = HERE / "peer" if kind in ("peer", "channels") else self.source
-        proc = subprocess.Popen(
-            client, cwd=cwd_client, env=self.env(kind, publisher=True), start_new_session=True
-        )
+        client_env = self.env(kind, publisher=True)
+        if self.args.gc_stats:
+            # The load client's own collections: a pause there delays frames too.
+            client_env["BENCH_GC_STATS_CLIENT"] = str(WORK / f"gc-{tag}-client.json")
+            client_env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(HERE / "gcstats"), client_env.get("PYTHONPATH")) if p
+            )
+            Path(client_env["BENCH_GC_STATS_CLIENT"]).unlink(missing_ok=True)
+        proc = subprocess.Popen(client, cwd=cwd_client, env=client_env, start_new_session=True)
         try:
             proc.wait(self.args.run_timeout)
         except subprocess.TimeoutExpired:
@@ -483,6 +497,7 @@ class Setup:
         result["settings"] = self.settings_of(kind)
         if self.args.gc_stats:
             result["gc"] = gc_summary([WORK / f"gc-{tag}.json"], result)
+            result["gc_client"] = gc_summary([WORK / f"gc-{tag}-client.json"], result)
         return result
 
     def run_scale(self, processes: int, n: int) -> dict:
@@ -582,6 +597,14 @@ def nginx_config(directory: Path, ports: list[int], n: int) -> tuple[Path, dict[
     return conf, added
 
 
+def gc_threshold(text: str) -> str:
+    """``--gc-threshold``: three positive integers, comma-separated."""
+    parts = text.split(",")
+    if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError("give three positive integers: T0,T1,T2 (e.g. 50000,20,10)")
+    return ",".join(str(int(p)) for p in parts)
+
+
 def gc_summary(files: list[Path], result: dict) -> dict:
     """Collections per generation, in the whole run and during the broadcasts."""
     records = []
@@ -604,6 +627,7 @@ def gc_summary(files: list[Path], result: dict) -> dict:
                     "total_ms": sum(durations) * 1000,
                     "max_ms": durations[-1] * 1000,
                     "p50_ms": durations[len(durations) // 2] * 1000,
+                    "collected": sum(r[3] for r in rows if r[1] == gen),
                 }
         return out
 
@@ -773,6 +797,12 @@ def main() -> None:
         help="this project's servers call gc.freeze() after start-up",
     )
     parser.add_argument(
+        "--gc-threshold",
+        metavar="T0,T1,T2",
+        type=gc_threshold,
+        help="this project's servers call gc.set_threshold(T0, T1, T2) at start-up",
+    )
+    parser.add_argument(
         "--peer-max-open-s",
         type=float,
         default=120,
@@ -856,6 +886,7 @@ def main() -> None:
         "events": args.events,
         "gc_stats": args.gc_stats,
         "gc_freeze": args.gc_freeze,
+        "gc_threshold": args.gc_threshold,
         "results": [],
         "scale": [],
         "skipped": [],

@@ -15,9 +15,14 @@ import gc
 import json
 import os
 import signal
+import sys
 import time
 
+# The load client names its file in BENCH_GC_STATS_CLIENT, which the publisher
+# processes it starts do not read (sys.argv tells them apart).
 _path = os.environ.get("BENCH_GC_STATS")
+if os.environ.get("BENCH_GC_STATS_CLIENT") and sys.argv and sys.argv[0].endswith("client.py"):
+    _path = os.environ["BENCH_GC_STATS_CLIENT"]
 if _path:
     _LIMIT = 500_000
     _records: list[tuple[float, int, float, int]] = []
