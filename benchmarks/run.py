@@ -33,6 +33,8 @@ at the end), and for each size runs each server alone, under the same ASGI serve
              every stream is logged in as its own user; broadcasts come from
              notifications.api.broadcast() in a publisher process
   ours-fast  the same with the opt-out (the stream skips the middleware)
+  ours-gc    ours with the README's garbage-collector lines in its asgi.py
+             (gc.set_threshold, then gc.freeze() after start-up)
 
 ``--scale 2,4`` then runs this project in 2 and 4 uvicorn processes behind the
 README's nginx configuration (``--scale-n`` streams spread over them, sharing
@@ -82,12 +84,17 @@ PORTS = {
     "ours": 8103,
     "channels": 8104,
     "ours-fast": 8105,
+    "ours-gc": 8106,
 }
-SERVERS = ("raw", "floor", "channels", "peer", "ours", "ours-fast")
-USES_PG = {"ours", "ours-fast", "channels"}  # the same users, sessions and database
+SERVERS = ("raw", "floor", "channels", "peer", "ours", "ours-fast", "ours-gc")
+OURS = ("ours", "ours-fast", "ours-gc")
+USES_PG = {*OURS, "channels"}  # the same users, sessions and database
 NGINX_PORT = 8110
 SCALE_PORT0 = 8111  # processes behind nginx listen on 8111, 8112, ...
 NGINX = "/usr/sbin/nginx"
+# What the README's Deploying section ("Garbage collection with thousands of
+# streams") puts at the end of asgi.py; the ours-gc row runs with it.
+README_GC_THRESHOLD = "100000,10,10"
 GROUP_MEMBERS = 10_000  # users created; notify() goes to a group of all of them
 # Sessions are signed with it: the project and the Channels peer share it.
 SECRET_KEY = "benchmark-only-not-secret-0d9c2b"
@@ -244,7 +251,7 @@ class Setup:
                     else "?application_name=bench-server"
                 ),
             )
-        if kind in ("ours", "ours-fast"):
+        if kind in OURS:
             env.update(
                 PYTHONPATH=os.pathsep.join([str(self.source), str(HERE)]),
                 DJANGO_SETTINGS_MODULE="project.settings",
@@ -269,10 +276,14 @@ class Setup:
             )
             env["BENCH_GC_STATS"] = str(WORK / f"gc-{tag}.json")
             Path(env["BENCH_GC_STATS"]).unlink(missing_ok=True)
-        if self.args.gc_freeze and kind in ("ours", "ours-fast"):
+        if kind == "ours-gc":
+            env["BENCH_GC_THRESHOLD"] = README_GC_THRESHOLD
             env["BENCH_GC_FREEZE"] = "1"
-        if self.args.gc_threshold and kind in ("ours", "ours-fast"):
-            env["BENCH_GC_THRESHOLD"] = self.args.gc_threshold
+        elif kind in OURS:
+            if self.args.gc_freeze:
+                env["BENCH_GC_FREEZE"] = "1"
+            if self.args.gc_threshold:
+                env["BENCH_GC_THRESHOLD"] = self.args.gc_threshold
         return env
 
     def settings_of(self, kind: str) -> dict[str, str]:
@@ -320,6 +331,13 @@ class Setup:
             "middleware=False)",
         }
         gc_settings = []
+        if kind == "ours-gc":
+            out["application"] = (
+                "benchmarks/ours_asgi.py:safe, as the headline row, with the README's "
+                f"garbage-collector lines: gc.set_threshold({README_GC_THRESHOLD}), then "
+                "gc.freeze() after start-up"
+            )
+            return out
         if self.args.gc_threshold:
             gc_settings.append(f"gc.set_threshold({self.args.gc_threshold}) (--gc-threshold)")
         if self.args.gc_freeze:
@@ -388,11 +406,11 @@ class Setup:
             return [str(self.peer_python), *flags, "peer_app:application"], HERE / "peer"
         if kind == "channels":
             return [str(self.bench_python), *flags, "channels_app:application"], HERE / "peer"
-        app = "ours_asgi:safe" if kind == "ours" else "ours_asgi:fast"
+        app = "ours_asgi:fast" if kind == "ours-fast" else "ours_asgi:safe"
         return [str(self.bench_python), *flags, app], self.source
 
     def publisher(self, kind: str) -> list[str] | None:
-        if kind in ("ours", "ours-fast"):
+        if kind in OURS:
             return [str(self.bench_python), str(HERE / "ours_tool.py"), "publish"]
         if kind == "peer":
             return [str(self.peer_python), str(HERE / "peer" / "peer_app.py"), "publish"]
@@ -601,7 +619,9 @@ def gc_threshold(text: str) -> str:
     """``--gc-threshold``: three positive integers, comma-separated."""
     parts = text.split(",")
     if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise argparse.ArgumentTypeError("give three positive integers: T0,T1,T2 (e.g. 50000,20,10)")
+        raise argparse.ArgumentTypeError(
+            "give three positive integers: T0,T1,T2 (e.g. 50000,20,10)"
+        )
     return ",".join(str(int(p)) for p in parts)
 
 
