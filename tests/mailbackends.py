@@ -33,7 +33,10 @@ class Files(BaseEmailBackend):
         delay = float(os.environ.get("SLOW_EMAIL", "0"))
         for message in messages:
             time.sleep(delay)
-            name = f"{os.getpid()}-{time.monotonic_ns()}.eml"
-            with open(os.path.join(folder, name), "wb") as out:
+            name = os.path.join(folder, f"{os.getpid()}-{time.monotonic_ns()}.eml")
+            # Written aside, then renamed: a test polling the folder never
+            # reads a message half written.
+            with open(name + ".part", "wb") as out:
                 out.write(message.message().as_bytes())
+            os.replace(name + ".part", name)
         return len(messages)
