@@ -271,11 +271,7 @@ class Setup:
         """The server's environment: ``env(kind)`` plus the GC options."""
         env = self.env(kind)
         if self.args.gc_stats:
-            env["PYTHONPATH"] = os.pathsep.join(
-                p for p in (str(HERE / "gcstats"), env.get("PYTHONPATH")) if p
-            )
-            env["BENCH_GC_STATS"] = str(WORK / f"gc-{tag}.json")
-            Path(env["BENCH_GC_STATS"]).unlink(missing_ok=True)
+            record_gc(env, "BENCH_GC_STATS", WORK / f"gc-{tag}.json")
         if kind == "ours-gc":
             env["BENCH_GC_THRESHOLD"] = README_GC_THRESHOLD
             env["BENCH_GC_FREEZE"] = "1"
@@ -330,7 +326,6 @@ class Setup:
             else "benchmarks/ours_asgi.py:fast = serve_streams(get_asgi_application(), "
             "middleware=False)",
         }
-        gc_settings = []
         if kind == "ours-gc":
             out["application"] = (
                 "benchmarks/ours_asgi.py:safe, as the headline row, with the README's "
@@ -338,6 +333,7 @@ class Setup:
                 "gc.freeze() after start-up"
             )
             return out
+        gc_settings = []
         if self.args.gc_threshold:
             gc_settings.append(f"gc.set_threshold({self.args.gc_threshold}) (--gc-threshold)")
         if self.args.gc_freeze:
@@ -483,11 +479,7 @@ class Setup:
         client_env = self.env(kind, publisher=True)
         if self.args.gc_stats:
             # The load client's own collections: a pause there delays frames too.
-            client_env["BENCH_GC_STATS_CLIENT"] = str(WORK / f"gc-{tag}-client.json")
-            client_env["PYTHONPATH"] = os.pathsep.join(
-                p for p in (str(HERE / "gcstats"), client_env.get("PYTHONPATH")) if p
-            )
-            Path(client_env["BENCH_GC_STATS_CLIENT"]).unlink(missing_ok=True)
+            record_gc(client_env, "BENCH_GC_STATS_CLIENT", WORK / f"gc-{tag}-client.json")
         proc = subprocess.Popen(client, cwd=cwd_client, env=client_env, start_new_session=True)
         try:
             proc.wait(self.args.run_timeout)
@@ -613,6 +605,16 @@ def nginx_config(directory: Path, ports: list[int], n: int) -> tuple[Path, dict[
         + "\n}\n"
     )
     return conf, added
+
+
+def record_gc(env: dict[str, str], variable: str, path: Path) -> None:
+    """Have the process started with ``env`` time its collections into ``path``
+    (benchmarks/gcstats/sitecustomize.py reads ``variable``)."""
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(HERE / "gcstats"), env.get("PYTHONPATH")) if p
+    )
+    env[variable] = str(path)
+    path.unlink(missing_ok=True)
 
 
 def gc_threshold(text: str) -> str:
