@@ -102,7 +102,7 @@ def on_user_save(sender: Any, instance: Any, update_fields: Any = None, **kwargs
     """
     if getattr(instance, "_password", None) is None or instance.pk is None:
         return
-    _check_after_commit(get_user_model(), [instance.pk])
+    _check_after_commit([instance.pk])
 
 
 def on_groups_changed(
@@ -117,7 +117,7 @@ def on_groups_changed(
         users = list(pk_set)
     else:  # group.user_set.clear(): the members are gone from the table already
         return
-    _check_after_commit(get_user_model(), users)
+    _check_after_commit(users)
 
 
 def on_logged_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
@@ -132,8 +132,8 @@ def on_logged_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     delivery.end_login(user.pk, key)
 
 
-def _check_after_commit(model: Any, user_ids: list[Any]) -> None:
-    using = router.db_for_write(model)  # the users' database: its commit is the change
+def _check_after_commit(user_ids: list[Any]) -> None:
+    using = router.db_for_write(get_user_model())  # the users' database: its commit is the change
     transaction.on_commit(lambda: delivery.check_users(user_ids), using=using)
 
 
