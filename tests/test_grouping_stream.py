@@ -80,8 +80,8 @@ def test_a_burst_of_1000_sends_at_most_a_few_dozen_frames(make_server, browser, 
     # While rows keep coming, reads space out to BURST_SPACING_MAX (0.5 s), so
     # the frames follow how long the burst took to write (10 s: about 26-30),
     # not its 1,000 rows; a writer that stalls longer than a spacing starts a
-    # new ramp of six short waits. Room for two stalls per ten seconds.
-    limit = 12 + int(3 * written)
+    # new ramp of six short waits. Room for a few stalls of a busy machine.
+    limit = 20 + int(3 * written)
     print(f"burst of 1000 written in {written:.1f} s: {frames} frames (limit {limit})")
     assert frames <= limit
 
