@@ -12,6 +12,8 @@ settings and a throw-away SQLite database, then measures:
   - a burst: N streams opened at once, time until all are open;
   - idle: RSS and OS threads of the server per open idle stream.
 Every phase is bounded in count and time; the servers are stopped by PID.
+With PROFILE=/tmp/prefix (and py-spy on the PATH), each server's burst is
+sampled into /tmp/prefix.<pid>.txt as collapsed stacks.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# py-spy samples each server during its burst into <PROFILE>.<pid>.txt (collapsed stacks).
+PROFILE = os.environ.get("PROFILE")
 MODES = {
     "middleware (default)": "tests.settings",
     "opt-out": "tests.settings_stream_without_middleware",
@@ -126,11 +130,21 @@ async def measure(port: int, pid: int, keys: list[str], streams: int) -> dict[st
     await asyncio.sleep(1.0)
     rss0, threads0 = proc_status(pid, "VmRSS"), proc_status(pid, "Threads")
     # A burst, then idle.
+    spy = None
+    if PROFILE:
+        spy = subprocess.Popen(
+            ["py-spy", "record", "-p", str(pid), "-r", "200", "-t", "-f", "raw",
+             "-o", f"{PROFILE}.{pid}.txt", "-d", "4", "--nonblocking"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        await asyncio.sleep(1.0)
     started = time.perf_counter()
     opened = await asyncio.gather(
         *(open_stream(port, keys[i % len(keys)]) for i in range(streams))
     )
     result["burst_s"] = time.perf_counter() - started
+    if spy is not None:
+        spy.wait(30)
     await asyncio.sleep(2.0)
     result["rss_per_stream_kib"] = (proc_status(pid, "VmRSS") - rss0) / streams
     result["threads_added"] = proc_status(pid, "Threads") - threads0
