@@ -83,6 +83,7 @@ class StreamHandler(ASGIHandler):
     def make_view_atomic(self, view: Any) -> Any:
         # The stream's own view answers in the middleware's thread, without a
         # round trip to the event loop; any other view is Django's business.
+        # (The stream never runs in a transaction: ATOMIC_REQUESTS is ignored.)
         from . import views  # the app's modules load once Django is set up
 
         if view is views.stream:

@@ -87,6 +87,24 @@ def _only_get(request: HttpRequest) -> JsonResponse:
     return _wrong_method(request, "GET")
 
 
+class _EveryDatabase(set[str]):
+    """Holds every database alias, those of DATABASES to come included."""
+
+    def __contains__(self, alias: object) -> bool:
+        return True
+
+
+def outside_request_transactions(view: Callable[..., Any]) -> Callable[..., Any]:
+    """
+    Exempt ``view`` from ATOMIC_REQUESTS on every database, as
+    ``transaction.non_atomic_requests`` does for one: Django cannot wrap an
+    async view in a transaction (it raises RuntimeError), and a stream must
+    not hold one open for its whole life.
+    """
+    view._non_atomic_requests = _EveryDatabase()  # type: ignore[attr-defined]
+    return view
+
+
 require_GET = require_method("GET")
 require_POST = require_method("POST")
 
@@ -98,6 +116,7 @@ def _forbidden() -> JsonResponse:
 # -- the stream ----------------------------------------------------------------
 
 
+@outside_request_transactions
 @require_GET
 async def stream(request: HttpRequest) -> HttpResponseBase:
     """
@@ -181,6 +200,7 @@ def _cursor(request: HttpRequest) -> tuple[Cursor | None, bool]:
         return None, True
 
 
+@outside_request_transactions
 @require_GET
 async def hub_stats(request: HttpRequest) -> HttpResponse:
     """``GET api/hub/``: this process's hub, for staff (streams, users, groups)."""

@@ -24,6 +24,7 @@ from .test_stream import open_database_files
 
 WITHOUT_MIDDLEWARE = "tests.settings_stream_without_middleware"
 CUSTOM_MIDDLEWARE = "tests.settings_custom_middleware"
+ATOMIC_REQUESTS = "tests.settings_atomic_requests"
 
 
 def scope(path: str, method: str = "GET", root_path: str = "") -> dict[str, Any]:
@@ -214,3 +215,46 @@ def test_connections_the_middleware_opened_are_closed_before_the_stream_idles(
         assert time.monotonic() < deadline, open_database_files(srv.proc.pid, db_name)
         time.sleep(0.05)
     assert all(not s.ended for s in streams)
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_with_atomic_requests_the_stream_opens_and_the_api_still_writes(
+    browser, make_user, make_server
+):
+    """
+    Django cannot wrap an async view in ATOMIC_REQUESTS' transaction: it
+    answered the stream with a RuntimeError (500). The stream and the hub's
+    stats hold no transaction; the synchronous API still runs in one.
+    """
+    srv = make_server(DJANGO_SETTINGS_MODULE=ATOMIC_REQUESTS)
+    alice = make_user()
+    tab = browser(alice, on=srv)
+    stream = tab.stream().connected()
+    note = api.notify(alice, "inside a project with ATOMIC_REQUESTS")[0]
+    stream.wait_for(lambda s: note.pk in s.notification_ids(), timeout=6)
+    assert tab.post(f"/notifications/api/{note.pk}/read/").status_code == 200
+    note.refresh_from_db()
+    assert not note.unread
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_atomic_requests_djangos_own_handler_serves_the_async_views(
+    monkeypatch, admin_user
+):
+    """Without serve_streams, Django's ASGI handler serves the stream and the hub's stats."""
+    from django.db import connections
+    from django.test import AsyncClient
+
+    for alias in connections.settings:
+        monkeypatch.setitem(connections.settings[alias], "ATOMIC_REQUESTS", True)
+
+    async def ask() -> tuple[int, int]:
+        client = AsyncClient()
+        await client.aforce_login(admin_user)
+        hub = await client.get("/notifications/api/hub/")
+        stream = await client.get("/notifications/stream/")
+        stream.close()
+        return hub.status_code, stream.status_code
+
+    assert asyncio.run(ask()) == (200, 200)
