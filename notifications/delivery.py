@@ -33,7 +33,7 @@ from asgiref.sync import SyncToAsync
 from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
 
 from .conf import conf
-from .hub import ALL_GROUP, user_group
+from .hub import ALL_GROUP, existing_hub, user_group
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +144,15 @@ def _server_loop() -> asyncio.AbstractEventLoop | None:
 def _start_in_loop(
     loop: asyncio.AbstractEventLoop, layer: BaseChannelLayer, messages: list[Message]
 ) -> None:
+    # Logins to check reach this loop's hub now, not a few loop turns later
+    # through the layer: the loop takes callbacks in the order threads hand
+    # them over, so a row committed after the change (a password change, then
+    # a notification) is dispatched only after its streams were checked.
+    hub = existing_hub(loop)
+    if hub is not None:
+        for _, message in messages:
+            if message.get("type") == CHECK["type"]:
+                hub.on_message(message)
     task = loop.create_task(_send_in_order(layer, messages))
     _in_loop_tasks.add(task)  # keep a reference until it is done
     task.add_done_callback(_in_loop_done)

@@ -160,7 +160,7 @@ class Subscription:
 class Hub:
     def __init__(self) -> None:
         self.registry: Registry[Subscription] = Registry()
-        self.membership = Membership(self._on_message, self._poke)
+        self.membership = Membership(self.on_message, self._poke)
         self.position: Position | None = None  # every row committed by here was handed out
         self.read_position: Position | None = None
         self._poked = asyncio.Event()
@@ -261,7 +261,8 @@ class Hub:
 
     # -- the channel layer -------------------------------------------------------
 
-    def _on_message(self, message: dict[str, Any]) -> None:
+    def on_message(self, message: dict[str, Any]) -> None:
+        """A message of the channel layer (or handed over in this process: ``delivery``)."""
         kind = message.get("type")
         if kind == "notifications.check":
             user = str(message.get("user"))  # (a user's pk, as text)
@@ -479,6 +480,11 @@ class Hub:
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+
+
+def existing_hub(loop: asyncio.AbstractEventLoop) -> Hub | None:
+    """The hub of ``loop``, if it has one."""
+    return _hubs.get(loop)
 
 
 def get_hub() -> Hub:

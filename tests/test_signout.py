@@ -8,6 +8,7 @@ is ``feed.signed_out``; its query count is checked here too.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -276,7 +277,6 @@ def test_a_logout_ends_that_sessions_streams_before_the_next_notification(browse
 
 
 def test_a_check_that_arrives_while_the_hub_reads_is_done_before_the_rows_go_out(monkeypatch):
-    import asyncio
 
     from notifications import db
     from notifications.finality import Sequence
@@ -295,7 +295,7 @@ def test_a_check_that_arrives_while_the_hub_reads_is_done_before_the_rows_go_out
         async def run(fn, *args):
             calls.append(fn.__name__)
             if fn is feed.fetch:  # the password changes while the hub reads
-                hub._on_message({"type": "notifications.check", "user": "7"})
+                hub.on_message({"type": "notifications.check", "user": "7"})
                 return feed.Fetched(Sequence(2), Sequence(1), [feed.Row(2, 2, 7, "user", None, '{"id": 2}')], [])
             assert fn is feed.signed_out and [w.user_id for w in args[0]] == [7]
             return {"the-session"}, set()
@@ -332,3 +332,36 @@ def test_what_sends_a_login_check(monkeypatch):
     alice.groups.add(editors)
     editors.user_set.remove(alice)
     assert checked == [[alice.pk], [alice.pk], [alice.pk]]
+
+
+def test_in_the_servers_process_a_login_check_reaches_the_hub_before_what_follows_it(settings):
+    """
+    A password change in a view of the server (the in-memory layer) sends
+    its check from the view's thread; the notification committed next is
+    found by a database read whose result the loop takes later from another
+    thread. The loop takes such hand-overs in order, so the check must reach
+    the hub at its own hand-over, not a few loop turns later through the
+    layer, or that notification could go out to the ended login first.
+    """
+    from asgiref.sync import sync_to_async
+
+    from notifications import delivery
+    from notifications.hub import get_hub
+
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+    async def scenario() -> bool:
+        hub = get_hub()
+        hub.registry.by_user[7] = {object()}  # user 7 has a stream here
+        loop = asyncio.get_running_loop()
+        checked_first: asyncio.Future[bool] = loop.create_future()
+
+        def view() -> None:
+            delivery.check_users([7])  # the password change's on_commit
+            # Handed over after it: the read that finds the next notification.
+            loop.call_soon_threadsafe(lambda: checked_first.set_result(7 in hub._to_check))
+
+        await sync_to_async(view)()
+        return await checked_first
+
+    assert asyncio.run(scenario())
