@@ -277,7 +277,6 @@ def test_a_logout_ends_that_sessions_streams_before_the_next_notification(browse
 
 
 def test_a_check_that_arrives_while_the_hub_reads_is_done_before_the_rows_go_out(monkeypatch):
-
     from notifications import db
     from notifications.finality import Sequence
     from notifications.hub import Hub, Subscription
