@@ -246,6 +246,27 @@ def targets(report: dict, kind: str = "ours") -> list[str]:
         )
     else:
         check(None, "round one's 1/3 of django-eventstream at 2,000 streams: not measured")
+    storm2k = (table_.get((kind, 2000)) or {}).get("storm") or {}
+    if storm2k:
+        caught = storm2k.get("caught_up_s")
+        lost, dup = storm2k.get("lost_among_reconnected"), storm2k.get("duplicates")
+        check(
+            caught is not None and caught <= 5 and not lost and not dup,
+            f"round one: reconnect storm of 2,000 clients caught up ≤ 5 s, 0 lost, 0 duplicated: "
+            f"{fmt(caught, ' s', 1)}, {lost} lost, {dup} duplicated",
+        )
+    else:
+        check(None, "round one's storm of 2,000 clients: not measured")
+    floor10k = (table_.get(("floor", 10_000)) or {}).get("broadcast") or {}
+    ours10k = (table_.get((kind, 10_000)) or {}).get("broadcast") or {}
+    if floor10k and ours10k:
+        check(
+            ours10k["p99_s"] <= 1.5 * floor10k["p99_s"],
+            f"round one: p99 at 10,000 streams ≤ 1.5x the Django floor's: "
+            f"{ratio(ours10k['p99_s'], floor10k['p99_s'])}",
+        )
+    else:
+        check(None, "round one's 1.5x the Django floor at 10,000 streams: not measured")
     return lines
 
 
@@ -527,7 +548,8 @@ def main() -> None:
         "got back. The floors and the Channels peer keep no history, so they only reconnect.",
         "- Middleware: the floors and django-eventstream run with none, the Channels peer with "
         "`AuthMiddlewareStack`; this project runs the demo project (`project/settings.py`, Django's "
-        "default middleware) with the middleware running for the stream (headline row) and, as "
+        "default middleware) with the middleware running for the stream (headline row and "
+        "`ours-gc`, which adds the README's garbage-collector lines) and, as "
         "`ours-fast`, with the stream skipping it (`NOTIFICATIONS_STREAM_MIDDLEWARE = False`).",
         "- The load client is one Python process on the same 2 cores; its own time is in the latencies. "
         "Its garbage collector is off during the broadcasts (it collects before them and after): "

@@ -65,8 +65,14 @@ class StreamHandler(ASGIHandler):
     one per hook), and no thread is held once the response is ready.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, prefetch: bool = True) -> None:
+        """
+        ``prefetch``: look up the session cookie's user on the loop before the
+        middleware runs (``auth.prefetch``), for the stream's view. False
+        serves other views the same way, without anything of this app.
+        """
         super().__init__()
+        self.prefetch = prefetch
         self.executor = ThreadPoolExecutor(
             max_workers=MIDDLEWARE_THREADS, thread_name_prefix="notifications-middleware"
         )
@@ -84,13 +90,30 @@ class StreamHandler(ASGIHandler):
         # The stream's own view answers in the middleware's thread, without a
         # round trip to the event loop; any other view is Django's business.
         # (The stream never runs in a transaction: ATOMIC_REQUESTS is ignored.)
-        from . import views  # the app's modules load once Django is set up
+        if self.prefetch:
+            from . import views  # the app's modules load once Django is set up
 
-        if view is views.stream:
-            return views.stream_in_thread
+            if view is views.stream:
+                return views.stream_in_thread
         return super().make_view_atomic(view)
 
     async def run_get_response(self, request: HttpRequest) -> HttpResponseBase:
+        if self.prefetch:
+            await self._prepare_stream(request)
+        respond = sync_to_async(self._respond, thread_sensitive=False, executor=self.executor)
+        future = asyncio.ensure_future(respond(request))
+        try:
+            # Shielded: a client that leaves while the middleware runs cancels
+            # this wait, not the thread; the response it still makes (holding
+            # a stream slot) is then closed as soon as it is ready.
+            response = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            future.add_done_callback(_close_dropped)
+            raise
+        response._handler_class = self.__class__  # type: ignore[attr-defined]
+        return response
+
+    async def _prepare_stream(self, request: HttpRequest) -> None:
         from . import auth, views
         from .hub import get_hub
 
@@ -105,18 +128,6 @@ class StreamHandler(ASGIHandler):
         else:
             prefetched = await auth.prefetch(request)
         views.opening_on.set((asyncio.get_running_loop(), get_hub(), prefetched))
-        respond = sync_to_async(self._respond, thread_sensitive=False, executor=self.executor)
-        future = asyncio.ensure_future(respond(request))
-        try:
-            # Shielded: a client that leaves while the middleware runs cancels
-            # this wait, not the thread; the response it still makes (holding
-            # a stream slot) is then closed as soon as it is ready.
-            response = await asyncio.shield(future)
-        except asyncio.CancelledError:
-            future.add_done_callback(_close_dropped)
-            raise
-        response._handler_class = self.__class__  # type: ignore[attr-defined]
-        return response
 
     def _respond(self, request: HttpRequest) -> HttpResponseBase:
         """In a worker thread: the middleware and the view, then close the
