@@ -582,10 +582,10 @@ def nginx_config(directory: Path, ports: list[int], n: int) -> tuple[Path, dict[
     site = site.replace(servers[0], upstream, 1)
     for line in servers[1:]:
         site = site.replace(line, "", 1)
-    site = re.sub(r"listen \d+;", f"listen 127.0.0.1:{NGINX_PORT};", site)
+    site = re.sub(r"listen \d+(?=[ ;])", f"listen 127.0.0.1:{NGINX_PORT}", site)
     connections = 2 * n + 1024  # a client side and an upstream side per stream
     added = {
-        "nginx": f"README block, upstream servers replaced, listen 127.0.0.1:{NGINX_PORT}; "
+        "nginx": f"README block, upstream servers replaced, listening on 127.0.0.1:{NGINX_PORT}; "
         f"worker_processes 1, worker_connections {connections}, "
         f"worker_rlimit_nofile {connections + 1024}, access_log off",
     }
