@@ -67,7 +67,6 @@ class Undecided:
 UNDECIDED = Undecided()
 
 
-
 async def stream_user(request: HttpRequest) -> Audiences | None:
     """
     What the user opening this stream may see, or None when they may not
