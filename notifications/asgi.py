@@ -7,11 +7,16 @@ synchronous middleware hooks of the request (most of Django's own middleware)
 each hop to a worker thread of that context, and the context lasts until the
 response ends. For a stream that is its whole life: one OS thread per open
 stream, and a dozen thread hops per open. ``serve_streams`` hands the stream's
-requests to a handler that runs the project's middleware as one synchronous
-chain in a small pool of worker threads (one hop per request), the view on the
-event loop, and releases the thread (closing the database connections the
-middleware opened in it) as soon as the response is ready, before the body
-streams. Everything else goes to the application unchanged:
+requests to a handler that runs the project's middleware and the stream's view
+as one synchronous chain in a small pool of worker threads (one hop there and
+one back per request), and releases the thread (closing the database
+connections the middleware opened in it) as soon as the response is ready; the
+body then streams on the event loop. The view answers in that thread without
+waiting on the loop: the stream's user was looked up on the loop before the
+middleware ran, in one batch with every other stream opening at that moment,
+and that answer is taken only if the project's authentication, after its
+middleware, would give the same (see ``auth.prefetch``). Everything else goes
+to the application unchanged:
 
     # asgi.py
     from django.core.asgi import get_asgi_application
@@ -34,6 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.exception import convert_exception_to_response
 from django.db import connections
@@ -54,14 +60,19 @@ MIDDLEWARE_THREADS = 8
 
 class StreamHandler(ASGIHandler):
     """
-    Django's ASGI handler for the stream: the project's middleware runs as one
-    synchronous chain in a worker thread (one hop, instead of one per hook),
-    the view on the event loop, and no thread is held once the response is
-    ready.
+    Django's ASGI handler for the stream: the project's middleware and the
+    view run as one synchronous chain in a worker thread (one hop, instead of
+    one per hook), and no thread is held once the response is ready.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, prefetch: bool = True) -> None:
+        """
+        ``prefetch``: look up the session cookie's user on the loop before the
+        middleware runs (``auth.prefetch``), for the stream's view. False
+        serves other views the same way, without anything of this app.
+        """
         super().__init__()
+        self.prefetch = prefetch
         self.executor = ThreadPoolExecutor(
             max_workers=MIDDLEWARE_THREADS, thread_name_prefix="notifications-middleware"
         )
@@ -75,7 +86,20 @@ class StreamHandler(ASGIHandler):
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
 
+    def make_view_atomic(self, view: Any) -> Any:
+        # The stream's own view answers in the middleware's thread, without a
+        # round trip to the event loop; any other view is Django's business.
+        # (The stream never runs in a transaction: ATOMIC_REQUESTS is ignored.)
+        if self.prefetch:
+            from . import views  # the app's modules load once Django is set up
+
+            if view is views.stream:
+                return views.stream_in_thread
+        return super().make_view_atomic(view)
+
     async def run_get_response(self, request: HttpRequest) -> HttpResponseBase:
+        if self.prefetch:
+            await self._prepare_stream(request)
         respond = sync_to_async(self._respond, thread_sensitive=False, executor=self.executor)
         future = asyncio.ensure_future(respond(request))
         try:
@@ -89,9 +113,25 @@ class StreamHandler(ASGIHandler):
         response._handler_class = self.__class__  # type: ignore[attr-defined]
         return response
 
+    async def _prepare_stream(self, request: HttpRequest) -> None:
+        from . import auth, views
+        from .hub import get_hub
+
+        # Authenticated here, on the loop, with every stream opening at this
+        # moment (one batch, a few queries), while the thread, once the
+        # middleware ran, takes the answer only if the session cookie still
+        # decides; it would otherwise wait on the database once per request.
+        try:
+            request.get_host()
+        except DisallowedHost:
+            prefetched: Any = auth.UNDECIDED  # the middleware answers 400
+        else:
+            prefetched = await auth.prefetch(request)
+        views.opening_on.set((asyncio.get_running_loop(), get_hub(), prefetched))
+
     def _respond(self, request: HttpRequest) -> HttpResponseBase:
-        """In a worker thread: the middleware, the view (on the loop), then
-        close the connections the middleware opened in this thread."""
+        """In a worker thread: the middleware and the view, then close the
+        connections they opened in this thread."""
         try:
             return self.get_response(request)
         finally:

@@ -23,13 +23,14 @@ Django would no longer authenticate, or whose user's rights changed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Collection
 from functools import partial
 from importlib import import_module
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.contrib.auth import (
     BACKEND_SESSION_KEY,
@@ -56,6 +57,16 @@ logger = logging.getLogger(__name__)
 CHUNK = 500
 
 
+class Undecided:
+    """The batched path alone could not say (``stream_audiences(..., batched_only=True)``)."""
+
+    def __repr__(self) -> str:
+        return "UNDECIDED"
+
+
+UNDECIDED = Undecided()
+
+
 async def stream_user(request: HttpRequest) -> Audiences | None:
     """
     What the user opening this stream may see, or None when they may not
@@ -71,14 +82,45 @@ async def stream_user(request: HttpRequest) -> Audiences | None:
         user = await auser()
     else:  # a middleware of the project set request.user alone
         user = await sync_to_async(_resolved, thread_sensitive=True)(request)
+    return await db.run(_audiences, request, user)
+
+
+def stream_user_in_thread(
+    request: HttpRequest,
+    loop: asyncio.AbstractEventLoop,
+    prefetched: Audiences | Exception | Undecided | None = UNDECIDED,
+) -> Audiences | None:
+    """
+    ``stream_user`` for a request whose middleware ran in this worker thread
+    (``notifications.asgi.StreamHandler``), answered without waiting on the
+    event loop ``loop``: ``request.user`` as the project's middleware set it,
+    or, when the session cookie alone decides, ``prefetched`` (``prefetch``'s
+    answer for the request) or else a batch on a database lane with the other
+    threads' openings.
+    """
+    if _session_cookie_decides(request):
+        if isinstance(prefetched, Exception):
+            raise prefetched
+        if not isinstance(prefetched, Undecided):
+            return prefetched
+        return _open_batched.call_from_thread(request, loop)
+    if hasattr(request, "user"):
+        user = _resolved(request)
+    else:  # a middleware of the project set request.auser alone
+        user = async_to_sync(request.auser)()
+    return _audiences(request, user)
+
+
+def _audiences(request: HttpRequest, user: Any) -> Audiences | None:
+    """What ``user``, the request's user, may see; None when they may not stream."""
     if not user.is_authenticated or not getattr(user, "is_active", True):
         return None
     key = session_hash = None
     session = getattr(request, "session", None)
-    if session is not None and await session.aget(SESSION_KEY) == user._meta.pk.value_to_string(user):
+    if session is not None and session.get(SESSION_KEY) == user._meta.pk.value_to_string(user):
         # The user is the session's login: the stream ends with it.
-        key, session_hash = session.session_key, await session.aget(HASH_SESSION_KEY)
-    return await db.run(Audiences.of, user, key, session_hash)
+        key, session_hash = session.session_key, session.get(HASH_SESSION_KEY)
+    return Audiences.of(user, key, session_hash)
 
 
 def _resolved(request: HttpRequest) -> Any:
@@ -109,13 +151,18 @@ def _session_cookie_decides(request: HttpRequest) -> bool:
     )
 
 
-def stream_audiences(requests: list[HttpRequest]) -> list[Audiences | Exception | None]:
+def stream_audiences(
+    requests: list[HttpRequest], batched_only: bool = False
+) -> list[Audiences | Exception | Undecided | None]:
     """
     For each request, what its session cookie's user may see, or None when it
     may not stream (not logged in, inactive, session ended), or the
     ``DatabaseError`` that stopped only this request. Runs on a database lane.
+    With ``batched_only``, a request the batched path does not settle gets
+    ``UNDECIDED`` instead of going through ``get_user`` (which may change its
+    session).
     """
-    results: list[Audiences | Exception | None] = [None] * len(requests)
+    results: list[Audiences | Exception | Undecided | None] = [None] * len(requests)
     engine = import_module(settings.SESSION_ENGINE)
     store = engine.SessionStore
     slow: list[int] = []
@@ -136,6 +183,9 @@ def stream_audiences(requests: list[HttpRequest]) -> list[Audiences | Exception 
         for who in audiences:
             who.group_ids = groups.get(who.user_id, frozenset())
     for index in slow:
+        if batched_only:
+            results[index] = UNDECIDED
+            continue
         try:
             results[index] = _one(requests[index], engine)
         except DatabaseError as exc:
@@ -151,6 +201,31 @@ def stream_audiences(requests: list[HttpRequest]) -> list[Audiences | Exception 
 # Streams opening at the same moment are authenticated together; a reconnect
 # storm holds one database connection per lane instead of one per client.
 _open_batched = db.Batched(stream_audiences)
+_prefetch_batched = db.Batched(partial(stream_audiences, batched_only=True))
+
+
+async def prefetch(request: HttpRequest) -> Audiences | Exception | Undecided | None:
+    """
+    On the event loop, before the project's middleware runs in a worker
+    thread: the answer the batched path would give for this request's session
+    cookie, computed with every other stream opening at that moment. The
+    thread uses it only if, after the middleware, the cookie still decides
+    (``stream_user_in_thread``); UNDECIDED when there is nothing to batch.
+    A ``DatabaseError`` is returned, not raised: the middleware may still
+    answer the request on its own.
+    """
+    if not _session_engine_is_batched():
+        return UNDECIDED
+    if not request.COOKIES.get(settings.SESSION_COOKIE_NAME):
+        return None  # no session: anonymous, as stream_audiences says without a query
+    try:
+        return await _prefetch_batched(request)
+    except DatabaseError as exc:
+        return exc
+
+
+def _session_engine_is_batched() -> bool:
+    return hasattr(import_module(settings.SESSION_ENGINE).SessionStore, "get_model_class")
 
 
 def _batched(

@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from django.db import connections
@@ -89,16 +89,22 @@ def close_connections() -> None:
         lane.executor.submit(connections.close_all).result()
 
 
-async def run(fn: Callable[..., T], *args: Any) -> T:
-    """
-    Run the synchronous ``fn(*args)`` on a database lane and return its result.
-    The lane's connection is closed once it has been idle for a moment.
-    """
+def _take_lane() -> Lane:
+    """The least busy lane, counted as busy with one more call."""
     lanes = _get_lanes()
     with _lock:
         lane = lanes.pick()
         with lane.lock:
             lane.pending += 1
+    return lane
+
+
+async def run(fn: Callable[..., T], *args: Any) -> T:
+    """
+    Run the synchronous ``fn(*args)`` on a database lane and return its result.
+    The lane's connection is closed once it has been idle for a moment.
+    """
+    lane = _take_lane()
     loop = asyncio.get_running_loop()
     future = loop.run_in_executor(lane.executor, lane.call, fn, args)
     try:
@@ -144,6 +150,16 @@ class Batched:
         self.fn = fn
         self.max_size = max_size
         self._loops: dict[asyncio.AbstractEventLoop, _BatchQueue] = {}
+        self._threads = _ThreadBatchQueue(self)
+
+    def call_from_thread(self, arg: Any, loop: asyncio.AbstractEventLoop) -> Any:
+        """
+        The same call from a worker thread (not ``loop``'s), waiting in that
+        thread: calls from several threads are coalesced on a lane without
+        passing through the event loop, which may be busy with the very burst
+        being batched. ``loop`` times the lane's idle close.
+        """
+        return self._threads.submit(arg, loop)
 
     async def __call__(self, arg: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -193,3 +209,61 @@ class _BatchQueue:
 
 
 _draining: set[asyncio.Task[None]] = set()
+
+
+class _ThreadBatchQueue:
+    """``Batched`` for callers on worker threads: one drain at a time, on a lane."""
+
+    def __init__(self, batched: Batched) -> None:
+        self.batched = batched
+        self.lock = threading.Lock()
+        self.waiting: list[tuple[Any, Future[Any]]] = []
+        self.running = False
+
+    def submit(self, arg: Any, loop: asyncio.AbstractEventLoop) -> Any:
+        future: Future[Any] = Future()
+        with self.lock:
+            self.waiting.append((arg, future))
+            start, self.running = not self.running, True
+        if start:
+            lane = _take_lane()
+            lane.executor.submit(self._drain, lane, loop)
+        return future.result()
+
+    def _drain(self, lane: Lane, loop: asyncio.AbstractEventLoop) -> None:
+        """On the lane: run batches until nobody waits."""
+        batch: list[tuple[Any, Future[Any]]] = []
+        try:
+            while True:
+                with self.lock:
+                    batch = self.waiting[: self.batched.max_size]
+                    del self.waiting[: len(batch)]
+                    if not batch:
+                        self.running = False
+                        return
+                try:
+                    results = self.batched.fn([arg for arg, _ in batch])
+                except Exception as exc:
+                    results = [exc] * len(batch)
+                for (_, future), result in zip(batch, results, strict=True):
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+                batch = []
+        except BaseException as exc:
+            # Never leave a caller waiting, nor the queue without a drain.
+            with self.lock:
+                left, self.waiting, self.running = batch + self.waiting, [], False
+            for _, future in left:
+                if not future.done():
+                    future.set_exception(exc)
+            raise
+        finally:
+            with lane.lock:
+                lane.pending -= 1
+                lane.last_used = time.monotonic()
+            try:
+                loop.call_soon_threadsafe(_schedule_close, loop, lane)
+            except RuntimeError:  # the loop has closed: close_connections() is for that
+                pass

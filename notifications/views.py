@@ -7,9 +7,11 @@ redirect: a browser's stream or fetch cannot follow one usefully.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable
+from contextvars import ContextVar
 from functools import wraps
 from inspect import iscoroutinefunction
 from typing import Any
@@ -31,11 +33,12 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 
 from . import api, preferences
-from .auth import stream_user
+from .auth import stream_user, stream_user_in_thread
 from .conf import conf
 from .feed import position_now
 from .finality import Cursor, InvalidCursor
-from .hub import get_hub
+from .hub import Hub, get_hub
+from .models import Audiences
 from .render import as_dict, prepare
 from .stream import EventStream
 
@@ -51,9 +54,7 @@ def require_method(method: str) -> Callable[[Callable[..., Any]], Callable[..., 
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         def refuse(request: HttpRequest) -> JsonResponse:
-            response = error(405, f"Use {method} for this endpoint, not {request.method}.")
-            response["Allow"] = method
-            return response
+            return _wrong_method(request, method)
 
         if iscoroutinefunction(view):
 
@@ -74,6 +75,16 @@ def require_method(method: str) -> Callable[[Callable[..., Any]], Callable[..., 
         return wrapper
 
     return decorator
+
+
+def _wrong_method(request: HttpRequest, method: str) -> JsonResponse:
+    response = error(405, f"Use {method} for this endpoint, not {request.method}.")
+    response["Allow"] = method
+    return response
+
+
+def _only_get(request: HttpRequest) -> JsonResponse:
+    return _wrong_method(request, "GET")
 
 
 class _EveryDatabase(set[str]):
@@ -119,12 +130,44 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
     try:
         who = await stream_user(request)
     except DatabaseError:
-        logger.warning("Database unavailable; notification stream refused.", exc_info=True)
-        return _unavailable("Notifications are unavailable for a moment; retry later.")
+        return _database_down()
+    return _open(request, who, get_hub())
+
+
+# The event loop and hub a stream opened in a worker thread will stream on,
+# set by the handler that sent the request to that thread, with what the
+# handler's prefetch found for the request's session cookie.
+opening_on: ContextVar[tuple[asyncio.AbstractEventLoop, Hub, Any]] = ContextVar("opening_on")
+
+
+def stream_in_thread(request: HttpRequest) -> HttpResponseBase:
+    """
+    ``stream`` for ``notifications.asgi.StreamHandler``, which runs the
+    project's middleware in a worker thread: the same answer, given in that
+    thread without waiting on the event loop (which a burst of openings keeps
+    busy); the body then streams on the loop.
+    """
+    if request.method != "GET":
+        return _only_get(request)
+    request.get_host()
+    loop, hub, prefetched = opening_on.get()
+    try:
+        who = stream_user_in_thread(request, loop, prefetched)
+    except DatabaseError:
+        return _database_down()
+    return _open(request, who, hub)
+
+
+def _database_down() -> JsonResponse:
+    logger.warning("Database unavailable; notification stream refused.", exc_info=True)
+    return _unavailable("Notifications are unavailable for a moment; retry later.")
+
+
+def _open(request: HttpRequest, who: Audiences | None, hub: Hub) -> HttpResponseBase:
+    """The stream's response for ``who`` (None: may not stream)."""
     if who is None:
         return _forbidden()
-    hub = get_hub()
-    # The slot is taken here, with no await since the check: opens arriving
+    # The slot is taken here, in one step with the check: opens arriving
     # together cannot all pass it. The body gives it back however it ends.
     reservation = hub.reserve(who.user_id)
     if reservation is None:

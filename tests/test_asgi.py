@@ -259,3 +259,32 @@ def test_with_atomic_requests_djangos_own_handler_serves_the_async_views(
 
     assert asyncio.run(ask()) == (200, 200)
 
+
+@pytest.mark.django_db(transaction=True)
+def test_the_handler_without_prefetch_serves_any_view_as_django_would(monkeypatch):
+    """The benchmark's Django floor serves its own view through StreamHandler(prefetch=False)."""
+    from asgiref.testing import ApplicationCommunicator
+
+    from notifications import auth
+
+    async def no_prefetch(request):
+        raise AssertionError("the app's prefetch ran for a view that is not the stream")
+
+    monkeypatch.setattr(auth, "prefetch", no_prefetch)
+    handler = StreamHandler(prefetch=False)
+
+    async def get(path: str) -> int:
+        http = {
+            **scope(path),
+            "headers": [(b"host", b"localhost")],
+            "query_string": b"",
+            "server": ("127.0.0.1", 80),
+            "client": ("127.0.0.1", 5000),
+        }
+        app = ApplicationCommunicator(handler, http)
+        await app.send_input({"type": "http.request", "body": b""})
+        start = await app.receive_output(5)
+        await app.wait(5)
+        return start["status"]
+
+    assert asyncio.run(get("/login/")) == 200

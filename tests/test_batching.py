@@ -18,6 +18,9 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import import_module
@@ -31,13 +34,13 @@ from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.auth.models import Group
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.contrib.sessions.models import Session
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse
 from django.test import Client, RequestFactory, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from notifications import api, auth, feed
+from notifications import api, auth, db, feed
 from notifications.feed import Replay
 from notifications.finality import Cursor, Position, Sequence
 from notifications.finality import Snapshot as PgSnapshot
@@ -285,6 +288,155 @@ def test_behind_djangos_middleware_the_stream_gets_what_auser_gives(
     assert snap(who) == case.expected
     if not session_read and case.expected is not None:
         assert not request.session.accessed  # answered on the batched path
+
+
+def in_another_thread(fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` in a fresh thread, as the stream handler's middleware thread runs it."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args).result(timeout=20)
+
+
+@pytest.mark.parametrize("way", ["prefetched", "in-thread", "auser"])
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_in_the_middleware_thread_the_stream_gets_what_auser_gives(
+    transactional_db: Any, backends: None, name: str, way: str
+) -> None:
+    """
+    ``stream_user_in_thread`` (the stream handler's thread, after the
+    project's middleware) gives what ``auser()`` gives: from the prefetch
+    made before the middleware ran, from a batch of its own, or from the
+    user once the session was read. It never waits on the event loop: the
+    loop given here is not even running.
+    """
+    case = build_cases("th")[name]
+    request = stream_request(case.key)
+    loop = asyncio.new_event_loop()
+    try:
+        prefetched: Any = auth.UNDECIDED
+        if way == "prefetched":
+            prefetched = asyncio.run(auth.prefetch(request))
+        SessionMiddleware(lambda r: HttpResponse()).process_request(request)
+        AuthenticationMiddleware(lambda r: HttpResponse()).process_request(request)
+        if way == "auser":
+            request.session.get("anything")
+
+        who = in_another_thread(auth.stream_user_in_thread, request, loop, prefetched)
+    finally:
+        loop.close()
+
+    assert snap(who) == case.expected
+    if case.flushed:
+        assert case.key is not None and not session_exists(case.key)
+    if way == "prefetched" and not case.flushed:
+        assert not isinstance(prefetched, auth.Undecided), "the prefetch settled nothing"
+
+
+def test_a_prefetch_never_changes_a_session(transactional_db: Any, backends: None) -> None:
+    """What Django would flush or cycle is left undecided for the middleware's thread."""
+    cases = build_cases("pf")
+    for name in ("password_changed", "session_without_hash"):
+        key = cases[name].key
+        assert key is not None
+        assert asyncio.run(auth.prefetch(stream_request(key))) is auth.UNDECIDED
+        assert session_exists(key), name
+
+
+def test_a_prefetch_for_a_middleware_that_decides_otherwise_is_not_used(
+    transactional_db: Any,
+) -> None:
+    alice, bob = make_user("pf-alice"), make_user("pf-bob", staff=True)
+    request = stream_request(log_in(alice))
+    prefetched = asyncio.run(auth.prefetch(request))
+    assert snap(prefetched) is not None and snap(prefetched)[0] == alice.pk  # type: ignore[index]
+    SessionMiddleware(lambda r: HttpResponse()).process_request(request)
+    request.user = bob  # type: ignore[attr-defined]  # a single-sign-on middleware, say
+
+    loop = asyncio.new_event_loop()
+    try:
+        who = in_another_thread(auth.stream_user_in_thread, request, loop, prefetched)
+    finally:
+        loop.close()
+    assert snap(who) == (bob.pk, True, frozenset(), None)
+
+
+def test_a_prefetch_with_the_database_down_fails_only_the_stream(transactional_db: Any) -> None:
+    request = stream_request(log_in(make_user("pf-down")))
+    down = DatabaseError("down")
+    SessionMiddleware(lambda r: HttpResponse()).process_request(request)
+    AuthenticationMiddleware(lambda r: HttpResponse()).process_request(request)
+    loop = asyncio.new_event_loop()
+    try:
+        with pytest.raises(DatabaseError):
+            in_another_thread(auth.stream_user_in_thread, request, loop, down)
+    finally:
+        loop.close()
+
+
+# -- db.Batched called from threads ------------------------------------------------------
+
+
+class Recorder:
+    """A batch function: doubles each number, fails on "bad", records batch sizes."""
+
+    def __init__(self, first_batch_delay: float = 0.0) -> None:
+        self.sizes: list[int] = []
+        self.first_batch_delay = first_batch_delay
+        self.threads: set[str] = set()
+
+    def __call__(self, args: list[Any]) -> list[Any]:
+        self.threads.add(threading.current_thread().name)
+        if not self.sizes and self.first_batch_delay:
+            time.sleep(self.first_batch_delay)
+        self.sizes.append(len(args))
+        if "boom" in args:
+            raise RuntimeError("the whole batch failed")
+        return [ValueError(arg) if arg == "bad" else arg * 2 for arg in args]
+
+
+def call_together(batched: db.Batched, args: list[Any], loop: Any) -> list[Any]:
+    """Call ``batched`` from one thread per argument, all at once; results or exceptions."""
+    start = threading.Barrier(len(args))
+
+    def one(arg: Any) -> Any:
+        start.wait()
+        try:
+            return batched.call_from_thread(arg, loop)
+        except Exception as exc:
+            return exc
+
+    with ThreadPoolExecutor(len(args)) as pool:
+        return list(pool.map(one, args, timeout=20))
+
+
+def test_calls_from_threads_are_coalesced_on_a_lane() -> None:
+    fn = Recorder(first_batch_delay=0.2)
+    loop = asyncio.new_event_loop()
+    try:
+        results = call_together(db.Batched(fn), list(range(40)), loop)
+    finally:
+        loop.close()
+    assert results == [i * 2 for i in range(40)]
+    assert sum(fn.sizes) == 40
+    assert len(fn.sizes) <= 3, fn.sizes  # the first call, then the rest waiting behind it
+    assert all(name.startswith("notifications-db-") for name in fn.threads), fn.threads
+
+
+def test_a_failed_call_fails_alone_and_a_failed_batch_leaves_the_next_working() -> None:
+    fn = Recorder()
+    batched = db.Batched(fn)
+    loop = asyncio.new_event_loop()
+    try:
+        results = call_together(batched, [1, "bad", 3], loop)
+        assert results[0] == 2 and results[2] == 6
+        assert isinstance(results[1], ValueError)
+        failed = call_together(batched, ["boom", 5], loop)
+        assert all(isinstance(r, RuntimeError) for r in failed) or (
+            # the two calls went in separate batches: only boom's failed
+            isinstance(failed[0], RuntimeError) and failed[1] == 10
+        )
+        assert batched.call_from_thread(7, loop) == 14
+    finally:
+        loop.close()
 
 
 def test_the_user_a_middleware_decided_is_the_streams_user(transactional_db: Any) -> None:

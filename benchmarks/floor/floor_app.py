@@ -8,7 +8,7 @@ Anything this project does on top of it is overhead.
 
 The stream is served the way this project serves its own: through
 ``notifications.asgi.StreamHandler`` (Django's handler, empty middleware chain, no
-thread-sensitive context per request), so the gap between this floor and the raw
+thread-sensitive context per request, without the app's prefetch of the user), so the gap between this floor and the raw
 ASGI floor (``raw_app.py``) is Django's cost, and the gap between this floor and
 this project is the app's. Needs the repository root on ``PYTHONPATH``.
 
@@ -77,7 +77,7 @@ django_application = get_asgi_application()
 
 from notifications.asgi import StreamHandler  # noqa: E402
 
-stream_handler = StreamHandler()
+stream_handler = StreamHandler(prefetch=False)  # this app's part of it is not the floor's
 
 
 async def application(scope, receive, send):
