@@ -289,7 +289,9 @@ class Hub:
         """Read what committed on every poke and at least every POLL_INTERVAL."""
         while True:
             try:
-                await asyncio.wait_for(self._poked.wait(), conf.POLL_INTERVAL)
+                # (asyncio.timeout: wait_for may swallow the cancellation that stops the hub.)
+                async with asyncio.timeout(conf.POLL_INTERVAL):
+                    await self._poked.wait()
             except TimeoutError:
                 pass
             self._poked.clear()

@@ -59,8 +59,14 @@ class Membership:
         """Start receiving; wait (at most 5 s) until the channel exists or the layer failed."""
         if self._task is None:
             self._task = asyncio.create_task(self._receive_loop(), name="notifications-receive")
+        if self._ready.is_set():
+            return
         try:
-            await asyncio.wait_for(self._ready.wait(), 5.0)
+            # Not asyncio.wait_for: before Python 3.12 it swallows a cancellation
+            # that arrives as the wait ends, and the stream whose client left
+            # would go on, its slot held, with nobody left to cancel it.
+            async with asyncio.timeout(5.0):
+                await self._ready.wait()
         except TimeoutError:
             pass  # a stuck layer only costs latency
 

@@ -144,3 +144,34 @@ def test_no_slot_leaks_when_opens_fail_halfway(make_server, make_user):
     asyncio.run(scenario())
     wait_for_empty_hub(srv.url, staff)
     assert open_at_once(srv.port, user, 3) == [200, 200, 200]
+
+
+def test_a_stream_cancelled_as_the_hub_becomes_ready_is_cancelled(settings):
+    """
+    A client that leaves while its stream waits for the hub's channel is
+    cancelled by Django once. If the wait ends in the same loop turn,
+    asyncio.wait_for (before Python 3.12) returned instead of raising: the
+    stream went on with its slot, and nothing cancelled it again.
+    """
+    from notifications.membership import Membership
+
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+    async def scenario() -> str:
+        membership = Membership(lambda message: None, lambda: None)
+        membership._task = asyncio.get_running_loop().create_future()  # no receive loop here
+
+        async def stream() -> str:
+            await membership.start()
+            return "went on after its client left"
+
+        task = asyncio.create_task(stream())
+        await asyncio.sleep(0)  # waiting for the channel
+        membership._ready.set()  # the channel is ready ...
+        task.cancel()  # ... as the client leaves
+        try:
+            return await task
+        except asyncio.CancelledError:
+            return "cancelled"
+
+    assert asyncio.run(scenario()) == "cancelled"
