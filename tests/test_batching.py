@@ -34,7 +34,7 @@ from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.auth.models import Group
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.contrib.sessions.models import Session
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, connections
 from django.http import HttpRequest, HttpResponse
 from django.test import Client, RequestFactory, override_settings
 from django.test.utils import CaptureQueriesContext
@@ -291,9 +291,17 @@ def test_behind_djangos_middleware_the_stream_gets_what_auser_gives(
 
 
 def in_another_thread(fn: Any, *args: Any) -> Any:
-    """``fn(*args)`` in a fresh thread, as the stream handler's middleware thread runs it."""
+    """``fn(*args)`` in a fresh thread, as the stream handler's middleware thread
+    runs it, closing the connections it opened there as that thread does."""
+
+    def run() -> Any:
+        try:
+            return fn(*args)
+        finally:
+            connections.close_all()
+
     with ThreadPoolExecutor(1) as pool:
-        return pool.submit(fn, *args).result(timeout=20)
+        return pool.submit(run).result(timeout=20)
 
 
 @pytest.mark.parametrize("way", ["prefetched", "in-thread", "auser"])
