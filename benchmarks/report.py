@@ -210,15 +210,18 @@ def targets(report: dict, kind: str = "ours") -> list[str]:
         f"slowest of {b['events']} broadcasts ≤ 2x the median broadcast{note}: "
         f"{ms(slow)} against {ms(median)} ({ratio(slow, median)})",
     )
-    storm = ours.get("storm") or {}
-    if storm:
+    def check_storm(storm: dict, limit_s: float, what: str) -> None:
         caught = storm.get("caught_up_s")
         lost, dup = storm.get("lost_among_reconnected"), storm.get("duplicates")
         check(
-            caught is not None and caught <= 10 and not lost and not dup,
-            f"reconnect storm caught up ≤ 10 s, 0 lost, 0 duplicated{note}: "
+            caught is not None and caught <= limit_s and not lost and not dup,
+            f"{what} ≤ {limit_s:g} s, 0 lost, 0 duplicated: "
             f"{fmt(caught, ' s', 1)}, {lost} lost, {dup} duplicated",
         )
+
+    storm = ours.get("storm") or {}
+    if storm:
+        check_storm(storm, 10, f"reconnect storm caught up{note}")
         maxc = report["versions"].get("services", {}).get("postgresql_max_connections")
         dbmax = storm.get("db_connections_max")
         check(
@@ -248,13 +251,7 @@ def targets(report: dict, kind: str = "ours") -> list[str]:
         check(None, "round one's 1/3 of django-eventstream at 2,000 streams: not measured")
     storm2k = (table_.get((kind, 2000)) or {}).get("storm") or {}
     if storm2k:
-        caught = storm2k.get("caught_up_s")
-        lost, dup = storm2k.get("lost_among_reconnected"), storm2k.get("duplicates")
-        check(
-            caught is not None and caught <= 5 and not lost and not dup,
-            f"round one: reconnect storm of 2,000 clients caught up ≤ 5 s, 0 lost, 0 duplicated: "
-            f"{fmt(caught, ' s', 1)}, {lost} lost, {dup} duplicated",
-        )
+        check_storm(storm2k, 5, "round one: reconnect storm of 2,000 clients caught up")
     else:
         check(None, "round one's storm of 2,000 clients: not measured")
     floor10k = (table_.get(("floor", 10_000)) or {}).get("broadcast") or {}
