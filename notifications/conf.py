@@ -11,6 +11,17 @@ from typing import Any
 
 from django.conf import settings
 
+# The hosts of the browsers' push services (with their subdomains): Chrome,
+# Edge on Android, Opera, Samsung Internet (Firebase Cloud Messaging); Firefox
+# (Mozilla autopush); Safari (Apple); Edge on Windows (Windows Push
+# Notification Services). NOTIFICATIONS_PUSH_SERVICES defaults to these.
+BROWSER_PUSH_SERVICES = (
+    "fcm.googleapis.com",
+    "push.services.mozilla.com",
+    "push.apple.com",
+    "notify.windows.com",
+)
+
 DEFAULTS: dict[str, Any] = {
     # Name of the channel layer (in CHANNEL_LAYERS) that carries pokes.
     "NOTIFICATIONS_CHANNEL_LAYER": "default",
@@ -83,6 +94,13 @@ DEFAULTS: dict[str, Any] = {
     "NOTIFICATIONS_PUSH_TTL": 86400,
     # Attempts of a push the service asks to retry (429, 5xx) before it is failed.
     "NOTIFICATIONS_PUSH_ATTEMPTS": 5,
+    # Hosts push endpoints may point at, each with its subdomains; an IP
+    # address entry allows that address even when private (a local service).
+    "NOTIFICATIONS_PUSH_SERVICES": BROWSER_PUSH_SERVICES,
+    # Seconds a push service has to answer one push (connect and answer).
+    "NOTIFICATIONS_PUSH_TIMEOUT": 5.0,
+    # Push subscriptions (devices) kept per user; a new one replaces the oldest.
+    "NOTIFICATIONS_PUSH_MAX_DEVICES": 10,
     # Let django-notifications-hq's mark/delete URLs change state on GET, as hq did.
     "NOTIFICATIONS_HQ_GET_MUTATIONS": False,
 }
@@ -236,6 +254,21 @@ class Settings:
     @property
     def PUSH_ATTEMPTS(self) -> int:
         return int(self._get("NOTIFICATIONS_PUSH_ATTEMPTS"))
+
+    @property
+    def PUSH_SERVICES(self) -> tuple[str, ...]:
+        value = self._get("NOTIFICATIONS_PUSH_SERVICES")
+        if isinstance(value, str):
+            value = [value]
+        return tuple(str(host).strip().strip(".").lower() for host in value if str(host).strip(" ."))
+
+    @property
+    def PUSH_TIMEOUT(self) -> float:
+        return float(self._get("NOTIFICATIONS_PUSH_TIMEOUT"))
+
+    @property
+    def PUSH_MAX_DEVICES(self) -> int:
+        return int(self._get("NOTIFICATIONS_PUSH_MAX_DEVICES"))
 
     @property
     def HQ_GET_MUTATIONS(self) -> bool:

@@ -353,6 +353,9 @@ class Delivery(models.Model):
     # Push: the subscriptions that accepted it already, skipped when a retry
     # goes to the others.
     done = models.JSONField(default=list, blank=True)
+    # Push: how each device (subscription id) answered its latest attempt:
+    # {"12": {"host": ..., "result": "sent", "status": 201, "attempt": 1}}.
+    devices = models.JSONField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = _("deliveries")

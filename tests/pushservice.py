@@ -81,6 +81,12 @@ class PushService:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
+    def allowed(self) -> list[str]:
+        """NOTIFICATIONS_PUSH_SERVICES with this service added (by its address: a private one)."""
+        from notifications.conf import BROWSER_PUSH_SERVICES
+
+        return [*BROWSER_PUSH_SERVICES, "127.0.0.1"]
+
     def device(self, name: str) -> Device:
         device = Device(f"{self.url}/push/{name}")
         self.devices[f"/push/{name}"] = device

@@ -25,11 +25,12 @@ SUBSCRIBE = "/notifications/api/push/subscribe/"
 
 
 @pytest.fixture
-def service():
+def service(settings):
     pytest.importorskip("pywebpush")
     from .pushservice import PushService
 
     s = PushService()
+    settings.NOTIFICATIONS_PUSH_SERVICES = s.allowed()
     yield s
     s.close()
     assert s.errors == []  # every push verified and decrypted
