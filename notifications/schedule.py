@@ -162,6 +162,17 @@ def release(delivery: Delivery, due: datetime, note: str = "") -> None:
     )
 
 
+def unclaim(delivery: Delivery) -> None:
+    """
+    Give back a claimed delivery nothing was done for (its worker's pass ran
+    out of time before it): pending again, due as it was, the claim not
+    counted as an attempt.
+    """
+    Delivery.objects.filter(pk=delivery.pk, state=State.SENDING).update(
+        state=State.PENDING, claimed_at=None, attempts=F("attempts") - 1
+    )
+
+
 def expire_claims(now: datetime | None = None) -> int:
     """
     Mark failed the claims older than NOTIFICATIONS_DELIVERY_LEASE: their

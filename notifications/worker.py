@@ -16,10 +16,11 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import close_old_connections
+from django.utils import timezone
 
 from . import mail, schedule
 from .conf import conf
@@ -61,14 +62,31 @@ SENDERS: dict[str, Callable[[Delivery, Notification, Kind], Outcome]] = {
 def deliver_due(limit: int | None = None) -> Counter[str]:
     """
     One pass: claim up to ``limit`` (NOTIFICATIONS_DELIVERY_BATCH) due
-    deliveries and send, skip or hold each. Returns how many ended how
-    ("sent", "skipped", "failed", "held", "retry").
+    deliveries and send, skip or hold each; those the pass has no time left
+    for before their lease ends are given back, due as they were. Returns how
+    many ended how ("sent", "skipped", "failed", "held", "retry", "released").
     """
     schedule.expire_claims()
     done: Counter[str] = Counter()
-    for delivery in schedule.claim(limit):
-        done[_deliver(delivery)] += 1
+    for i, delivery in enumerate(schedule.claim(limit)):
+        if i and _out_of_time(delivery):
+            schedule.unclaim(delivery)
+            done["released"] += 1
+        else:
+            done[_deliver(delivery)] += 1
     return done
+
+
+def _out_of_time(delivery: Delivery) -> bool:
+    """
+    Whether sending ``delivery`` could outlast its claim's lease
+    (NOTIFICATIONS_DELIVERY_LEASE), after which other workers take it for
+    interrupted: a pass gives back what it has no time left for, so slow
+    push services never cost the deliveries behind them.
+    """
+    assert delivery.claimed_at is not None
+    needs = timedelta(seconds=conf.PUSH_TIMEOUT + 1)
+    return timezone.now() + needs > delivery.claimed_at + timedelta(seconds=conf.DELIVERY_LEASE)
 
 
 def drain() -> Counter[str]:

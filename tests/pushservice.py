@@ -61,11 +61,18 @@ class PushService:
         self.answers: dict[str, list[tuple[int, dict[str, str]]]] = {}
         self.received: list[Received] = []
         self.errors: list[str] = []
+        self.arrived: list[tuple[str, float]] = []  # (path, time.monotonic()) of every request
+        self.held: set[str] = set()
+        self.unheld = threading.Event()
         service = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                service.arrived.append((self.path, time.monotonic()))
+                if self.path in service.held:  # a push service that never answers
+                    service.unheld.wait(60)
+                    return
                 status, extra = service.handle(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 self.send_response(status)
                 for name, value in extra.items():
@@ -97,6 +104,10 @@ class PushService:
         self.answers.setdefault(f"/push/{name}", []).extend(
             a if isinstance(a, tuple) else (a, {}) for a in answers
         )
+
+    def hold(self, name: str) -> None:
+        """Device ``name``'s requests get no answer until the service closes."""
+        self.held.add(f"/push/{name}")
 
     def handle(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str]]:
         device = self.devices.get(path)
@@ -134,5 +145,6 @@ class PushService:
         return key, claims
 
     def close(self) -> None:
+        self.unheld.set()
         self.server.shutdown()
         self.server.server_close()
