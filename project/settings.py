@@ -209,6 +209,16 @@ else:
         NOTIFICATIONS_VAPID_PUBLIC_KEY = _vapid["public"]
         NOTIFICATIONS_VAPID_PRIVATE_KEY = _vapid["private"]
 
+# Push services beyond the browsers' that endpoints may point at, comma-separated
+# (the browser tests add their own server by its address: 127.0.0.1).
+if os.environ.get("NOTIFICATIONS_PUSH_SERVICES"):
+    from notifications.conf import BROWSER_PUSH_SERVICES
+
+    NOTIFICATIONS_PUSH_SERVICES = [
+        *BROWSER_PUSH_SERVICES,
+        *(host.strip() for host in os.environ["NOTIFICATIONS_PUSH_SERVICES"].split(",") if host.strip()),
+    ]
+
 # Every app setting can be tuned from the environment in the demo, e.g.
 # NOTIFICATIONS_HEARTBEAT=2 for tests that watch heartbeats.
 for _name in (
