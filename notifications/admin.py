@@ -7,12 +7,33 @@ from django.db import router, transaction
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
-from . import delivery
+from . import delivery, links
 from .api import mark_read, mark_unread
 from .models import Audience, Broadcast, BroadcastReceipt, Delivery, Notification
 
 
-class NotificationForm(forms.ModelForm):
+class LinksForm(forms.ModelForm):
+    """Refuses the links ``api.notify()`` refuses (see links.py): the admin writes rows too."""
+
+    def clean_url(self) -> str:
+        return _checked(links.check_url, self.cleaned_data.get("url") or "")
+
+    def clean_data(self) -> Any:
+        data = self.cleaned_data.get("data")
+        if isinstance(data, dict):
+            _checked(links.check_data, data)
+        return data
+
+
+def _checked(check: Any, value: Any) -> Any:
+    try:
+        check(value)
+    except ValueError as exc:
+        raise forms.ValidationError(str(exc)) from None
+    return value
+
+
+class NotificationForm(LinksForm):
     class Meta:
         model = Notification
         fields = ("recipient", "verb", "description", "level", "url", "data", "unread", "deleted")
@@ -22,7 +43,7 @@ class NotificationForm(forms.ModelForm):
         self.fields["recipient"].required = True
 
 
-class BroadcastForm(forms.ModelForm):
+class BroadcastForm(LinksForm):
     audience = forms.ChoiceField(
         choices=[c for c in Audience.choices if c[0] != Audience.USER], initial=Audience.ALL
     )

@@ -22,7 +22,7 @@ from django.db.models.signals import post_save
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
-from . import delivery, grouping, preferences, schedule
+from . import delivery, grouping, links, preferences, schedule
 from .conf import conf
 from .kinds import IN_APP, Kind, get_kind
 from .models import Audience, BroadcastReceipt, Level, Notification, NotificationQuerySet, ReadEvent
@@ -75,7 +75,9 @@ def notify(
     PostgreSQL and SQLite 3.35+); other recipients, or other backends, take
     one ``bulk_create``. Open streams are poked after the transaction
     commits; if it rolls back, nothing is ever shown. Raises ``ValueError`` for
-    an unknown level, ``data`` that is not a JSON object within the size limit,
+    an unknown level, a ``url`` (or ``data["url"]``, ``data["actions"][i]["href"]``)
+    that is not relative or http(s) (see links.py), ``data`` that is not a JSON
+    object within the size limit,
     or a recipient that is not a user, a group or users (or names nobody), and
     an unknown ``kind`` (naming the declared ones).
     """
@@ -547,6 +549,7 @@ def _fields(
         raise ValueError("url must be a string of at most 2000 characters.")
     if "\x00" in verb + description + url:
         raise ValueError("verb, description and url must not contain NUL characters.")
+    links.check_url(url)
     fields: dict[str, Any] = {
         "verb": verb,
         "description": description,
@@ -580,6 +583,7 @@ def _check_data(data: Any) -> dict[str, Any]:
         ) from None
     if _has_nul(data):
         raise ValueError("data must not contain NUL characters (databases cannot store them).")
+    links.check_data(data)
     if len(encoded.encode()) > conf.MAX_DATA_BYTES:
         raise ValueError(
             f"data is {len(encoded.encode())} bytes of JSON; the limit is "

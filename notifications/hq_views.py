@@ -29,6 +29,7 @@ from django.views.generic import ListView
 from . import api
 from .compat import get_config
 from .conf import conf
+from .links import safe_data, safe_url
 from .models import Notification, NotificationQuerySet
 from .utils import id2slug, slug2id
 
@@ -160,8 +161,8 @@ def _as_hq_dict(n: Notification) -> dict[str, Any]:
         "public": n.public,
         "deleted": n.deleted,
         "emailed": n.emailed,
-        "data": n.data or None,
-        "url": n.url,
+        "data": safe_data(n.data) or None,
+        "url": safe_url(n.url),
     }
     actor = n.actor_display or (str(n.actor) if n.actor is not None else "")
     if actor:

@@ -28,7 +28,7 @@ from django.template.loader import render_to_string, select_template
 from django.urls import reverse
 from django.utils import translation
 
-from . import texts
+from . import links, texts
 from .conf import conf
 from .grouping import summary
 from .kinds import Kind
@@ -75,7 +75,7 @@ def build(n: Notification, kind: Kind, to: str) -> EmailMultiAlternatives:
 def _build(n: Notification, kind: Kind, to: str) -> EmailMultiAlternatives:
     text = texts.render_text(n, CHANNEL)
     group = summary(n)
-    link = (conf.BASE_URL + n.url) if n.url.startswith("/") else n.url
+    link = links.absolute_url(n.url, conf.BASE_URL)  # "" for a stored unsafe link
     unsubscribe = "" if kind.critical else unsubscribe_url(n.recipient_id or 0, kind.key)
     context = {
         **texts.context(n, group),

@@ -44,6 +44,7 @@ from django.utils import timezone
 from . import egress, texts
 from .conf import conf
 from .kinds import Kind
+from .links import safe_url
 from .models import Delivery, Notification, PushSubscription
 
 if TYPE_CHECKING:
@@ -195,7 +196,7 @@ def payload(n: Notification, kind: Kind) -> dict[str, Any]:
         "body": body,
         "icon": conf.PUSH_ICON,
         "tag": n.group_key or f"notification-{n.pk}",
-        "url": n.url or "/",
+        "url": safe_url(n.url) or "/",
         "read_url": reverse("notifications:push-read", args=[read_token(n)]),
     }
 

@@ -8,6 +8,8 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .links import safe_data, safe_url
+
 if TYPE_CHECKING:
     from .models import Notification
 
@@ -28,7 +30,8 @@ def prepare(rows: Sequence[Notification]) -> None:
 
 def as_dict(notification: Notification, *, unread: bool | None = None) -> dict[str, Any]:
     """
-    Render ``notification`` as a JSON-ready dict.
+    Render ``notification`` as a JSON-ready dict. Its links (``url``, and
+    ``data``'s, see links.py) are there only if safe, else "", whatever the row holds.
 
     ``unread`` overrides the row's own flag: broadcasts keep their read state per
     user in receipts, so callers pass what holds for the reader. A queryset from
@@ -45,9 +48,9 @@ def as_dict(notification: Notification, *, unread: bool | None = None) -> dict[s
         "verb": notification.verb,
         "description": notification.description,
         "level": notification.level,
-        "url": notification.url,
+        "url": safe_url(notification.url),
         "actor": notification.actor_display or None,
-        "data": notification.data,
+        "data": safe_data(notification.data),
         "created": notification.created.isoformat(),
         "unread": bool(unread),
         "broadcast": notification.recipient_id is None,

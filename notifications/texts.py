@@ -25,6 +25,7 @@ from django.utils.translation import gettext, ngettext
 from .conf import conf
 from .grouping import Summary, summary
 from .kinds import IN_APP, register
+from .links import safe_data
 
 if TYPE_CHECKING:
     from .models import Notification
@@ -88,7 +89,7 @@ def context(n: Notification, group: Summary) -> dict[str, Any]:
         "kind": n.kind,
         "verb": n.verb,
         "description": n.description,
-        "data": n.data,
+        "data": safe_data(n.data),
         "actor": n.actor_display,
         "actors": list(group.actors),
         "actors_text": actors_text(group),

@@ -18,6 +18,7 @@ from ..conf import conf
 from ..feed import position_now
 from ..finality import Cursor
 from ..kinds import CHANNELS
+from ..links import safe_url as _safe_url
 from ..render import as_dict, prepare
 
 register = template.Library()
@@ -98,3 +99,12 @@ def notification_preferences(context: template.Context) -> dict[str, Any]:
         "next": request.get_full_path(),
         "csrf_token": get_token(request),
     }
+
+
+@register.filter
+def safe_url(url: Any) -> str:
+    """
+    ``{{ notice.url|safe_url }}``: the link if it is relative or http(s), else ""
+    (see notifications/links.py), for ``href`` attributes of stored links.
+    """
+    return _safe_url(url)

@@ -516,16 +516,11 @@
     return node;
   }
 
-  /** A link target that is safe to follow: relative, http or https. */
-  function safeUrl(url) {
-    if (!url) return null;
-    try {
-      const parsed = new URL(url, window.location.href);
-      return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
-    } catch (error) {
-      return null;
-    }
-  }
+  /**
+   * A link target that is safe to follow, else "": the rule of links.js, which
+   * the service worker shares (without links.js on the page: no links at all).
+   */
+  const safeUrl = self.notificationsSafeUrl || (() => "");
 
   const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
 

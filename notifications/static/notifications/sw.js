@@ -3,8 +3,11 @@
  * marks the notification read and opens its URL. Register it from a page:
  *   navigator.serviceWorker.register("/static/notifications/sw.js")
  * The push payload is JSON: {id, title, body, icon, tag, url, read_url}.
+ * A url that is not relative or http(s) opens "/" (links.js: the client's rule).
  */
 "use strict";
+
+importScripts("links.js");
 
 self.addEventListener("push", (event) => {
   let data = {};
@@ -30,7 +33,7 @@ self.addEventListener("push", (event) => {
 self.addEventListener("notificationclick", (event) => {
   event.notification.close();
   const data = event.notification.data || {};
-  const target = new URL(data.url || "/", self.location.origin).href;
+  const target = new URL(self.notificationsSafeUrl(data.url) || "/", self.location.origin).href;
   event.waitUntil(
     (async () => {
       if (data.read_url) {
