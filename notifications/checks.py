@@ -4,6 +4,7 @@ System checks for settings the app depends on. Ids: notifications.E001..., W001.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import resource
@@ -11,6 +12,7 @@ import shlex
 import sys
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
@@ -221,6 +223,48 @@ def check_deploy(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     return warnings
 
 
+@register(Tags.security, deploy=True)
+def check_base_url(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """W040: NOTIFICATIONS_BASE_URL (emails' links, List-Unsubscribe) is loopback or plain http."""
+    url = conf.BASE_URL
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        parts, host = urlsplit(""), ""
+    problems = []
+    if parts.scheme != "https":
+        problems.append("is not https" if parts.scheme == "http" else "is not an https:// URL")
+    if not host:
+        problems.append("names no host")
+    elif _is_this_machine(host):
+        problems.append("points at this machine")
+    if not problems:
+        return []
+    return [
+        Warning(
+            f"NOTIFICATIONS_BASE_URL ({url!r}) {' and '.join(problems)}: the links in "
+            "notification emails and their List-Unsubscribe header use it, so "
+            "recipients get links that do not reach the site or travel unencrypted.",
+            hint='Set NOTIFICATIONS_BASE_URL to the address users reach the site at, '
+            'e.g. "https://www.example.com".',
+            id="notifications.W040",
+        )
+    ]
+
+
+def _is_this_machine(host: str) -> bool:
+    """localhost, *.localhost, a loopback address or 0.0.0.0 / ::."""
+    host = host.rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
 # -- how many server processes? (W002) ------------------------------------------
 
 # Servers whose command line says how many worker processes they start.
@@ -366,15 +410,20 @@ def check_kinds(app_configs: Any = None, databases: Any = None, **kwargs: Any) -
     return errors
 
 
+DEFAULT_MODEL = "notifications.Notification"
+
+
 @register(Tags.compatibility)
 def check_hq_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     """django-notifications-hq settings that change or cannot keep their meaning here."""
     messages: list[Any] = []
-    if hasattr(settings, "NOTIFICATIONS_NOTIFICATION_MODEL"):
+    # swapper sets the setting to the default model as soon as code asks for it.
+    swapped = getattr(settings, "NOTIFICATIONS_NOTIFICATION_MODEL", DEFAULT_MODEL)
+    if str(swapped).lower() != DEFAULT_MODEL.lower():
         messages.append(
             Error(
-                "NOTIFICATIONS_NOTIFICATION_MODEL is set: swapped notification models "
-                "(django-notifications-hq's swapper) are not supported.",
+                f"NOTIFICATIONS_NOTIFICATION_MODEL names {swapped!r}: swapped notification "
+                "models (django-notifications-hq's swapper) are not supported.",
                 hint="Remove the setting; keep extra per-notification values in "
                 "Notification.data or in a model of your own pointing to Notification.",
                 id="notifications.E101",
