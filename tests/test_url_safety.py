@@ -107,7 +107,26 @@ def test_notify_send_with_a_javascript_url_in_data_raises_and_writes_nothing(ali
     assert not Notification.objects.exists()
 
 
-def test_notify_on_save_with_a_javascript_url_raises(alice):
+@pytest.fixture
+def post_save_restored():
+    """post_save's receivers as they were before the test (notify_on_save connects for good)."""
+    from django.db.models.signals import post_save
+
+    saved = list(post_save.receivers)
+    yield
+    with post_save.lock:
+        post_save.receivers = saved
+        post_save.sender_receivers_cache.clear()
+
+
+def test_notify_send_with_a_javascript_action_href_raises(alice, bob):
+    # hq puts extra keywords into data: actions=[...] is data["actions"].
+    with pytest.raises(ValueError, match=r'data\["actions"\]\[0\]\["href"\]'):
+        notify.send(bob, recipient=alice, verb="hello", actions=[{"title": "Run", "href": JS}])
+    assert not Notification.objects.exists()
+
+
+def test_notify_on_save_with_a_javascript_url_raises(alice, post_save_restored):
     from django.contrib.auth.models import Group
 
     api.notify_on_save(Group, recipient=alice, verb="group made", url=JS)
