@@ -1,7 +1,8 @@
 /*
  * Live notifications for the bell rendered by {% notifications_bell %}.
  *
- * No globals, no build step: every [data-notifications] root is wired on load
+ * No globals of its own (links.js, loaded first, gives the link rule it shares
+ * with the service worker), no build step: every [data-notifications] root is wired on load
  * and configured by its data-* attributes. The stream is read with fetch() and
  * parsed here (Server-Sent Events), so the client can send Last-Event-ID on
  * every connect, read the status code, honour retry: and Retry-After and back
