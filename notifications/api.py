@@ -281,7 +281,9 @@ def _named(
 ) -> list[tuple[int, int | None, str]]:
     """(id, recipient, group) of these ids that ``user`` may change."""
     wanted = _ids(ids)
-    rows = list(visible(user, members=True).filter(id__in=wanted).values_list("id", "recipient_id", "group"))
+    rows: list[tuple[int, int | None, str]] = list(
+        visible(user, members=True).filter(id__in=wanted).values_list("id", "recipient_id", "group")
+    )
     if include_deleted:
         rows += Notification.objects.filter(
             recipient_id=user.pk, id__in=wanted, deleted=True
