@@ -6,7 +6,7 @@ commented on Post 7").
 Each notification stays a row of its own, so the stream stays exactly once and
 in order. Rows of one group share ``group``; the newest row stands for the
 group (older members are left out of lists, counts and replays, see
-``models.superseded``), and its JSON carries the group's ``count`` and first
+``superseded``), and its JSON carries the group's ``count`` and first
 actors, computed when read from the members up to it. A client replaces the
 item with the same ``group`` by the newer one.
 
