@@ -78,6 +78,8 @@ def notify(
     Recipients who have the kind's ``email`` or ``push`` channel on get a
     delivery scheduled in the same transaction (see schedule.py): sent at
     once, or after the channel's delay if the notification is still unread.
+    Email and push follow in-app: a recipient who muted the kind in the app
+    gets no row, so neither (see preferences.py).
 
     Writes one row per recipient in one transaction and returns them. A group
     or a queryset fans out inside the database (one ``INSERT ... SELECT``,
