@@ -103,12 +103,11 @@ class NotificationQuerySet(HqQuerySetMixin, models.QuerySet["Notification"]):
             notification=OuterRef("pk"), user_id=who.user_id
         )
         hidden = receipts.filter(hidden=True)
+        rows = self.live().filter(who.q()).exclude(Q(recipient__isnull=True) & Exists(hidden))
+        if not members:
+            rows = rows.exclude(superseded())
         return (
-            self.live()
-            .filter(who.q())
-            .exclude(Q(recipient__isnull=True) & Exists(hidden))
-            .exclude(Q() if members else superseded())
-            .annotate(
+            rows.annotate(
                 is_unread=Case(
                     When(recipient__isnull=False, then="unread"),
                     default=~Exists(receipts),
