@@ -25,7 +25,15 @@ from django.utils import timezone
 from . import delivery, grouping, links, preferences, schedule
 from .conf import conf
 from .kinds import IN_APP, Kind, get_kind
-from .models import Audience, BroadcastReceipt, Level, Notification, NotificationQuerySet, ReadEvent
+from .models import (
+    Audience,
+    Audiences,
+    BroadcastReceipt,
+    Level,
+    Notification,
+    NotificationQuerySet,
+    ReadEvent,
+)
 from .render import dumps
 from .signals import notifications_created, notifications_read
 
@@ -37,6 +45,7 @@ __all__ = [
     "mark_unread",
     "notify",
     "notify_on_save",
+    "restore",
     "unread_count",
     "visible",
 ]
@@ -69,6 +78,8 @@ def notify(
     Recipients who have the kind's ``email`` or ``push`` channel on get a
     delivery scheduled in the same transaction (see schedule.py): sent at
     once, or after the channel's delay if the notification is still unread.
+    Email and push follow in-app: a recipient who muted the kind in the app
+    gets no row, so neither (see preferences.py).
 
     Writes one row per recipient in one transaction and returns them. A group
     or a queryset fans out inside the database (one ``INSERT ... SELECT``,
@@ -225,9 +236,14 @@ def broadcast(
     return row
 
 
-def visible(user: AbstractBaseUser) -> NotificationQuerySet:
-    """Everything ``user`` may see (personal and broadcasts), annotated with ``is_unread``."""
-    return Notification.objects.for_user(user)
+def visible(user: AbstractBaseUser, *, members: bool = False) -> NotificationQuerySet:
+    """
+    Everything ``user`` may see (personal and broadcasts), annotated with
+    ``is_unread``; a group as its newest row, or with ``members`` its older
+    members too (what a change of state may name: a link sent before a newer
+    member came).
+    """
+    return Notification.objects.for_audiences(Audiences.of(user), members=members)
 
 
 def unread_count(user: AbstractBaseUser) -> int:
@@ -235,36 +251,69 @@ def unread_count(user: AbstractBaseUser) -> int:
     return visible(user).unread().count()
 
 
-def mark_read(user: AbstractBaseUser, ids: Iterable[int]) -> list[int]:
+def mark_read(
+    user: AbstractBaseUser, ids: Iterable[int], *, include_deleted: bool = False
+) -> list[int]:
     """
     Mark the notifications with these ``ids`` read for ``user`` and return the
-    ids that were theirs to mark; ids they cannot see are ignored.
+    ids that were theirs to mark; ids they cannot see are ignored (their
+    deleted ones too, unless ``include_deleted``, as hq's methods do). A
+    grouped notification reads its group up to it (``grouping.with_members``),
+    and what was still scheduled by email or push for them is cancelled.
     """
-    return _set_read(user, visible(user).filter(id__in=_ids(ids)), unread=False, label=None)
+    return _set_read(user, _named(user, ids, include_deleted), unread=False, label=None)
 
 
 def mark_all_read(user: AbstractBaseUser) -> int:
     """Mark everything ``user`` has unread as read; return how many changed."""
-    return len(_set_read(user, visible(user).unread(), unread=False, label="all"))
+    rows = visible(user, members=True).unread().values_list("id", "recipient_id", "group")
+    return len(_set_read(user, rows, unread=False, label="all"))
 
 
-def mark_unread(user: AbstractBaseUser, ids: Iterable[int]) -> list[int]:
-    """Mark these notifications unread again for ``user``; returns the ids changed."""
-    return _set_read(user, visible(user).filter(id__in=_ids(ids)), unread=True, label=None)
+def mark_unread(
+    user: AbstractBaseUser, ids: Iterable[int], *, include_deleted: bool = False
+) -> list[int]:
+    """
+    Mark these notifications unread again for ``user`` (a grouped one with
+    its group up to it); returns the ids changed. As ``mark_read`` for the rest.
+    """
+    return _set_read(user, _named(user, ids, include_deleted), unread=True, label=None)
 
 
-def delete(user: AbstractBaseUser, ids: Iterable[int]) -> list[int]:
+def _named(
+    user: AbstractBaseUser, ids: Iterable[int], include_deleted: bool
+) -> list[tuple[int, int | None, str]]:
+    """(id, recipient, group) of these ids that ``user`` may change."""
+    wanted = _ids(ids)
+    rows: list[tuple[int, int | None, str]] = list(
+        visible(user, members=True).filter(id__in=wanted).values_list("id", "recipient_id", "group")
+    )
+    if include_deleted:
+        rows += Notification.objects.filter(
+            recipient_id=user.pk, id__in=wanted, deleted=True
+        ).values_list("id", "recipient_id", "group")
+    return rows
+
+
+def delete(user: AbstractBaseUser, ids: Iterable[int], *, permanently: bool = False) -> list[int]:
     """
     Remove these notifications from ``user``'s feed: personal ones are soft
-    deleted, broadcasts hidden for this user only. Returns the ids removed.
+    deleted (``permanently``: their rows deleted), broadcasts hidden for this
+    user only. A grouped notification takes its group up to it along, and
+    what was still scheduled for them is cancelled. Returns the ids removed.
     """
-    found = visible(user).filter(id__in=_ids(ids)).values_list("id", "recipient_id", "group")
-    rows = _with_members(user, found)
+    found = visible(user, members=True).filter(id__in=_ids(ids)).values_list("id", "recipient_id", "group")
+    rows = grouping.with_members(user.pk, found)
     personal = [nid for nid, rid in rows if rid is not None]
     shared = [nid for nid, rid in rows if rid is None]
     db = router.db_for_write(Notification)
     with transaction.atomic(using=db):
-        Notification.objects.filter(id__in=personal).update(deleted=True)
+        schedule.cancel(personal, "deleted")
+        mine = Notification.objects.filter(id__in=personal, recipient_id=user.pk)
+        if permanently:
+            mine.delete()
+        else:
+            mine.update(deleted=True)
         BroadcastReceipt.objects.filter(notification_id__in=shared, user_id=user.pk).update(hidden=True)
         BroadcastReceipt.objects.bulk_create(
             [BroadcastReceipt(notification_id=nid, user_id=user.pk, hidden=True) for nid in shared],
@@ -273,6 +322,30 @@ def delete(user: AbstractBaseUser, ids: Iterable[int]) -> list[int]:
         changed = [nid for nid, _ in rows]
         _read_changed(user, changed, unread=False, deleted=True)
     return changed
+
+
+def restore(user: AbstractBaseUser, ids: Iterable[int]) -> list[int]:
+    """
+    Undo ``delete()`` of these personal notifications of ``user`` (a grouped
+    one with its group up to it); returns the ids restored. Their streams
+    hear of it as of a change of read state.
+    """
+    found = Notification.objects.filter(
+        recipient_id=user.pk, id__in=_ids(ids), deleted=True
+    ).values_list("id", "recipient_id", "group")
+    rows = grouping.with_members(user.pk, found)
+    db = router.db_for_write(Notification)
+    with transaction.atomic(using=db):
+        ids_ = [nid for nid, _ in rows]
+        Notification.objects.filter(id__in=ids_, recipient_id=user.pk).update(deleted=False)
+        unread = list(
+            Notification.objects.filter(id__in=ids_, unread=True).values_list("id", flat=True)
+        )
+        read = [nid for nid in ids_ if nid not in set(unread)]
+        for state, changed in ((True, unread), (False, read)):
+            if changed:
+                _read_changed(user, changed, unread=state)
+    return ids_
 
 
 # -- publishing on model saves -------------------------------------------------
@@ -625,12 +698,12 @@ def _created(rows: list[Notification], user_ids: list[int] | None) -> None:
 
 def _set_read(
     user: AbstractBaseUser,
-    rows: NotificationQuerySet,
+    rows: Iterable[tuple[int, int | None, str]],
     *,
     unread: bool,
     label: str | None,
 ) -> list[int]:
-    pairs = _with_members(user, rows.values_list("id", "recipient_id", "group"))
+    pairs = grouping.with_members(user.pk, rows)
     personal = [nid for nid, rid in pairs if rid is not None]
     shared = [nid for nid, rid in pairs if rid is None]
     db = router.db_for_write(Notification)
@@ -641,6 +714,7 @@ def _set_read(
                 notification_id__in=shared, user_id=user.pk, hidden=False
             ).delete()
         else:
+            schedule.cancel(personal, "read")
             BroadcastReceipt.objects.bulk_create(
                 [BroadcastReceipt(notification_id=nid, user_id=user.pk) for nid in shared],
                 ignore_conflicts=True,
@@ -648,23 +722,6 @@ def _set_read(
         changed = [nid for nid, _ in pairs]
         _read_changed(user, "all" if label == "all" else changed, unread=unread)
     return changed
-
-
-def _with_members(user: AbstractBaseUser, rows: Iterable[tuple[int, int | None, str]]) -> list[tuple[int, int | None]]:
-    """
-    These (id, recipient, group) rows as (id, recipient) pairs, plus the older
-    members of the groups they stand for: what is done to a group's newest
-    row is done to the whole group. A query only when there are groups.
-    """
-    pairs: list[tuple[int, int | None]] = []
-    heads: dict[str, int] = {}
-    for nid, rid, group in rows:
-        pairs.append((nid, rid))
-        if group and rid is not None:
-            heads[group] = max(nid, heads.get(group, 0))
-    given = {nid for nid, _ in pairs}
-    extra = [nid for nid in grouping.member_ids(user.pk, heads) if nid not in given]
-    return pairs + [(nid, user.pk) for nid in extra]
 
 
 def _read_changed(

@@ -3,8 +3,9 @@ django-notifications-hq's model and queryset API, on this app's model, so code
 written for hq keeps working after the swap: ``Notification.timestamp``,
 ``slug``, ``LEVELS``, ``mark_as_read()``..., and the queryset methods
 ``unread()``, ``read()``, ``mark_all_as_read()``... with their ``recipient=``
-and ``include_deleted`` arguments. Every change of read or deleted state reaches
-the recipients' streams, as with ``notifications.api``.
+and ``include_deleted`` arguments. Every change of read or deleted state goes
+through ``notifications.api`` (per recipient), so it reads a group as the API
+does, cancels what was scheduled, and reaches the recipients' streams.
 
 hq's settings live in ``DJANGO_NOTIFICATIONS_CONFIG`` and are read at call time.
 """
@@ -105,18 +106,18 @@ class HqQuerySetMixin:
 
     def mark_all_as_read(self: Any, recipient: Any = None) -> int:
         """Mark the unread rows read (of ``recipient`` only, if given); returns how many."""
-        return _change(self.unread(True), recipient, unread=False)
+        return _change(self.unread(True), recipient, "mark_read")
 
     def mark_all_as_unread(self: Any, recipient: Any = None) -> int:
-        return _change(self.read(True), recipient, unread=True)
+        return _change(self.read(True), recipient, "mark_unread")
 
     def mark_all_as_deleted(self: Any, recipient: Any = None) -> int:
         assert_soft_delete()
-        return _change(self.active(), recipient, deleted=True)
+        return _change(self.active(), recipient, "delete")
 
     def mark_all_as_active(self: Any, recipient: Any = None) -> int:
         assert_soft_delete()
-        return _change(self.deleted(), recipient, deleted=False)
+        return _change(self.deleted(), recipient, "restore")
 
     def mark_as_sent(self: Any, recipient: Any = None) -> int:
         return _only(self.unsent(), recipient).update(emailed=True)
@@ -129,42 +130,33 @@ def _only(rows: Any, recipient: Any) -> Any:
     return rows.filter(recipient=recipient) if recipient else rows
 
 
-def _change(rows: Any, recipient: Any, **values: bool) -> int:
+def _change(rows: Any, recipient: Any, change: str) -> int:
     """
-    Update personal rows (a broadcast's read state is per user: see
-    ``api.mark_read``) and poke their recipients' streams after commit.
-    """
-    rows = _only(rows, recipient).filter(recipient__isnull=False)
-    with transaction.atomic(using=rows.db):
-        pairs = list(rows.values_list("id", "recipient_id"))
-        if not pairs:
-            return 0
-        count = rows.model._base_manager.using(rows.db).filter(
-            id__in=[pk for pk, _ in pairs]
-        ).update(**values)
-        _tell_streams(pairs, **values)
-    return count
-
-
-def _tell_streams(
-    pairs: list[tuple[int, int]], unread: bool = False, deleted: bool = False
-) -> None:
-    """
-    Inside the transaction that changed these (id, recipient id) rows: record
-    a read event per recipient, as the native API does; their streams hear of
-    it after commit.
+    Apply ``change`` (the name of a function of ``notifications.api`` taking a
+    user and ids: ``mark_read``, ``mark_unread``, ``delete``, ``restore``) to
+    these personal rows, per recipient (a broadcast's read state is per user:
+    see ``api.mark_read``). Returns how many of these rows changed.
     """
     from django.contrib.auth import get_user_model
 
-    from .api import _read_changed
+    from . import api
 
     by_user: dict[int, list[int]] = {}
-    for pk, user_id in pairs:
+    for pk, user_id in _only(rows, recipient).filter(recipient__isnull=False).values_list(
+        "id", "recipient_id"
+    ):
         by_user.setdefault(user_id, []).append(pk)
+    if not by_user:
+        return 0
     users = get_user_model()._default_manager.in_bulk(list(by_user))
-    for user_id, ids in by_user.items():
-        if user_id in users:
-            _read_changed(users[user_id], ids, unread=unread, deleted=deleted)
+    count = 0
+    with transaction.atomic(using=router.db_for_write(rows.model)):
+        for user_id, ids in by_user.items():
+            if user_id in users:
+                options = {"include_deleted": True} if change.startswith("mark_") else {}
+                changed = set(getattr(api, change)(users[user_id], ids, **options))
+                count += sum(1 for pk in ids if pk in changed)
+    return count
 
 
 class HqNotificationMixin:
@@ -187,24 +179,25 @@ class HqNotificationMixin:
         return id2slug(self.id)
 
     def mark_as_read(self: Any) -> None:
+        """Mark read through ``api.mark_read`` (a group's head reads its group)."""
         if self.unread:
-            self._set_hq_state(unread=False)
+            self._set_hq_state("mark_read")
+            self.unread = False
 
     def mark_as_unread(self: Any) -> None:
         if not self.unread:
-            self._set_hq_state(unread=True)
+            self._set_hq_state("mark_unread")
+            self.unread = True
 
-    def _set_hq_state(self: Any, **values: bool) -> None:
+    def _set_hq_state(self: Any, change: str) -> None:
+        from . import api
+
         if self.recipient_id is None:
             raise ValueError(
                 "A broadcast's read state is per user: use "
                 "notifications.api.mark_read(user, [id]) or mark_unread()."
             )
-        for name, value in values.items():
-            setattr(self, name, value)
-        with transaction.atomic(using=router.db_for_write(type(self), instance=self)):
-            self.save()
-            _tell_streams([(self.pk, self.recipient_id)], **values)
+        getattr(api, change)(self.recipient, [self.pk], include_deleted=True)
 
     def timesince(self: Any, now: datetime | None = None) -> str:
         from django.utils.timesince import timesince

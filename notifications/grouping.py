@@ -6,9 +6,18 @@ commented on Post 7").
 Each notification stays a row of its own, so the stream stays exactly once and
 in order. Rows of one group share ``group``; the newest row stands for the
 group (older members are left out of lists, counts and replays, see
-``models.superseded``), and its JSON carries the group's ``count`` and first
+``superseded``), and its JSON carries the group's ``count`` and first
 actors, computed when read from the members up to it. A client replaces the
 item with the same ``group`` by the newer one.
+
+Everything that depends on groups asks this module: which rows a newer
+member stands in for (``superseded``), what a change to a row also changes
+(``with_members``: reading, unreading or deleting a row does the same to the
+older members it stands for, on every path: the API, hq's methods and views,
+the push's read link), which members a scheduled email speaks for
+(``members``), and whether a member's email or push goes out or a recent one
+for its group already spoke for it (``take_turn``). The stream keeps only a
+group's newest row of a batch (``coalesce``).
 
 A row joins the group of the newest row for the same user and group key if
 that one is less than ``window`` older (a sliding window), else opens a group.
@@ -25,14 +34,15 @@ import uuid
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from django.db import connections
+from django.db import connections, router, transaction
+from django.db.models import Exists, OuterRef, Q
 
 if TYPE_CHECKING:
     from .kinds import Kind
-    from .models import Notification
+    from .models import Delivery, Notification, NotificationQuerySet
 
 # How many distinct actors a group's JSON names ("alice, bob and 48 others").
 ACTORS_SHOWN = 3
@@ -171,6 +181,83 @@ def summary(n: Notification) -> Summary:
         names = (n.actor_display,) if n.actor_display else ()
         found = Summary(1, names, len(names))
     return found
+
+
+def superseded() -> Q:
+    """
+    The rows a newer live member of their group stands in for: a group shows
+    as its newest row (which carries the group's count), so the others stay
+    out of lists, counts and replays.
+    """
+    from .models import Notification
+
+    newer = Notification.objects.filter(
+        recipient_id=OuterRef("recipient_id"),
+        group=OuterRef("group"),
+        id__gt=OuterRef("pk"),
+        deleted=False,
+    ).exclude(group="")
+    return ~Q(group="") & Q(Exists(newer))
+
+
+def members(recipient_id: int, group: str) -> NotificationQuerySet:
+    """The live (not deleted) members of ``recipient_id``'s ``group``."""
+    from .models import Notification
+
+    return Notification.objects.filter(recipient_id=recipient_id, group=group, deleted=False)
+
+
+def with_members(
+    user_id: int, rows: Iterable[tuple[int, int | None, str]]
+) -> list[tuple[int, int | None]]:
+    """
+    These (id, recipient, group) rows of ``user_id``'s (or broadcasts) as
+    (id, recipient) pairs, plus the older members of the groups they stand
+    for: what is done to a group's row is done to every member up to it.
+    A query only when there are groups.
+    """
+    pairs: list[tuple[int, int | None]] = []
+    heads: dict[str, int] = {}
+    for nid, rid, group in rows:
+        pairs.append((nid, rid))
+        if group and rid is not None:
+            heads[group] = max(nid, heads.get(group, 0))
+    given = {nid for nid, _ in pairs}
+    extra = [nid for nid in member_ids(user_id, heads) if nid not in given]
+    return pairs + [(nid, user_id) for nid in extra]
+
+
+def take_turn(delivery: Delivery, window: timedelta, now: datetime) -> datetime | None:
+    """
+    Let ``delivery`` (claimed, of a grouped notification) speak for its group
+    on its channel: None if it may send, recording that it does; else when
+    another delivery of the group took its turn within ``window`` before
+    ``now`` (that email or push named the group already). One per group and
+    window however many workers check members at once: the check and the
+    record are one statement, serialised per group on PostgreSQL.
+    """
+    from .models import Delivery
+
+    db = router.db_for_write(Delivery)
+    same = Delivery.objects.using(db).filter(
+        recipient_id=delivery.recipient_id,
+        channel=delivery.channel,
+        group=delivery.group,
+        turn_at__gte=now - window,
+        state__in=[Delivery.State.PENDING, Delivery.State.SENDING, Delivery.State.SENT],
+    ).exclude(pk=delivery.pk)
+    with transaction.atomic(using=db):
+        lock(db, f"delivery:{delivery.recipient_id}:{delivery.channel}:{delivery.group}")
+        taken = (
+            Delivery.objects.using(db)
+            .filter(pk=delivery.pk)
+            .exclude(Exists(same))
+            .update(turn_at=now)
+        )
+        if taken:
+            return None
+        last = same.order_by("-turn_at").values_list("turn_at", flat=True).first()
+    return last or now
 
 
 def member_ids(user_id: int, heads: Mapping[str, int]) -> list[int]:

@@ -18,7 +18,6 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import DisallowedHost
-from django.db import router, transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.utils.encoding import iri_to_uri
@@ -78,7 +77,7 @@ def _visible(request: HttpRequest) -> NotificationQuerySet:
 
 def _by_slug(request: HttpRequest, slug: str) -> int:
     pk = slug2id(slug)
-    if not _visible(request).filter(pk=pk).exists():
+    if not api.visible(_me(request), members=True).filter(pk=pk).exists():
         raise Http404("No such notification.")
     return pk
 
@@ -113,13 +112,7 @@ def _mutation(change: Callable[[HttpRequest, int], Any], default: str) -> Callab
 
 def _delete(request: HttpRequest, pk: int) -> None:
     """Soft delete with SOFT_DELETE (hq's setting) or for a broadcast; else delete the row."""
-    row = Notification.objects.get(pk=pk)
-    if get_config()["SOFT_DELETE"] or row.recipient_id is None:
-        api.delete(_me(request), [pk])
-        return
-    with transaction.atomic(using=router.db_for_write(Notification)):
-        row.delete()
-        api._read_changed(_me(request), [pk], unread=False, deleted=True)
+    api.delete(_me(request), [pk], permanently=not get_config()["SOFT_DELETE"])
 
 
 mark_all_as_read = _mutation(lambda r, _: api.mark_all_read(_me(r)), "notifications:unread")

@@ -75,18 +75,10 @@ class Audiences:
 
 
 def superseded() -> Q:
-    """
-    The rows a newer member of their group stands in for: a group shows as its
-    newest row (which carries the group's count), so the others stay out of
-    lists, counts and replays.
-    """
-    newer = Notification.objects.filter(
-        recipient_id=OuterRef("recipient_id"),
-        group=OuterRef("group"),
-        id__gt=OuterRef("pk"),
-        deleted=False,
-    ).exclude(group="")
-    return ~Q(group="") & Q(Exists(newer))
+    """The rows a newer member of their group stands in for: see ``grouping.superseded``."""
+    from .grouping import superseded
+
+    return superseded()
 
 
 class NotificationQuerySet(HqQuerySetMixin, models.QuerySet["Notification"]):
@@ -100,21 +92,22 @@ class NotificationQuerySet(HqQuerySetMixin, models.QuerySet["Notification"]):
         """Not soft-deleted and not expired."""
         return self.filter(visibility.live_q(timezone.now()))
 
-    def for_audiences(self, who: Audiences) -> NotificationQuerySet:
+    def for_audiences(self, who: Audiences, *, members: bool = False) -> NotificationQuerySet:
         """
         What the user described by ``who`` may see, live, with an ``is_unread``
-        annotation that accounts for broadcast receipts. One query.
+        annotation that accounts for broadcast receipts. One query. A group
+        shows as its newest row; ``members``: its older members too (what a
+        change of state may name: a read link sent before a newer member came).
         """
         receipts = BroadcastReceipt.objects.filter(
             notification=OuterRef("pk"), user_id=who.user_id
         )
         hidden = receipts.filter(hidden=True)
+        rows = self.live().filter(who.q()).exclude(Q(recipient__isnull=True) & Exists(hidden))
+        if not members:
+            rows = rows.exclude(superseded())
         return (
-            self.live()
-            .filter(who.q())
-            .exclude(Q(recipient__isnull=True) & Exists(hidden))
-            .exclude(superseded())
-            .annotate(
+            rows.annotate(
                 is_unread=Case(
                     When(recipient__isnull=False, then="unread"),
                     default=~Exists(receipts),
@@ -326,7 +319,9 @@ class Delivery(models.Model):
     """
     One scheduled email or push of a notification (see schedule.py): due at
     ``due``, sent only if the notification is still unread then. A grouped
-    kind has one per group (``group`` set), not one per member.
+    kind's member has one too (``group`` set); it goes out only if no other
+    of its group took its turn within the kind's window (``turn_at``, see
+    ``grouping.take_turn``), and names the whole group.
     """
 
     class State(models.TextChoices):
@@ -356,6 +351,8 @@ class Delivery(models.Model):
     # Push: how each device (subscription id) answered its latest attempt:
     # {"12": {"host": ..., "result": "sent", "status": 201, "attempt": 1}}.
     devices = models.JSONField(null=True, blank=True)
+    # A grouped delivery: when it went out for its group (grouping.take_turn).
+    turn_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = _("deliveries")
@@ -367,15 +364,16 @@ class Delivery(models.Model):
             models.Index(
                 fields=["claimed_at"], name="notif_delivery_claimed", condition=Q(state="sending")
             ),
+            # The turns of a group (grouping.take_turn).
+            models.Index(
+                fields=["recipient", "channel", "group", "turn_at"],
+                name="notif_delivery_turn",
+                condition=Q(turn_at__isnull=False),
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
                 fields=["notification", "channel"], name="notif_delivery_once"
-            ),
-            models.UniqueConstraint(
-                fields=["recipient", "channel", "group"],
-                name="notif_delivery_group_once",
-                condition=~Q(group=""),
             ),
         ]
 

@@ -8,6 +8,12 @@ A user's choice for a channel of a kind is resolved in this order:
 3. the user's choice for the whole channel (a row with an empty kind);
 4. the kind's default for the channel.
 
+Email and push follow the in-app channel: a notification muted in the app is
+not stored, so it is not emailed or pushed either. Where a kind's in-app
+channel is off, its email and push show as off and cannot be changed
+(``matrix``), ``is_enabled`` says off, and turning them on is refused until
+in-app is on again (``set_preferences``).
+
 Only choices are stored (``Preference`` rows); everything else is the default.
 For a whole recipient set the resolution is one SQL condition, so a group of
 ten thousand costs no more queries than one user.
@@ -22,8 +28,9 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import models, transaction
 from django.db.models import Exists, OuterRef, Q
+from django.utils.translation import gettext, gettext_lazy
 
-from .kinds import CHANNELS, Kind, register
+from .kinds import CHANNELS, IN_APP, Kind, register
 from .models import Preference
 
 
@@ -76,12 +83,26 @@ def receiving(
 class Cell:
     enabled: bool
     editable: bool
+    reason: str = ""  # why it cannot be changed, when it is not a critical kind's
+
+    def as_dict(self) -> dict[str, Any]:
+        cell: dict[str, Any] = {"enabled": self.enabled, "editable": self.editable}
+        if self.reason:
+            cell["reason"] = self.reason
+        return cell
+
+
+FOLLOWS_IN_APP = gettext_lazy(
+    "Off while this kind is off in the app: email and push only reach "
+    "notifications that are in the app."
+)
 
 
 def matrix(user: AbstractBaseUser) -> list[dict[str, Any]]:
     """
     Every declared kind with, per channel it declares, whether it is on for
-    ``user`` and whether they may change it. One query.
+    ``user`` and whether they may change it (with the ``reason`` when a cell
+    follows another: email and push are off while in-app is). One query.
     """
     chosen = {
         (kind, channel): enabled
@@ -91,22 +112,30 @@ def matrix(user: AbstractBaseUser) -> list[dict[str, Any]]:
     }
     result = []
     for kind in register:
-        channels = {}
-        for name in CHANNELS:
-            default = kind.channel(name)
-            if default is None:
-                continue
-            channels[name] = _cell(kind, name, default.enabled, chosen)
+        channels = _cells(kind, chosen)
         result.append(
             {
                 "key": kind.key,
                 "label": str(kind.label),
                 "category": str(kind.category),
                 "critical": kind.critical,
-                "channels": {name: vars(cell) for name, cell in channels.items()},
+                "channels": {name: cell.as_dict() for name, cell in channels.items()},
             }
         )
     return result
+
+
+def _cells(kind: Kind, chosen: Mapping[tuple[str, str], bool]) -> dict[str, Cell]:
+    """Every channel ``kind`` declares, as it is for a user who chose ``chosen``."""
+    cells: dict[str, Cell] = {}
+    for name in CHANNELS:
+        default = kind.channel(name)
+        if default is not None:
+            cells[name] = _cell(kind, name, default.enabled, chosen)
+    if not cells[IN_APP].enabled:
+        for name in cells.keys() - {IN_APP}:
+            cells[name] = Cell(False, False, str(FOLLOWS_IN_APP))
+    return cells
 
 
 def _cell(kind: Kind, channel: str, default: bool, chosen: Mapping[tuple[str, str], bool]) -> Cell:
@@ -119,18 +148,23 @@ def _cell(kind: Kind, channel: str, default: bool, chosen: Mapping[tuple[str, st
 
 
 def is_enabled(user: AbstractBaseUser, kind: str, channel: str) -> bool:
-    """Whether ``channel`` of ``kind`` is on for ``user``; ValueError for unknown names."""
+    """
+    Whether ``channel`` of ``kind`` is on for ``user`` (email and push: only
+    while in-app is on too); ValueError for unknown names.
+    """
     declared = register[kind]
     _check_channel(declared, channel)
-    chosen = {
+    return _cells(declared, _chosen(user, kind))[channel].enabled
+
+
+def _chosen(user: AbstractBaseUser, kind: str) -> dict[tuple[str, str], bool]:
+    """``user``'s choices that bear on ``kind``: its own and whole channels'."""
+    return {
         (k, c): e
-        for k, c, e in Preference.objects.filter(
-            user_id=user.pk, channel=channel, kind__in=[kind, ""]
-        ).values_list("kind", "channel", "enabled")
+        for k, c, e in Preference.objects.filter(user_id=user.pk, kind__in=[kind, ""]).values_list(
+            "kind", "channel", "enabled"
+        )
     }
-    default = declared.channel(channel)
-    assert default is not None
-    return _cell(declared, channel, default.enabled, chosen).enabled
 
 
 def _check_channel(kind: Kind, channel: str) -> None:
@@ -147,7 +181,8 @@ def set_preferences(user: AbstractBaseUser, changes: Iterable[Mapping[str, Any]]
     True, False or None}``: ``kind`` None is the whole channel, ``enabled``
     None forgets the choice (back to the default). All or nothing: the first
     invalid change (unknown kind or channel, a critical kind, a value that is
-    not a boolean) raises ``ValueError`` and nothing is stored.
+    not a boolean, email or push turned on for a kind that would be off in
+    the app) raises ``ValueError`` and nothing is stored.
     """
     checked = []
     for change in changes:
@@ -171,6 +206,7 @@ def set_preferences(user: AbstractBaseUser, changes: Iterable[Mapping[str, Any]]
         if declared.critical:
             raise ValueError(f"{declared.label} ({kind!r}) is critical: it cannot be switched off.")
         checked.append((kind, channel, enabled))
+    _check_follows_in_app(user, checked)
     with transaction.atomic():
         for kind, channel, enabled in checked:
             if enabled is None:
@@ -179,3 +215,26 @@ def set_preferences(user: AbstractBaseUser, changes: Iterable[Mapping[str, Any]]
                 Preference.objects.update_or_create(
                     user_id=user.pk, kind=kind, channel=channel, defaults={"enabled": enabled}
                 )
+
+
+def _check_follows_in_app(user: AbstractBaseUser, checked: list[tuple[str, str, bool | None]]) -> None:
+    """Refuse turning on email or push of a kind that is off in the app after ``checked``."""
+    for kind, channel, enabled in checked:
+        if not kind or channel == IN_APP or not enabled:
+            continue
+        chosen = _chosen(user, kind)
+        for k, c, e in checked:
+            if k in (kind, "") and c == IN_APP:
+                if e is None:
+                    chosen.pop((k, c), None)
+                else:
+                    chosen[k, c] = e
+        declared = register[kind]
+        if not _cells(declared, chosen)[IN_APP].enabled:
+            raise ValueError(
+                gettext(
+                    "%(label)s (%(kind)r) is off in the app, and %(channel)s only reaches "
+                    "notifications that are in the app: turn its in_app channel on first."
+                )
+                % {"label": declared.label, "kind": kind, "channel": channel}
+            )

@@ -1,8 +1,8 @@
 """
 The schedule of away deliveries (email, Web Push): rows in the database.
 
-``notify()`` writes one ``Delivery`` per notification and away channel (per
-group, for a grouped kind) in its own transaction, for the recipients whose
+``notify()`` writes one ``Delivery`` per notification and away channel in its
+own transaction, for the recipients whose
 preference for that channel is on, due at once or when the kind's channel
 says ("if still unread after N minutes"). A worker (worker.py) claims due
 rows atomically and records the attempt before it sends, so a row is sent
@@ -14,9 +14,14 @@ at most once however many workers run and wherever one dies:
   conditional ``UPDATE ... WHERE state = 'pending'``; the one update that
   changes the row wins it.
 
-At send time (``check``) the notification is looked at again: read (or its
-group read), deleted, the channel muted since, or the kind gone: nothing is
-sent. Quiet hours move the row to their end (never for critical kinds).
+At send time (``check``) the notification is looked at again: read, deleted,
+the channel muted since, or the kind gone: nothing is sent. Quiet hours move
+the row to their end (never for critical kinds). A member of a group still
+unread then is sent as its group (the newest member, carrying the count)
+unless one of the group's went out within the kind's window (see
+``grouping.take_turn``): one email per group and window, however long the
+group stays open. Reading or deleting notifications cancels what is still
+pending for them (``cancel``).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from django.db import connections, router, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
-from . import preferences
+from . import grouping, preferences
 from .conf import conf
 from .kinds import CHANNELS, IN_APP, Kind, register
 from .models import Delivery, Notification, PushSubscription, QuietHours
@@ -50,8 +55,7 @@ def schedule(rows: Sequence[Notification], kind: Kind | None = None) -> None:
     call, so of one kind and ``created``: ``kind``, else the rows' own),
     inside the caller's transaction: one per row and away channel the kind
     declares and the recipient has on (push: only recipients with a push
-    subscription; one per group for grouped rows: a group that already has
-    one gets no other). One ``INSERT ... SELECT`` for all channels, which
+    subscription). One ``INSERT ... SELECT`` for all channels, which
     resolves the preferences inside the database, whatever the number of rows.
     """
     if not rows:
@@ -108,7 +112,7 @@ def schedule(rows: Sequence[Notification], kind: Kind | None = None) -> None:
     )
     # The rows of other calls with the same kind and ``created`` that the id
     # range may take in would get the same deliveries: they exist already, and
-    # conflicts are ignored (as is a group's second delivery).
+    # conflicts are ignored.
     insert, conflict = ("INSERT OR IGNORE", "") if connection.vendor == "sqlite" else ("INSERT", " ON CONFLICT DO NOTHING")
     sql = f"{insert} INTO {qn(Delivery._meta.db_table)} ({columns}) {' UNION ALL '.join(selects)}{conflict}"
     with connection.cursor() as cursor:
@@ -205,22 +209,11 @@ def check(delivery: Delivery, now: datetime | None = None) -> Verdict:
     kind = register.get(n.kind)
     if kind is None or kind.channel(delivery.channel) is None:
         return Verdict(skip=f"kind {n.kind!r} no longer declares {delivery.channel}")
-    if delivery.group:
-        members = Notification.objects.filter(
-            recipient_id=delivery.recipient_id, group=delivery.group, deleted=False
-        )
-        newest = members.order_by("-id").first()
-        if newest is None:
-            return Verdict(skip="deleted")
-        if not members.filter(unread=True).exists():
-            return Verdict(skip="read")
-        n = newest
-    else:
-        n.refresh_from_db(fields=["unread", "deleted"])
-        if n.deleted:
-            return Verdict(skip="deleted")
-        if not n.unread:
-            return Verdict(skip="read")
+    n.refresh_from_db(fields=["unread", "deleted"])
+    if n.deleted:
+        return Verdict(skip="deleted")
+    if not n.unread:
+        return Verdict(skip="read")
     user = delivery.recipient
     if not preferences.is_enabled(user, kind.key, delivery.channel):
         return Verdict(skip="muted")
@@ -228,7 +221,25 @@ def check(delivery: Delivery, now: datetime | None = None) -> Verdict:
         until = quiet_until(user, now)
         if until is not None:
             return Verdict(wait_until=until)
+    if delivery.group:
+        newest = grouping.members(delivery.recipient_id, delivery.group).order_by("-id").first()
+        spoken = grouping.take_turn(delivery, kind.window, now)
+        if spoken is not None:
+            return Verdict(skip=f"its group's went out at {spoken:%Y-%m-%d %H:%M:%S}")
+        n = newest or n
     return Verdict(notification=n)
+
+
+def cancel(ids: Sequence[int], why: str) -> int:
+    """
+    Skip the pending deliveries of these notifications (read or deleted:
+    nothing is left to say). Inside the caller's transaction; returns how many.
+    """
+    if not ids:
+        return 0
+    return Delivery.objects.filter(notification_id__in=list(ids), state=State.PENDING).update(
+        state=State.SKIPPED, finished_at=timezone.now(), note=why
+    )
 
 
 # -- quiet hours --------------------------------------------------------------------

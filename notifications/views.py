@@ -292,7 +292,7 @@ def unread_count(request: HttpRequest) -> HttpResponse:
 
 
 def _own(request: HttpRequest, pk: int) -> int:
-    if not api.visible(request.user).filter(pk=pk).exists():  # type: ignore[arg-type]
+    if not api.visible(request.user, members=True).filter(pk=pk).exists():  # type: ignore[arg-type]
         raise Http404("No such notification.")
     return pk
 

@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -66,22 +68,31 @@ def wait_until(condition, timeout: float) -> None:
         time.sleep(0.05)
 
 
-def test_two_workers_racing_send_every_email_exactly_once(tmp_path):
-    env = worker_env(tmp_path, NOTIFICATIONS_DELIVERY_BATCH="1", SLOW_EMAIL="0.02")
+@contextmanager
+def racing_workers(folder: Path) -> Iterator[None]:
+    """Two worker processes taking one delivery at a time, both polling before the block
+    runs; on leaving, every delivery is finished and the workers are stopped."""
+    env = worker_env(folder, NOTIFICATIONS_DELIVERY_BATCH="1", SLOW_EMAIL="0.02")
     workers = [start_worker(env, "--poll", "0.1") for _ in range(2)]
     try:
         for w in workers:  # both are polling before anything is due
             assert w.stdout is not None and "Delivering" in w.stdout.readline()
-        users = [User.objects.create_user(f"racer{i}", email=f"racer{i}@example.com") for i in range(60)]
-        for user in users:
-            api.notify(user, "signed in from a new device", kind="security")  # critical: at once
+        yield
         unfinished = Delivery.objects.exclude(state__in=["sent", "skipped", "failed"])
         wait_until(lambda: not unfinished.exists(), timeout=60)
     finally:
         for w in workers:
             w.send_signal(signal.SIGTERM)
             w.wait(20)
+            assert w.stdout is not None
             w.stdout.close()
+
+
+def test_two_workers_racing_send_every_email_exactly_once(tmp_path):
+    with racing_workers(tmp_path):
+        users = [User.objects.create_user(f"racer{i}", email=f"racer{i}@example.com") for i in range(60)]
+        for user in users:
+            api.notify(user, "signed in from a new device", kind="security")  # critical: at once
     messages = sent(tmp_path)
     assert sorted(to for _, to in messages) == sorted(u.email for u in users)
     assert len({pid for pid, _ in messages}) == 2, "both workers should have sent some"
