@@ -555,7 +555,7 @@ def _fan_out(
     except EmptyResultSet:  # users.none(), pk__in=[]...
         return [], []
     sql = (
-        f"INSERT INTO {qn(opts.db_table)} "
+        f"INSERT INTO {qn(opts.db_table)} "  # noqa: S608  # identifiers from quote_name, values as parameters
         f"({', '.join(_column(qn, f) for f in [*columns, recipient])}) "
         f"SELECT {', '.join(placeholders)}, {alias}.{user_pk} "
         f"FROM {qn(user_opts.db_table)} {alias} "

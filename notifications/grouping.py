@@ -97,7 +97,7 @@ def open_group_sql(
     """
     qn = quote_name
     return (
-        f"COALESCE((SELECT g.{qn('group')} FROM {qn(table)} g "
+        f"COALESCE((SELECT g.{qn('group')} FROM {qn(table)} g "  # noqa: S608  # identifiers from quote_name, values as parameters
         f"WHERE g.{qn('recipient_id')} = {user_alias}.{user_pk} "
         # (<> '' lets the database use the partial index of grouped rows.)
         f"AND g.{qn('group_key')} = %s AND g.{qn('group_key')} <> '' "

@@ -146,7 +146,7 @@ class Membership:
             self._failed(exc)
 
     async def _rejoin(self) -> None:
-        assert self.channel is not None
+        assert self.channel is not None  # noqa: S101  # narrows the type for mypy; both callers set it first
         async with self._calls:
             for name in [*self.groups, *self.lingering]:
                 await self.layer.group_add(name, self.channel)
