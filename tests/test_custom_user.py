@@ -18,6 +18,7 @@ import uuid
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core import mail
@@ -27,7 +28,10 @@ from notifications import api, push, worker
 from notifications.kinds import Kind
 from notifications.models import Notification
 
-from .conftest import CSRF
+from .conftest import CSRF, CUSTOM_USER_MODEL
+
+if settings.AUTH_USER_MODEL != CUSTOM_USER_MODEL:  # named on the command line, other settings
+    pytest.skip("needs --ds=tests.settings_custom_user", allow_module_level=True)
 
 User = get_user_model()
 HEARTBEAT = 2.0
@@ -88,6 +92,16 @@ def test_group_broadcasts_reach_nobody_and_staff_broadcasts_reach_staff(make_use
     to_all = api.broadcast("to everyone").pk
     assert list(Notification.objects.for_user(member).values_list("pk", flat=True)) == [to_all]
     assert sorted(Notification.objects.for_user(staff).values_list("pk", flat=True)) == [to_staff, to_all]
+
+
+def test_every_users_poke_group_has_a_name_the_channel_layer_accepts():
+    from channels.layers import BaseChannelLayer
+
+    from notifications.hub import user_group
+
+    names = {user_group(pk) for pk in (7, uuid.uuid4(), "alice@example.com", "x" * 200)}
+    assert len(names) == 4
+    assert all(BaseChannelLayer().require_valid_group_name(name) for name in names)
 
 
 # -- the stream, on a real server ------------------------------------------------------
