@@ -21,7 +21,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core import mail
+from django.core import checks, mail
 from django.test import Client
 
 from notifications import api, push, worker
@@ -102,6 +102,14 @@ def test_every_users_poke_group_has_a_name_the_channel_layer_accepts():
     names = {user_group(pk) for pk in (7, uuid.uuid4(), "alice@example.com", "x" * 200)}
     assert len(names) == 4
     assert all(BaseChannelLayer().require_valid_group_name(name) for name in names)
+
+
+@pytest.mark.django_db
+def test_a_database_check_warns_that_stored_group_broadcasts_reach_nobody():
+    assert not [m for m in checks.run_checks(databases=["default"]) if m.id == "notifications.W021"]
+    api.broadcast("to a group", audience=Group.objects.create(name="editors"))
+    (warning,) = [m for m in checks.run_checks(databases=["default"]) if m.id == "notifications.W021"]
+    assert "reach nobody" in warning.msg and "customuser.Member" in warning.msg
 
 
 # -- the stream, on a real server ------------------------------------------------------
