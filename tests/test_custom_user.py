@@ -85,6 +85,19 @@ def test_the_json_api_lists_and_marks_read_a_members_notifications(make_user):
 
 
 @pytest.mark.django_db
+def test_a_grouped_kind_groups_each_members_notifications_by_their_actors_emails(make_user):
+    from project.models import Post
+
+    post = Post.objects.create(title="Post 7")
+    alice, bob, carol, dave = (make_user() for _ in range(4))
+    for actor in (carol, dave):
+        api.notify(User.objects.filter(pk__in=[alice.pk, bob.pk]), "commented", actor=actor, target=post, kind="comment")
+    for member in (alice, bob):
+        (item,) = logged_in(member).get("/notifications/api/").json()["results"]
+        assert item["count"] == 2 and item["actors"] == [carol.email, dave.email]
+
+
+@pytest.mark.django_db
 def test_group_broadcasts_reach_nobody_and_staff_broadcasts_reach_staff(make_user):
     member, staff = make_user(), make_user(staff=True)
     api.broadcast("to a group", audience=Group.objects.create(name="editors"))
