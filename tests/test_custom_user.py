@@ -256,11 +256,12 @@ def test_an_email_goes_to_the_members_address_and_its_unsubscribe_link_works(mak
 
 
 @pytest.fixture
-def service():
+def service(settings):
     pytest.importorskip("pywebpush")
     from .pushservice import PushService
 
     s = PushService()
+    settings.NOTIFICATIONS_PUSH_SERVICES = s.allowed()
     yield s
     s.close()
     assert s.errors == []
