@@ -2,6 +2,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.db import router, transaction
 from django.db.models import Count, QuerySet
@@ -10,6 +11,7 @@ from django.http import HttpRequest
 from . import delivery, links
 from .api import mark_read, mark_unread
 from .models import Audience, Broadcast, BroadcastReceipt, Delivery, Notification
+from .users import groups_field
 
 
 class LinksForm(forms.ModelForm):
@@ -54,7 +56,13 @@ class BroadcastForm(LinksForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if data.get("audience") == Audience.GROUP and not data.get("audience_group"):
+        if data.get("audience") == Audience.GROUP and groups_field() is None:
+            self.add_error(
+                "audience",
+                f"The user model ({get_user_model()._meta.label}) has no groups: "
+                "a group broadcast would reach nobody.",
+            )
+        elif data.get("audience") == Audience.GROUP and not data.get("audience_group"):
             self.add_error("audience_group", "Pick the group this broadcast is for.")
         elif data.get("audience") != Audience.GROUP:
             data["audience_group"] = None
@@ -65,7 +73,7 @@ class BroadcastForm(LinksForm):
 class NotificationAdmin(admin.ModelAdmin):
     list_display = ("id", "recipient", "actor_display", "verb", "kind", "level", "unread", "deleted", "created")
     list_filter = ("level", "unread", "deleted", "created")
-    search_fields = ("verb", "description", "recipient__username", "actor_display")
+    search_fields = ("verb", "description", "actor_display")
     list_select_related = ("recipient",)
     raw_id_fields = ("recipient",)
     date_hierarchy = "created"
@@ -73,6 +81,10 @@ class NotificationAdmin(admin.ModelAdmin):
     show_full_result_count = False
     actions = ["mark_read", "mark_unread"]
     form = NotificationForm
+
+    def get_search_fields(self, request: HttpRequest) -> list[str]:
+        """Also the recipient's login name, whatever the user model calls it."""
+        return [*self.search_fields, f"recipient__{get_user_model().USERNAME_FIELD}"]
 
     def save_model(self, request: HttpRequest, obj: Notification, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)

@@ -36,6 +36,7 @@ from .models import (
 )
 from .render import dumps
 from .signals import notifications_created, notifications_read
+from .users import members
 
 __all__ = [
     "broadcast",
@@ -451,7 +452,7 @@ def _recipients(recipient: Any) -> list[int] | models.QuerySet[Any]:
     if isinstance(recipient, Group):
         if recipient.pk is None:
             raise ValueError("The recipient Group must be saved first.")
-        users = User._default_manager.filter(groups=recipient)
+        users = members(recipient)  # (none when the user model has no groups)
     elif isinstance(recipient, User):
         ids = [recipient.pk]
     elif isinstance(recipient, models.QuerySet):

@@ -42,7 +42,6 @@ from django.contrib.auth import (
 )
 from django.contrib.auth import middleware as auth_middleware
 from django.contrib.auth.backends import ModelBackend
-from django.contrib.auth.models import Group
 from django.contrib.sessions.backends import signed_cookies
 from django.db import DatabaseError
 from django.http import HttpRequest
@@ -51,6 +50,7 @@ from django.utils.crypto import constant_time_compare
 
 from . import db
 from .models import Audiences
+from .users import group_ids, is_staff
 
 logger = logging.getLogger(__name__)
 
@@ -173,13 +173,13 @@ def stream_audiences(
         for index, (user, session_key, session_hash) in found.items():
             results[index] = Audiences(
                 user.pk,
-                bool(getattr(user, "is_staff", False)),
+                is_staff(user),
                 frozenset(),
                 session_key,
                 session_hash,
             )
         audiences = [who for who in results if isinstance(who, Audiences)]
-        groups = _group_ids({who.user_id for who in audiences})
+        groups = group_ids({who.user_id for who in audiences})
         for who in audiences:
             who.group_ids = groups.get(who.user_id, frozenset())
     for index in slow:
@@ -294,19 +294,6 @@ def _batched(
     return found
 
 
-def _group_ids(user_ids: Collection[Any]) -> dict[Any, frozenset[int]]:
-    """The group ids of these users (one query per CHUNK users); none: absent."""
-    ids = list(user_ids)
-    groups: dict[Any, set[int]] = {}
-    for start in range(0, len(ids), CHUNK):
-        pairs = Group.objects.filter(user__pk__in=ids[start : start + CHUNK]).values_list(
-            "user__pk", "id"
-        )
-        for user_id, group_id in pairs:
-            groups.setdefault(user_id, set()).add(group_id)
-    return {user_id: frozenset(some) for user_id, some in groups.items()}
-
-
 def _one(request: HttpRequest, engine: Any) -> Audiences | None:
     """Django's own ``get_user``, for what the batched path does not cover."""
     if not hasattr(request, "session"):  # the stream works without SessionMiddleware
@@ -321,7 +308,7 @@ def _one(request: HttpRequest, engine: Any) -> Audiences | None:
 # -- while streams are open ----------------------------------------------------
 
 
-def signed_out(streams: Collection[Audiences]) -> tuple[set[str], set[int]]:
+def signed_out(streams: Collection[Audiences]) -> tuple[set[str], set[Any]]:
     """
     Of these open streams, the logins (session keys) and the users (ids)
     whose streams must end, because Django would no longer authenticate the
@@ -341,8 +328,8 @@ def signed_out(streams: Collection[Audiences]) -> tuple[set[str], set[int]]:
     users: dict[Any, Any] = {}
     for start in range(0, len(ids), CHUNK):
         users.update(User._default_manager.in_bulk(ids[start : start + CHUNK]))
-    groups = _group_ids(users)
-    gone: set[int] = set()
+    groups = group_ids(users)
+    gone: set[Any] = set()
     logins: dict[Any, _Login] = {}
     for who in streams:
         user = users.get(who.user_id)
@@ -355,7 +342,7 @@ def signed_out(streams: Collection[Audiences]) -> tuple[set[str], set[int]]:
                 login = logins[who.user_id] = _Login(user)
             if not login.verifies(who.session_hash):
                 ended.add(who.session_key)
-        rights_changed = bool(getattr(user, "is_staff", False)) != who.is_staff or groups.get(
+        rights_changed = is_staff(user) != who.is_staff or groups.get(
             who.user_id, frozenset()
         ) != frozenset(who.group_ids)
         if rights_changed:

@@ -410,6 +410,41 @@ def check_kinds(app_configs: Any = None, databases: Any = None, **kwargs: Any) -
     return errors
 
 
+@register(Tags.database)
+def check_group_broadcasts(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[Any]:
+    """Group broadcasts stored for a user model without groups (``check --database``)."""
+    from django.contrib.auth import get_user_model
+    from django.db import DatabaseError
+
+    from .models import Audience, Notification
+    from .users import groups_field
+
+    if groups_field() is not None:
+        return []
+    errors: list[Any] = []
+    for alias in databases or []:
+        try:
+            stored = (
+                Notification.objects.using(alias)
+                .filter(recipient__isnull=True, audience=Audience.GROUP, deleted=False)
+                .exists()
+            )
+        except DatabaseError:
+            continue  # not migrated yet: nothing stored to check
+        if stored:
+            errors.append(
+                Warning(
+                    f"Database {alias!r} holds broadcasts to a group, but the user model "
+                    f"({get_user_model()._meta.label}) has no groups: they reach nobody.",
+                    hint="Delete them, or broadcast to everyone or to staff instead.",
+                    id="notifications.W021",
+                )
+            )
+    return errors
+
+
 DEFAULT_MODEL = "notifications.Notification"
 
 

@@ -18,10 +18,13 @@ The database stays the source of truth: a poke only says "look now".
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import re
 import time
 import weakref
 from collections import deque
+from collections.abc import Hashable
 from typing import Any
 
 from . import db, feed, grouping
@@ -30,18 +33,27 @@ from .finality import Position
 from .membership import LINGER, Membership
 from .models import Audience, Audiences
 from .registry import Registry, Reservation
+from .users import user_id_from_text
 
 logger = logging.getLogger(__name__)
 
 ALL_GROUP = "notifications.all"
+_GROUP_NAME_SAFE = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # what a channel-layer group name allows
 # Read events are kept this long (seconds) for streams that missed their poke.
 READ_EVENT_LIFE = 3600.0
 PRUNE_EVERY = 300.0
 
 
-def user_group(user_id: int) -> str:
-    """The channel-layer group that carries pokes for one user."""
-    return f"notifications.user.{user_id}"
+def user_group(user_id: Hashable) -> str:
+    """
+    The channel-layer group that carries pokes for one user, whatever the type
+    of their primary key: a key the layer would refuse in a group name (one
+    with "@", or too long) is hashed.
+    """
+    text = str(user_id)
+    if not _GROUP_NAME_SAFE.fullmatch(text):
+        text = hashlib.sha256(text.encode()).hexdigest()[:40]
+    return f"notifications.user.{text}"
 
 
 # While rows keep coming (each read finds some, and the next poke comes before
@@ -175,7 +187,7 @@ class Hub:
 
     # -- streams ---------------------------------------------------------------
 
-    def reserve(self, user_id: int) -> Reservation | None:
+    def reserve(self, user_id: Hashable) -> Reservation | None:
         """A slot for one more stream of ``user_id`` (see ``registry``), or None when full."""
         return self.registry.reserve(user_id)
 
@@ -243,7 +255,7 @@ class Hub:
             "layer_ok": self.membership.ok,
         }
 
-    def streams_of(self, user_id: int) -> int:
+    def streams_of(self, user_id: Hashable) -> int:
         return len(self.registry.by_user.get(user_id, ()))
 
     async def _start(self) -> None:
@@ -267,8 +279,8 @@ class Hub:
         if kind == "notifications.check":
             user = str(message.get("user"))  # (a user's pk, as text)
             session = message.get("session")
-            for uid in (user, int(user) if user.isdigit() else None):
-                subs = self.registry.by_user.get(uid)  # type: ignore[arg-type]
+            for uid in {user, user_id_from_text(user)}:
+                subs = self.registry.by_user.get(uid)
                 if not subs:
                     continue
                 if session:  # a logout: that login's streams end now
@@ -369,7 +381,7 @@ class Hub:
         streams = self.registry.streams
         for row in rows:
             if row.audience == Audience.USER:
-                targets: Any = self.registry.by_user.get(row.recipient_id, ())  # type: ignore[arg-type]
+                targets: Any = self.registry.by_user.get(row.recipient_id, ())
             elif row.audience == Audience.ALL:
                 targets = streams
             else:

@@ -28,7 +28,7 @@ from django.template.loader import render_to_string, select_template
 from django.urls import reverse
 from django.utils import translation
 
-from . import links, texts
+from . import links, texts, users
 from .conf import conf
 from .grouping import summary
 from .kinds import Kind
@@ -38,20 +38,23 @@ CHANNEL = "email"
 _SALT = "notifications.unsubscribe"
 
 
-def unsubscribe_token(user_id: int, kind: str) -> str:
+def unsubscribe_token(user_id: Any, kind: str) -> str:
     """A signed token naming one user and one kind (no expiry: old emails keep working)."""
-    return signing.dumps([user_id, kind], salt=_SALT, compress=True)
+    return signing.dumps([users.to_json(user_id), kind], salt=_SALT, compress=True)
 
 
-def read_token(token: str) -> tuple[int, str]:
+def read_token(token: str) -> tuple[Any, str]:
     """The (user id, kind) a token names; ``signing.BadSignature`` if it was not ours."""
     value = signing.loads(token, salt=_SALT)
     if not (isinstance(value, list) and len(value) == 2 and isinstance(value[1], str)):
         raise signing.BadSignature("Malformed unsubscribe token.")
-    return int(value[0]), value[1]
+    try:
+        return users.from_json(value[0]), value[1]
+    except ValueError:
+        raise signing.BadSignature("Malformed unsubscribe token.") from None
 
 
-def unsubscribe_url(user_id: int, kind: str) -> str:
+def unsubscribe_url(user_id: Any, kind: str) -> str:
     """The absolute one-click unsubscribe link (NOTIFICATIONS_BASE_URL + the app's URL)."""
     path = reverse("notifications:unsubscribe", args=[unsubscribe_token(user_id, kind)])
     return conf.BASE_URL + path

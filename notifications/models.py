@@ -11,7 +11,7 @@ from django.db.models import Case, Exists, OuterRef, Q, When
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import visibility
+from . import users, visibility
 from .compat import HqNotificationMixin, HqQuerySetMixin
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ class Audiences:
 
     def __init__(
         self,
-        user_id: int,
+        user_id: Any,
         is_staff: bool,
         group_ids: frozenset[int],
         session_key: str | None = None,
@@ -57,15 +57,11 @@ class Audiences:
     def of(
         cls, user: AbstractBaseUser, session_key: str | None = None, session_hash: str | None = None
     ) -> Audiences:
-        """Read the user's staff flag and group ids (one query)."""
-        group_ids = frozenset(
-            Group.objects.filter(user__pk=user.pk).values_list("id", flat=True)
-        )
-        return cls(
-            user.pk, bool(getattr(user, "is_staff", False)), group_ids, session_key, session_hash
-        )
+        """Read the user's staff flag and group ids (one query; none without groups)."""
+        group_ids = users.group_ids([user.pk]).get(user.pk, frozenset())
+        return cls(user.pk, users.is_staff(user), group_ids, session_key, session_hash)
 
-    def may_see(self, audience: str, recipient_id: int | None, group_id: int | None) -> bool:
+    def may_see(self, audience: str, recipient_id: Any, group_id: int | None) -> bool:
         """See ``visibility.may_see``."""
         return visibility.may_see(self, audience, recipient_id, group_id)
 

@@ -41,7 +41,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from . import egress, texts
+from . import egress, texts, users
 from .conf import conf
 from .kinds import Kind
 from .links import safe_url
@@ -169,15 +169,18 @@ def subscribed(user_ids: list[int]) -> set[int]:
 
 def read_token(n: Notification) -> str:
     """A signed token that lets the service worker mark ``n`` read for its recipient."""
-    return signing.dumps([n.pk, n.recipient_id], salt=_SALT)
+    return signing.dumps([n.pk, users.to_json(n.recipient_id)], salt=_SALT)
 
 
-def notification_of(token: str) -> tuple[int, int]:
+def notification_of(token: str) -> tuple[int, Any]:
     """The (notification id, recipient id) of a read token; ``BadSignature`` if not ours."""
     value = signing.loads(token, salt=_SALT, max_age=timedelta(days=30))
     if not (isinstance(value, list) and len(value) == 2):
         raise signing.BadSignature("Malformed read token.")
-    return int(value[0]), int(value[1])
+    try:
+        return int(value[0]), users.from_json(value[1])
+    except ValueError:
+        raise signing.BadSignature("Malformed read token.") from None
 
 
 def payload(n: Notification, kind: Kind) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from django.utils import timezone
 from . import api, delivery
 from .kinds import get_kind
 from .models import Notification
+from .users import groups_field
 
 _HQ_KEYS = {
     "recipient",
@@ -144,6 +145,8 @@ def connect_login_checks() -> None:
     User = get_user_model()
     pre_save.connect(on_user_save, sender=User, dispatch_uid="notifications.user_save")
     user_logged_out.connect(on_logged_out, dispatch_uid="notifications.logged_out")
-    through = getattr(getattr(User, "groups", None), "through", None)
-    if through is not None:  # (a custom user model may have no groups)
-        m2m_changed.connect(on_groups_changed, sender=through, dispatch_uid="notifications.groups")
+    groups = groups_field()
+    if groups is not None:  # (a custom user model may have no groups)
+        m2m_changed.connect(
+            on_groups_changed, sender=groups.remote_field.through, dispatch_uid="notifications.groups"
+        )

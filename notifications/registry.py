@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Hashable
 from typing import Generic, TypeVar
 
 from .conf import conf
@@ -29,7 +30,7 @@ class Reservation:
 
     __slots__ = ("user_id", "reserved_at", "started", "released")
 
-    def __init__(self, user_id: int) -> None:
+    def __init__(self, user_id: Hashable) -> None:
         self.user_id = user_id
         self.reserved_at = time.monotonic()
         self.started = False
@@ -46,14 +47,14 @@ class Registry(Generic[S]):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._slots = 0
-        self._slots_by_user: dict[int, int] = {}
+        self._slots_by_user: dict[Hashable, int] = {}
         self._unstarted: set[Reservation] = set()
         self.streams: set[S] = set()
-        self.by_user: dict[int, set[S]] = {}
+        self.by_user: dict[Hashable, set[S]] = {}
 
     # -- the budget ------------------------------------------------------------
 
-    def reserve(self, user_id: int) -> Reservation | None:
+    def reserve(self, user_id: Hashable) -> Reservation | None:
         """A slot for one more stream of ``user_id``, or None when over budget."""
         with self._lock:
             mine = self._slots_by_user.get(user_id, 0)
@@ -100,16 +101,16 @@ class Registry(Generic[S]):
     def slots(self) -> int:
         return self._slots
 
-    def slots_of(self, user_id: int) -> int:
+    def slots_of(self, user_id: Hashable) -> int:
         return self._slots_by_user.get(user_id, 0)
 
     # -- the streams -------------------------------------------------------------
 
-    def add(self, user_id: int, stream: S) -> None:
+    def add(self, user_id: Hashable, stream: S) -> None:
         self.streams.add(stream)
         self.by_user.setdefault(user_id, set()).add(stream)
 
-    def remove(self, user_id: int, stream: S) -> bool:
+    def remove(self, user_id: Hashable, stream: S) -> bool:
         """Forget ``stream``; False if it was not registered."""
         if stream not in self.streams:
             return False

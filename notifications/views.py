@@ -41,6 +41,7 @@ from .hub import Hub, get_hub
 from .models import Audiences
 from .render import as_dict, prepare
 from .stream import EventStream
+from .users import is_staff
 
 logger = logging.getLogger(__name__)
 
@@ -207,7 +208,7 @@ async def hub_stats(request: HttpRequest) -> HttpResponse:
     user = await request.auser()
     if not user.is_authenticated:
         return _forbidden()
-    if not user.is_staff:
+    if not is_staff(user):
         return error(403, "Staff only.")
     return JsonResponse(get_hub().stats())
 

@@ -163,6 +163,17 @@ def make_server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Any]:
         srv.stop()
 
 
+# tests/test_custom_user.py needs a user model of its own, hence settings and a
+# test database of their own (tests/settings_custom_user.py): it runs only under them.
+CUSTOM_USER_MODEL = "customuser.Member"
+
+
+def pytest_ignore_collect(collection_path: Path, config: Any) -> bool | None:
+    if collection_path.name == "test_custom_user.py":
+        return settings.AUTH_USER_MODEL != CUSTOM_USER_MODEL or None
+    return None
+
+
 _names = itertools.count()
 
 

@@ -43,7 +43,8 @@ class Command(BaseCommand):
                         raise CommandError("--broadcast group needs --group NAME.")
                     rows = [api.broadcast(verb, audience=audience, **fields)]
                 else:
-                    users = list(get_user_model().objects.filter(username__in=user))
+                    User = get_user_model()
+                    users = list(User._default_manager.filter(**{f"{User.USERNAME_FIELD}__in": user}))
                     missing = set(user) - {u.get_username() for u in users}
                     if missing:
                         raise CommandError(f"No such user(s): {', '.join(sorted(missing))}.")
