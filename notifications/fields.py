@@ -43,7 +43,7 @@ class _SameValue:
         setattr(instance, self.field.attname, value)
 
 
-class CreatedField(models.DateTimeField):  # type: ignore[type-arg]
+class CreatedField(models.DateTimeField):
     """
     A ``DateTimeField`` also known by ``HQ_NAME`` in queries and on instances.
     Its column is ``db_column`` or its name, as for any field.
@@ -57,7 +57,9 @@ class CreatedField(models.DateTimeField):  # type: ignore[type-arg]
     def get_attname_column(self) -> tuple[str, str]:
         return self.get_attname(), self.db_column or self.name
 
-    def contribute_to_class(self, cls: Any, name: str, private_only: bool = False) -> None:
+    def contribute_to_class(  # type: ignore[override]  # DateField's stub differs from Field's
+        self, cls: type[models.Model], name: str, private_only: bool = False
+    ) -> None:
         super().contribute_to_class(cls, name, private_only=private_only)
         setattr(cls, name, _SameValue(self))
         # hq's Notification had these (Django adds them for the field's name).
@@ -83,7 +85,7 @@ class _NoTextContains(DataContains):
         return super().get_prep_lookup()
 
 
-class NotificationDataField(models.JSONField):  # type: ignore[type-arg]
+class NotificationDataField(models.JSONField):
     """``JSONField`` whose ``contains`` lookup refuses a string (see the module docstring)."""
 
     def get_lookup(self, lookup_name: str) -> Any:
