@@ -74,3 +74,5 @@ LOGGING = {
     "handlers": {"null": {"class": "logging.NullHandler"}},
     "loggers": {"forum": {"handlers": ["null"], "propagate": False}},
 }
+
+TEST_RUNNER = "dropin_project.runner.Runner"

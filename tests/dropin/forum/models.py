@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 
+from notifications.base.models import NotificationQuerySet
 from notifications.models import Notification
 
 
@@ -34,6 +35,24 @@ class PublicNotification(Notification):
     """A proxy with a custom manager on top, as projects add."""
 
     objects = PublicManager()
+
+    class Meta:
+        proxy = True
+
+
+class RecentQuerySet(NotificationQuerySet):
+    def recent(self, hours=24):
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        return self.filter(timestamp__gte=timezone.now() - timedelta(hours=hours))
+
+
+class InboxNotification(Notification):
+    """A proxy whose manager builds on hq's queryset."""
+
+    objects = RecentQuerySet.as_manager()
 
     class Meta:
         proxy = True

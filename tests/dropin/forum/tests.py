@@ -15,7 +15,7 @@ from django.utils import timezone
 from notifications.models import Notification
 from notifications.signals import notify
 
-from .models import EmailLog, Post, PublicNotification, Thread
+from .models import EmailLog, InboxNotification, Post, PublicNotification, Thread
 from .notifying import email_unsent
 
 
@@ -276,3 +276,42 @@ class Relations(Base):
         self.send(self.alice)
         self.send(self.bob)
         self.assertEqual(Notification.objects.filter(recipient__username="bob").count(), 1)
+
+    def test_a_manager_built_on_hqs_queryset(self):
+        self.send(self.alice, ago=timedelta(days=3))
+        self.send(self.alice).mark_as_read()
+        self.send(self.alice)
+        self.assertEqual(InboxNotification.objects.recent().unread().count(), 1)
+
+
+class NotifySendKeywords(Base):
+    def test_field_keywords_set_the_fields(self):
+        n = self.send(self.alice, emailed=True, unread=False, colour="red")
+        n = Notification.objects.get(pk=n.pk)
+        self.assertEqual((n.emailed, n.unread, n.data["colour"]), (True, False, "red"))
+
+    def test_target_and_action_object(self):
+        post = Post.objects.create(thread=Thread.objects.create(title="quiet"), author=self.bob, body="x")
+        self.send(self.alice, target=self.thread, action_object=post)
+        n = Notification.objects.get(target_object_id=self.thread.pk, action_object_object_id=post.pk)
+        self.assertEqual((n.target, n.action_object), (self.thread, post))
+
+
+class Admin(Base):
+    def setUp(self):
+        super().setUp()
+        self.admin = User.objects.create_superuser("admin", "a@example.com", "pw")
+        self.client.force_login(self.admin)
+        self.old = self.send(self.alice, verb="old news", ago=timedelta(days=5))
+        self.new = self.send(self.alice, verb="fresh news")
+
+    def test_changelist_ordered_by_timestamp(self):
+        response = self.client.get("/admin/forum/publicnotification/")
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual([n.pk for n in response.context["cl"].result_list], [self.new.pk, self.old.pk])
+
+    def test_changelist_filtered_by_timestamp(self):
+        since = (self.now - timedelta(days=1)).isoformat()
+        response = self.client.get("/admin/forum/publicnotification/", {"timestamp__gte": since})
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual([n.pk for n in response.context["cl"].result_list], [self.new.pk])

@@ -44,4 +44,10 @@ class Migration(migrations.Migration):
             options={"proxy": True, "indexes": [], "constraints": []},
             bases=("notifications.notification",),
         ),
+        migrations.CreateModel(
+            name="InboxNotification",
+            fields=[],
+            options={"proxy": True, "indexes": [], "constraints": []},
+            bases=("notifications.notification",),
+        ),
     ]
