@@ -161,3 +161,22 @@ def test_data_key_contains_a_string_is_not_refused(alice, bob):
 def test_hq_abstract_model_import_says_what_to_do():
     with pytest.raises(ImportError, match="Notification.data|model of your own"):
         from notifications.base.models import AbstractNotification  # noqa: F401
+
+
+def test_refresh_from_db_takes_either_name(rows):
+    Notification.objects.filter(pk=rows[0].pk).update(created=NOW + timedelta(days=1))
+    rows[0].refresh_from_db(fields=["timestamp"])
+    assert rows[0].created == NOW + timedelta(days=1)
+    Notification.objects.filter(pk=rows[0].pk).update(timestamp=NOW + timedelta(days=2))
+    rows[0].refresh_from_db(fields=["created"])
+    assert rows[0].timestamp == NOW + timedelta(days=2)
+
+
+def test_deferred_timestamp_loads_on_access(rows):
+    n = Notification.objects.only("id").get(pk=rows[1].pk)
+    assert n.timestamp == n.created == NOW - timedelta(minutes=30)
+
+
+def test_get_next_and_previous_by_timestamp_as_hq(rows):
+    assert rows[1].get_next_by_timestamp() == rows[2]
+    assert rows[1].get_previous_by_timestamp() == rows[0]
