@@ -168,7 +168,7 @@ def _write(
     with transaction.atomic(using=db):
         groups = grouping.open_groups(user_ids, *window, db) if window else {}
         rows = [
-            Notification(recipient_id=uid, audience=Audience.USER, created=created, **fields)
+            Notification(recipient_id=uid, audience=Audience.USER, timestamp=created, **fields)
             for uid in user_ids
         ]
         for row in rows:
@@ -521,7 +521,7 @@ def _fan_out(
     qn = connection.ops.quote_name
     opts = Notification._meta
     recipient, group = opts.get_field("recipient"), opts.get_field("group")
-    template = Notification(audience=Audience.USER, created=created, **fields)
+    template = Notification(audience=Audience.USER, timestamp=created, **fields)
     # The columns bulk_create() writes, but the recipient: the SELECT gives it.
     # The group comes last: its value may be a subquery.
     columns = [

@@ -164,14 +164,8 @@ class HqNotificationMixin:
 
     LEVELS = Levels()
 
-    @property
-    def timestamp(self: Any) -> datetime:
-        """hq's name for ``created``."""
-        return self.created
-
-    @timestamp.setter
-    def timestamp(self: Any, value: datetime) -> None:
-        self.created = value
+    # hq's name for ``created``, on instances and in queries (see fields.py).
+    timestamp: datetime
 
     @property
     def slug(self: Any) -> int:

@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import users, visibility
 from .compat import HqNotificationMixin, HqQuerySetMixin
+from .fields import CreatedField, NotificationDataField
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -174,8 +175,10 @@ class Notification(HqNotificationMixin, models.Model):
     # 20 characters, as in django-notifications-hq, whose rows may hold other levels.
     level = models.CharField(max_length=20, choices=Level.choices, default=Level.INFO)
     url = models.CharField(max_length=2000, blank=True, default="")
-    data = models.JSONField(default=dict, blank=True)
-    created = models.DateTimeField(default=timezone.now, db_index=True)
+    data = NotificationDataField(default=dict, blank=True)
+    # Also ``timestamp``, django-notifications-hq's name, in queries and on
+    # instances (see fields.py).
+    created = CreatedField(default=timezone.now, db_index=True)
     unread = models.BooleanField(default=True)
     deleted = models.BooleanField(default=False)
     kind = models.CharField(

@@ -15,3 +15,14 @@ __all__ = [
     "is_soft_delete",
     "notify_handler",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name == "AbstractNotification":
+        raise ImportError(
+            "django-notifications-hq's AbstractNotification (a notification model of your "
+            "own, through swapper) is not supported: the model is "
+            "notifications.models.Notification. Keep extra values in Notification.data, "
+            "or in a model of your own with a ForeignKey to notifications.Notification."
+        )
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

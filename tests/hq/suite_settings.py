@@ -3,8 +3,10 @@ A thin settings module to run django-notifications-hq 1.8.3's own test suite
 (``notifications/tests/`` of its source distribution, downloaded by
 ``tests/test_hq_suite.py`` with pip, never kept in this repository) against
 this app: hq's test settings, with ``NOTIFICATIONS_HQ_GET_MUTATIONS`` on (hq's
-tests follow links with GET), plus small stand-ins for the packages hq's tests
-import that are not this app's (pytz, swapper, distutils, timezone.utc).
+tests follow links with GET), plus small stand-ins for what hq's tests import
+that Python and Django no longer have (pytz, distutils, timezone.utc). hq's
+``swapper`` is the real package, installed by the test as a project switching
+from hq has it.
 
     HQ_SUITE=<folder holding hq's notifications/> python -m django test \\
         notifications.tests.tests --settings=tests.hq.suite_settings
@@ -20,7 +22,7 @@ import zoneinfo
 from pathlib import Path
 
 import django.utils.timezone
-from django.apps import apps
+import swapper  # noqa: F401  # hq's tests import it; tests/test_hq_suite.py installs it
 
 import notifications
 
@@ -33,13 +35,6 @@ notifications.__path__.append(str(SUITE / "notifications"))
 # What hq's tests import from hq's own dependencies.
 django.utils.timezone.utc = datetime.UTC  # type: ignore[attr-defined]  # removed in Django 5.0
 sys.modules.setdefault("pytz", types.SimpleNamespace(timezone=zoneinfo.ZoneInfo))  # type: ignore[arg-type]
-sys.modules.setdefault(
-    "swapper",
-    types.SimpleNamespace(  # type: ignore[arg-type]
-        load_model=lambda app_label, model: apps.get_model(app_label, model),
-        swappable_setting=lambda app_label, model: f"{app_label.upper()}_{model.upper()}_MODEL",
-    ),
-)
 try:
     import distutils.version  # noqa: F401
 except ImportError:  # Python 3.12+
