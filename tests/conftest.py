@@ -290,3 +290,32 @@ def declare() -> Iterator[Any]:
 
     for key in declared:
         register.unregister(key)
+
+
+@pytest.fixture
+def service(settings: Any) -> Any:
+    """
+    A local push service (tests/pushservice.py) that verifies and decrypts every
+    push, allowed by NOTIFICATIONS_PUSH_SERVICES; it speaks http, hence DEBUG.
+    """
+    pytest.importorskip("pywebpush")
+    from .pushservice import PushService
+
+    s = PushService()
+    settings.NOTIFICATIONS_PUSH_SERVICES = s.allowed()
+    settings.DEBUG = True
+    yield s
+    s.close()
+    assert s.errors == []  # every push that arrived verified and decrypted
+
+
+@pytest.fixture
+def vapid(settings: Any) -> str:
+    """A fresh VAPID key pair in the settings; the public key."""
+    from notifications import push
+
+    public, private = push.generate_vapid_keys()
+    settings.NOTIFICATIONS_VAPID_PUBLIC_KEY = public
+    settings.NOTIFICATIONS_VAPID_PRIVATE_KEY = private
+    settings.NOTIFICATIONS_VAPID_SUBJECT = "mailto:ops@example.com"
+    return public

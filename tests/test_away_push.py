@@ -25,28 +25,6 @@ SUBSCRIBE = "/notifications/api/push/subscribe/"
 
 
 @pytest.fixture
-def service(settings):
-    pytest.importorskip("pywebpush")
-    from .pushservice import PushService
-
-    s = PushService()
-    settings.NOTIFICATIONS_PUSH_SERVICES = s.allowed()
-    yield s
-    s.close()
-    assert s.errors == []  # every push verified and decrypted
-
-
-@pytest.fixture
-def vapid(settings):
-    public, private = push.generate_vapid_keys()
-    settings.NOTIFICATIONS_VAPID_PUBLIC_KEY = public
-    settings.NOTIFICATIONS_VAPID_PRIVATE_KEY = private
-    settings.NOTIFICATIONS_VAPID_SUBJECT = "mailto:ops@example.com"
-    settings.DEBUG = True  # the local push service speaks http
-    return public
-
-
-@pytest.fixture
 def alice():
     return User.objects.create_user("alice", email="alice@example.com")
 

@@ -24,7 +24,7 @@ from django.contrib.auth.models import Group
 from django.core import checks, mail
 from django.test import Client
 
-from notifications import api, push, worker
+from notifications import api, worker
 from notifications.kinds import Kind
 from notifications.models import Notification
 
@@ -245,28 +245,6 @@ def test_an_email_goes_to_the_members_address_and_its_unsubscribe_link_works(mak
     api.notify(alice, "asked again", kind="awaytest")
     worker.drain()
     assert len(mail.outbox) == 1
-
-
-@pytest.fixture
-def service(settings):
-    """A local push service (tests/pushservice.py) that verifies and decrypts every push."""
-    pytest.importorskip("pywebpush")
-    from .pushservice import PushService
-
-    s = PushService()
-    settings.NOTIFICATIONS_PUSH_SERVICES = s.allowed()
-    yield s
-    s.close()
-    assert s.errors == []
-
-
-@pytest.fixture
-def vapid(settings):
-    public, private = push.generate_vapid_keys()
-    settings.NOTIFICATIONS_VAPID_PUBLIC_KEY = public
-    settings.NOTIFICATIONS_VAPID_PRIVATE_KEY = private
-    settings.DEBUG = True  # the local push service speaks http
-    return public
 
 
 @pytest.mark.django_db

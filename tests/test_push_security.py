@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.core.checks import run_checks
 from django.test import Client
 
-from notifications import api, push, worker
+from notifications import api, worker
 from notifications.conf import BROWSER_PUSH_SERVICES
 from notifications.kinds import Kind
 from notifications.models import Delivery, PushSubscription
@@ -27,27 +27,6 @@ pytestmark = pytest.mark.django_db
 
 User = get_user_model()
 SUBSCRIBE = "/notifications/api/push/subscribe/"
-
-
-@pytest.fixture
-def service(settings):
-    pytest.importorskip("pywebpush")
-    from .pushservice import PushService
-
-    s = PushService()
-    settings.NOTIFICATIONS_PUSH_SERVICES = s.allowed()
-    settings.DEBUG = True  # the local push service speaks http
-    yield s
-    s.close()
-    assert s.errors == []  # every push that arrived verified and decrypted
-
-
-@pytest.fixture
-def vapid(settings):
-    public, private = push.generate_vapid_keys()
-    settings.NOTIFICATIONS_VAPID_PUBLIC_KEY = public
-    settings.NOTIFICATIONS_VAPID_PRIVATE_KEY = private
-    return public
 
 
 @pytest.fixture
