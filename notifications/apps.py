@@ -7,7 +7,6 @@ class NotificationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django.core.signals import request_started
         from django.test.signals import setting_changed
 
         from . import checks  # noqa: F401  (registers the system checks)
@@ -15,16 +14,12 @@ class NotificationsConfig(AppConfig):
         from .receivers import connect_login_checks, on_notify
         from .signals import notify
         from .texts import clear_cache
-        from .worker import start_in_server
 
         notify.connect(on_notify, dispatch_uid="notifications.on_notify")
         # A password change, a logout or a group left ends the streams it
         # concerns before they get anything more (the sweep is the fallback).
         connect_login_checks()
         setting_changed.connect(clear_cache, dispatch_uid="notifications.texts")
-        # A server process runs the delivery worker as a thread, when
-        # NOTIFICATIONS_DELIVERY_THREAD says so, from its first request.
-        request_started.connect(start_in_server, dispatch_uid="notifications.worker")
         # Each installed app's notifications.py declares its kinds, as admin.py
         # registers models.
         autodiscover()

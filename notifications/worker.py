@@ -5,7 +5,8 @@ Each pass claims due deliveries (schedule.claim: the attempt is committed
 before anything is sent), checks each again (read, deleted, muted, quiet
 hours) and hands it to its channel. Run it as ``manage.py
 notifications_worker`` (``--once`` for cron), or let each server process run
-it as a thread (NOTIFICATIONS_DELIVERY_THREAD; on by default with SQLite).
+it as a thread (NOTIFICATIONS_DELIVERY_THREAD; on by default with SQLite),
+started by ``notifications.asgi.serve_streams``.
 Any number of workers may run at once: a delivery is sent at most once.
 """
 
@@ -17,7 +18,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.db import close_old_connections
 from django.utils import timezone
@@ -164,21 +164,39 @@ class Worker:
             connections.close_all()
 
 
-_started = threading.Lock()
-_thread: Worker | None = None
+_lock = threading.Lock()
+_running: tuple[Worker, threading.Thread] | None = None
 
 
-def start_in_server(**kwargs: Any) -> None:
+def start_in_server() -> bool:
     """
-    Start this process's worker thread, once, if NOTIFICATIONS_DELIVERY_THREAD
-    says so (connected to ``request_started``: servers start it on their first
-    request; management commands never do).
+    Start this server process's worker thread, once, if
+    NOTIFICATIONS_DELIVERY_THREAD says so; returns whether it runs.
+    ``serve_streams`` calls it when the ASGI server starts the application
+    (its lifespan startup, or its first request under a server without
+    lifespan events, such as daphne); test clients and management commands
+    never do.
     """
-    global _thread
-    if _thread is not None or not _started.acquire(blocking=False):
-        return
-    if not conf.DELIVERY_THREAD:
-        return  # the lock stays taken: not in this process
-    _thread = Worker()
-    _thread.start_thread()
-    logger.info("Delivery worker thread started (NOTIFICATIONS_DELIVERY_THREAD)")
+    global _running
+    with _lock:
+        if _running is None:
+            if not conf.DELIVERY_THREAD:
+                return False
+            worker = Worker()
+            _running = (worker, worker.start_thread())
+            logger.info("Delivery worker thread started (NOTIFICATIONS_DELIVERY_THREAD)")
+        return True
+
+
+def stop_in_server(timeout: float = 10.0) -> None:
+    """
+    Stop this process's worker thread, if one runs, waiting up to ``timeout``
+    seconds for the delivery it is sending (the ASGI lifespan's shutdown).
+    """
+    global _running
+    with _lock:
+        running, _running = _running, None
+    if running is not None:
+        worker, thread = running
+        worker.stop()
+        thread.join(timeout)
