@@ -29,7 +29,7 @@ from __future__ import annotations
 import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -246,13 +246,15 @@ def cancel(ids: Sequence[int], why: str) -> int:
 
 
 def set_quiet_hours(
-    user: AbstractBaseUser, start: time | None, end: time | None = None, time_zone: str = "UTC"
+    user: AbstractBaseUser, start: time | None, end: time | None = None, time_zone: str | None = None
 ) -> None:
     """
     Hold ``user``'s email and push between ``start`` and ``end`` (local times
-    in ``time_zone``, an IANA name; ``start`` after ``end`` spans midnight)
-    until ``end``. Critical kinds are never held. ``start`` None removes them.
-    Raises ``ValueError`` for an unknown time zone or equal start and end.
+    in ``time_zone``, an IANA name, by default the current time zone:
+    ``timezone.get_current_timezone_name()``; ``start`` after ``end`` spans
+    midnight) until ``end``. Critical kinds are never held. ``start`` None
+    removes them. Raises ``ValueError`` for an unknown time zone or equal
+    start and end.
     """
     if start is None:
         QuietHours.objects.filter(user_id=user.pk).delete()
@@ -261,6 +263,8 @@ def set_quiet_hours(
         raise ValueError("Quiet hours need a start and an end, as datetime.time values.")
     if start == end:
         raise ValueError("Quiet hours must start and end at different times.")
+    if time_zone is None:
+        time_zone = timezone.get_current_timezone_name()
     _zone(time_zone)
     QuietHours.objects.update_or_create(
         user_id=user.pk, defaults={"start": start, "end": end, "time_zone": time_zone}
@@ -268,7 +272,12 @@ def set_quiet_hours(
 
 
 def quiet_until(user: Any, now: datetime) -> datetime | None:
-    """When ``user``'s quiet hours holding ``now`` end, or None if they are not in them."""
+    """
+    When ``user``'s quiet hours holding ``now`` end (in UTC), or None if they
+    are not in them: the first moment after ``now`` at which their clock
+    reaches the end (an end the clock skips, moving forward, is reached when
+    it jumps).
+    """
     hours = QuietHours.objects.filter(user_id=user.pk).first()
     if hours is None:
         return None
@@ -281,10 +290,32 @@ def quiet_until(user: Any, now: datetime) -> datetime | None:
         inside = clock >= hours.start or clock < hours.end
     if not inside:
         return None
-    end = datetime.combine(local.date(), hours.end, tzinfo=zone)
-    if end <= local:
-        end = datetime.combine(local.date() + timedelta(days=1), hours.end, tzinfo=zone)
-    return end
+    for days in range(3):
+        for moment in _reached(zone, datetime.combine(local.date() + timedelta(days=days), hours.end)):
+            if moment > now:
+                return moment  # (in UTC: a time of a repeated hour compares unequal to any other zone's)
+    raise AssertionError("unreachable: a clock reaches a time of day within three days")
+
+
+def _reached(zone: zoneinfo.ZoneInfo, wall: datetime) -> list[datetime]:
+    """
+    The moments (in UTC, in order) at which ``zone``'s clock reaches the naive
+    ``wall`` time: one; two when the clock goes back over it; and when it
+    moves forward over it, the moment it jumps.
+    """
+    first, second = (wall.replace(tzinfo=zone, fold=fold).astimezone(UTC) for fold in (0, 1))
+    if first.astimezone(zone).replace(tzinfo=None) == wall:
+        return sorted({first, second})  # (the same moment twice is once)
+    # Skipped: the clock reads less before the jump and more after it, which
+    # lies between the two readings of ``wall``'s offsets (whole seconds).
+    before, after = int(min(first, second).timestamp()), int(max(first, second).timestamp())
+    while after - before > 1:
+        middle = (before + after) // 2
+        if datetime.fromtimestamp(middle, zone).replace(tzinfo=None) >= wall:
+            after = middle
+        else:
+            before = middle
+    return [datetime.fromtimestamp(after, UTC)]
 
 
 def _zone(name: str) -> zoneinfo.ZoneInfo:
