@@ -36,7 +36,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import EmptyResultSet
 from django.db import connections, router, transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from . import grouping, preferences
@@ -149,20 +149,65 @@ def claim(limit: int | None = None, now: datetime | None = None) -> list[Deliver
     )
 
 
-def finish(delivery: Delivery, state: str, note: str = "") -> None:
-    """Record how a claimed delivery ended: ``sent``, ``skipped`` or ``failed``."""
-    Delivery.objects.filter(pk=delivery.pk, state=State.SENDING).update(
-        state=state, finished_at=timezone.now(), note=note[:255]
+# The note of a claim given up at the end of its lease (see expire_claims).
+INTERRUPTED = "interrupted: the worker stopped"
+
+
+def _own(delivery: Delivery) -> QuerySet[Delivery]:
+    """
+    The row of this claim, while it is the claimer's to record: still
+    ``sending``, or given up at the end of its lease (no other worker ever
+    takes a given-up claim, so its claimer still speaks for it).
+    """
+    return Delivery.objects.filter(pk=delivery.pk, claimed_at=delivery.claimed_at).filter(
+        Q(state=State.SENDING) | Q(state=State.FAILED, note=INTERRUPTED)
     )
+
+
+def renew(delivery: Delivery, now: datetime | None = None) -> bool:
+    """
+    Start the lease of a claimed delivery anew as its worker takes it up (a
+    batch's last rows wait for the sends before them). A claim given up at the
+    end of its lease meanwhile is taken back: nothing was sent for it, and no
+    other worker takes a given-up claim. False if the claim is not this
+    worker's any more; then nothing may be sent for it.
+    """
+    now = now or timezone.now()
+    if not _own(delivery).update(state=State.SENDING, claimed_at=now, finished_at=None, note=""):
+        return False
+    delivery.claimed_at = now
+    return True
+
+
+def finish(delivery: Delivery, state: str, note: str = "") -> None:
+    """
+    Record how a claimed delivery ended: ``sent``, ``skipped`` or ``failed``.
+    A send that outlived its lease is recorded as what happened, over the
+    claim's having been given up.
+    """
+    _own(delivery).update(state=state, finished_at=timezone.now(), note=note[:255])
 
 
 def release(delivery: Delivery, due: datetime, note: str = "") -> None:
     """
-    Put a claimed delivery back for later (quiet hours, a push service's
-    "retry after"): only when nothing was handed over for it.
+    Put a claimed delivery back for later, a push service's "retry after":
+    only when nothing was handed over for it. The attempt stays counted.
     """
-    Delivery.objects.filter(pk=delivery.pk, state=State.SENDING).update(
-        state=State.PENDING, due=due, claimed_at=None, note=note[:255]
+    _own(delivery).update(state=State.PENDING, due=due, claimed_at=None, finished_at=None, note=note[:255])
+
+
+def hold(delivery: Delivery, until: datetime, note: str = "quiet hours") -> None:
+    """
+    Put a claimed delivery back until ``until`` without sending it (quiet
+    hours): a hold is not an attempt, so it does not count in ``attempts``.
+    """
+    _own(delivery).update(
+        state=State.PENDING,
+        due=until,
+        claimed_at=None,
+        finished_at=None,
+        note=note[:255],
+        attempts=F("attempts") - 1,
     )
 
 
@@ -170,23 +215,30 @@ def unclaim(delivery: Delivery) -> None:
     """
     Give back a claimed delivery nothing was done for (its worker's pass ran
     out of time before it): pending again, due as it was, the claim not
-    counted as an attempt.
+    counted as an attempt. Also once the claim was given up at the end of its
+    lease (as it waited): it was never attempted.
     """
-    Delivery.objects.filter(pk=delivery.pk, state=State.SENDING).update(
-        state=State.PENDING, claimed_at=None, attempts=F("attempts") - 1
+    _own(delivery).update(
+        state=State.PENDING,
+        claimed_at=None,
+        finished_at=None,
+        attempts=F("attempts") - 1,
+        note=Case(When(state=State.FAILED, then=Value("")), default=F("note")),
     )
 
 
 def expire_claims(now: datetime | None = None) -> int:
     """
-    Mark failed the claims older than NOTIFICATIONS_DELIVERY_LEASE: their
-    worker died between claim and send, or during the send. They are never
-    sent again (at most once); returns how many.
+    Give up the claims not renewed for NOTIFICATIONS_DELIVERY_LEASE seconds:
+    marked failed (``INTERRUPTED``), they are never claimed again (at most
+    once). Their worker died between claim and send, or during the send; if
+    it was only slow, it records what happened when it is done (``finish``).
+    Returns how many.
     """
     now = now or timezone.now()
     return Delivery.objects.filter(
         state=State.SENDING, claimed_at__lt=now - timedelta(seconds=conf.DELIVERY_LEASE)
-    ).update(state=State.FAILED, finished_at=now, note="interrupted: the worker stopped")
+    ).update(state=State.FAILED, finished_at=now, note=INTERRUPTED)
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,8 @@ def deliver_due(limit: int | None = None) -> Counter[str]:
     One pass: claim up to ``limit`` (NOTIFICATIONS_DELIVERY_BATCH) due
     deliveries and send, skip or hold each; those the pass has no time left
     for before their lease ends are given back, due as they were. Returns how
-    many ended how ("sent", "skipped", "failed", "held", "retry", "released").
+    many ended how ("sent", "skipped", "failed", "held", "retry", "released";
+    "lost": the claim was no longer this worker's, nothing was sent).
     """
     schedule.expire_claims()
     done: Counter[str] = Counter()
@@ -100,6 +101,8 @@ def drain() -> Counter[str]:
 
 
 def _deliver(delivery: Delivery) -> str:
+    if not schedule.renew(delivery):
+        return "lost"  # no longer this worker's claim: nothing is sent
     try:
         verdict = schedule.check(delivery)
     except Exception as exc:
@@ -107,7 +110,7 @@ def _deliver(delivery: Delivery) -> str:
         schedule.finish(delivery, State.FAILED, f"{type(exc).__name__}: {exc}")
         return "failed"
     if verdict.wait_until is not None:
-        schedule.release(delivery, verdict.wait_until, "quiet hours")
+        schedule.hold(delivery, verdict.wait_until, "quiet hours")
         return "held"
     n = verdict.notification
     if n is None:
