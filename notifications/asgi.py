@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -175,10 +174,9 @@ def serve_streams(application: ASGIApp, *, middleware: bool | None = None) -> AS
     go to a ``StreamHandler`` (through the project's middleware, unless
     ``middleware`` is False, or is None and NOTIFICATIONS_STREAM_MIDDLEWARE is
     False); everything else to ``application``. The server process's delivery
-    worker thread (NOTIFICATIONS_DELIVERY_THREAD) starts with the server: at
-    the lifespan's startup (answered here for Django's own handler, which
-    refuses lifespan events; passed on to any other ``application``), or at
-    the first request under a server that sends none (daphne).
+    worker thread (NOTIFICATIONS_DELIVERY_THREAD) starts when the server first
+    calls this: its lifespan scope (uvicorn, hypercorn) or its first request
+    (daphne).
     """
     handlers: dict[bool, ASGIHandler] = {}
     stream_path: list[str] = []
@@ -209,13 +207,10 @@ def serve_streams(application: ASGIApp, *, middleware: bool | None = None) -> AS
             worker.start_in_server()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            if isinstance(application, ASGIHandler):  # (Django's handler refuses lifespan)
-                await _lifespan(receive, send, start_worker)
-            else:
-                await application(scope, _following_lifespan(receive, start_worker), send)
-            return
-        start_worker()  # a server without lifespan events (daphne): its first request
+        # The server is starting the application: its lifespan (uvicorn,
+        # hypercorn), else its first request (daphne). The lifespan goes on
+        # to ``application`` as it comes.
+        start_worker()
         if scope["type"] == "http" and scope.get("method") == "GET":
             path = scope["path"]
             root = scope.get("root_path", "")
@@ -227,37 +222,6 @@ def serve_streams(application: ASGIApp, *, middleware: bool | None = None) -> AS
         await application(scope, receive, send)
 
     return app
-
-
-async def _lifespan(receive: Any, send: Any, start_worker: Callable[[], None]) -> None:
-    """
-    The ASGI lifespan protocol (uvicorn, hypercorn), for a Django application:
-    the delivery worker thread starts with the server and stops with it.
-    """
-    receive = _following_lifespan(receive, start_worker)
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-
-
-def _following_lifespan(receive: Any, start_worker: Callable[[], None]) -> Any:
-    """``receive`` for a lifespan: starts the worker at the startup event, stops it at shutdown."""
-
-    async def following() -> dict[str, Any]:
-        message: dict[str, Any] = await receive()
-        if message["type"] == "lifespan.startup":
-            start_worker()
-        elif message["type"] == "lifespan.shutdown":
-            from . import worker
-
-            await asyncio.to_thread(worker.stop_in_server)
-        return message
-
-    return following
 
 
 def stream_without_middleware(application: ASGIApp) -> ASGIApp:

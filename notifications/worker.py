@@ -176,9 +176,8 @@ def start_in_server() -> bool:
     Start this server process's worker thread, once, if
     NOTIFICATIONS_DELIVERY_THREAD says so; returns whether it runs.
     ``serve_streams`` calls it when the ASGI server starts the application
-    (its lifespan startup, or its first request under a server without
-    lifespan events, such as daphne); test clients and management commands
-    never do.
+    (its lifespan scope, or its first request under a server without lifespan
+    events, such as daphne); test clients and management commands never do.
     """
     global _running
     with _lock:
@@ -194,7 +193,9 @@ def start_in_server() -> bool:
 def stop_in_server(timeout: float = 10.0) -> None:
     """
     Stop this process's worker thread, if one runs, waiting up to ``timeout``
-    seconds for the delivery it is sending (the ASGI lifespan's shutdown).
+    seconds for the delivery it is sending (for a project's own shutdown hook,
+    or a test; the thread is a daemon, and a claim it leaves unfinished is
+    given up at the end of its lease).
     """
     global _running
     with _lock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,7 +12,7 @@ from asgiref.testing import ApplicationCommunicator
 from django.contrib.auth import get_user_model
 from django.core import mail
 from django.core.asgi import get_asgi_application
-from django.test import Client
+from django.test import AsyncClient, Client
 
 from notifications import api, worker
 from notifications.asgi import serve_streams
@@ -27,70 +27,78 @@ def worker_threads() -> set[threading.Thread]:
     return {t for t in threading.enumerate() if t.name == "notifications-worker" and t.is_alive()}
 
 
-def lifespan_of(app: Any) -> Callable[[str], dict[str, Any]]:
-    """
-    A function that sends ``app`` one lifespan event ("startup", "shutdown")
-    and returns its answer, as a server does: all in one event loop.
-    """
-    loop = asyncio.new_event_loop()
-    communicators: list[ApplicationCommunicator] = []
-
-    async def event(kind: str) -> dict[str, Any]:
-        if not communicators:
-            communicators.append(ApplicationCommunicator(app, {"type": "lifespan", "asgi": {"version": "3.0"}}))
-        await communicators[0].send_input({"type": f"lifespan.{kind}"})
-        return await communicators[0].receive_output(15)
-
-    def send(kind: str) -> dict[str, Any]:
-        answer = loop.run_until_complete(event(kind))
-        if kind == "shutdown":
-            loop.close()
-        return answer
-
-    return send
+@pytest.fixture
+def new_worker_threads(settings) -> Iterator[Any]:
+    """With NOTIFICATIONS_DELIVERY_THREAD on: a function that returns the worker threads started since."""
+    settings.NOTIFICATIONS_DELIVERY_THREAD = True
+    settings.NOTIFICATIONS_DELIVERY_POLL = 0.05
+    before = worker_threads()
+    yield lambda: worker_threads() - before
+    worker.stop_in_server()
 
 
 @pytest.mark.django_db
-def test_a_test_client_request_starts_no_worker_thread(settings):
-    settings.NOTIFICATIONS_DELIVERY_THREAD = True
-    before = worker_threads()
+def test_a_test_client_request_starts_no_worker_thread(new_worker_threads):
     assert Client().get("/login/").status_code == 200
-    assert worker_threads() - before == set()
+    assert new_worker_threads() == set()
+
+
+@pytest.mark.django_db
+def test_an_async_test_client_request_starts_no_worker_thread(new_worker_threads):
+    async def get() -> int:
+        return (await AsyncClient().get("/login/")).status_code
+
+    assert asyncio.run(get()) == 200
+    assert new_worker_threads() == set()
 
 
 @pytest.mark.django_db(transaction=True)
-def test_serve_streams_runs_the_worker_from_lifespan_startup_to_shutdown(settings):
-    settings.NOTIFICATIONS_DELIVERY_THREAD = True
-    settings.NOTIFICATIONS_DELIVERY_POLL = 0.05
+def test_the_first_request_through_serve_streams_starts_the_worker_which_sends(new_worker_threads):
     alice = User.objects.create_user("alice", email="alice@example.com")
     api.notify(alice, "signed in from a new device", kind="security")  # critical: email at once
-    before = worker_threads()
-    event = lifespan_of(serve_streams(get_asgi_application()))
-    assert event("startup") == {"type": "lifespan.startup.complete"}
-    started = worker_threads() - before
-    try:
-        assert len(started) == 1
-        wait_until(lambda: Delivery.objects.get().state == "sent", timeout=15)
-        assert [m.to for m in mail.outbox] == [["alice@example.com"]]
-        assert event("shutdown") == {"type": "lifespan.shutdown.complete"}
-        assert not any(t.is_alive() for t in started)
-    finally:
-        worker.stop_in_server()  # (already stopped, unless the test failed)
+    scope = {"type": "http", "method": "GET", "path": "/login/", "headers": [(b"host", b"testserver")]}
+
+    async def get() -> int:
+        communicator = ApplicationCommunicator(serve_streams(get_asgi_application()), scope)
+        await communicator.send_input({"type": "http.request"})
+        start = await communicator.receive_output(15)
+        while (await communicator.receive_output(15)).get("more_body"):
+            pass
+        await communicator.wait(15)
+        return int(start["status"])
+
+    assert asyncio.run(get()) == 200
+    assert len(new_worker_threads()) == 1
+    wait_until(lambda: Delivery.objects.get().state == "sent", timeout=15)
+    assert [m.to for m in mail.outbox] == [["alice@example.com"]]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_lifespan_startup_starts_no_worker_when_the_setting_is_off(settings):
+def test_a_lifespan_scope_starts_the_worker_and_goes_on_to_the_application(new_worker_threads):
+    seen: list[str] = []
+
+    async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(scope["type"])
+
+    asyncio.run(serve_streams(application)({"type": "lifespan"}, None, None))
+    assert seen == ["lifespan"]
+    assert len(new_worker_threads()) == 1
+
+
+@pytest.mark.django_db
+def test_the_worker_does_not_start_when_the_setting_is_off(new_worker_threads, settings):
     settings.NOTIFICATIONS_DELIVERY_THREAD = False
-    before = worker_threads()
-    event = lifespan_of(serve_streams(get_asgi_application()))
-    assert event("startup") == {"type": "lifespan.startup.complete"}
-    assert worker_threads() - before == set()
-    assert event("shutdown") == {"type": "lifespan.shutdown.complete"}
+
+    async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        pass
+
+    asyncio.run(serve_streams(application)({"type": "lifespan"}, None, None))
+    assert new_worker_threads() == set()
 
 
 @pytest.mark.server
 @pytest.mark.django_db(transaction=True)
-def test_a_uvicorn_server_sends_due_emails_from_its_lifespan_started_thread(tmp_path, make_server):
+def test_a_uvicorn_server_sends_due_emails_from_its_own_thread(tmp_path, make_server):
     make_server(
         "uvicorn",
         NOTIFICATIONS_DELIVERY_THREAD="1",
