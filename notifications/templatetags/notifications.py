@@ -6,11 +6,14 @@ static JS client through ``data-*`` attributes.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import template
 from django.middleware.csrf import get_token
 from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext, ngettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
 from .. import api, preferences
@@ -27,6 +30,39 @@ register = template.Library()
 def badge_text(count: int) -> str:
     """The badge label: the count, capped as "99+"."""
     return f"{conf.BADGE_MAX}+" if count > conf.BADGE_MAX else str(count)
+
+
+def _plural(singular: str, plural: str) -> dict[str, str]:
+    """
+    A plural for the JS client: the translated form for one and for many,
+    under Intl.PluralRules' category names. (Enough for English, French and
+    German; a language with more forms gets its "other" form for the rest.)
+    """
+    return {"one": ngettext(singular, plural, 1), "other": ngettext(singular, plural, 2)}
+
+
+def client_strings() -> dict[str, Any]:
+    """
+    Every string notifications.js shows, in the active language: the JSON
+    the bell hands the client in ``data-strings``. Its keys are STRINGS' in
+    notifications.js; "%(name)s" marks a value the client fills in.
+    """
+    return {
+        "status": {
+            "connecting": gettext("connecting"),
+            "connected": gettext("connected"),
+            "reconnecting": gettext("reconnecting"),
+            "signed-out": gettext("signed out"),
+        },
+        "bellLabel": gettext("Notifications, %(count)s unread"),
+        "unread": _plural("%(count)s unread notification", "%(count)s unread notifications"),
+        "grouped": _plural("%(count)s notification", "%(count)s notifications"),
+        "actorVerb": pgettext("a notification's actor and verb", "%(actor)s %(verb)s"),
+        "markRead": gettext("Mark read"),
+        "dismiss": gettext("Dismiss"),
+        "pushOn": gettext("Notify me on this device"),
+        "pushOff": gettext("Stop notifying this device"),
+    }
 
 
 @register.inclusion_tag("notifications/bell.html", takes_context=True)
@@ -54,6 +90,14 @@ def notifications_bell(
         "items": items,
         "unread_count": count,
         "badge": badge_text(count),
+        "bell_label": gettext("Notifications, %(count)s unread") % {"count": count},
+        "unread_text": ngettext(
+            "%(count)s unread notification", "%(count)s unread notifications", count
+        )
+        % {"count": count},
+        "panel_id": "notifications-panel",
+        "language": translation.get_language() or "",
+        "strings": json.dumps(client_strings(), ensure_ascii=False),
         "cursor": cursor,
         "csrf_token": get_token(request),
         "stream_url": reverse("notifications:stream"),

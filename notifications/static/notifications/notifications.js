@@ -30,11 +30,29 @@
   const TOAST_MS = 6000;
   const LIST_MAX = 50;
   const LEVELS = ["success", "info", "warning", "error"];
-  const STATUS_TEXT = {
-    connecting: "connecting",
-    connected: "connected",
-    reconnecting: "reconnecting",
-    "signed-out": "signed out",
+  /**
+   * The words the client shows, in English. The bell's data-strings replaces
+   * them with the page's language (Django's translations, rendered by the
+   * template tag); a string missing there stays English. A plural is an
+   * object with one form per Intl.PluralRules category ("one", "other"...);
+   * "%(name)s" marks where a value goes. A new string: add it here and to
+   * client_strings() in templatetags/notifications.py.
+   */
+  const STRINGS = {
+    status: {
+      connecting: "connecting",
+      connected: "connected",
+      reconnecting: "reconnecting",
+      "signed-out": "signed out",
+    },
+    bellLabel: "Notifications, %(count)s unread",
+    unread: { one: "%(count)s unread notification", other: "%(count)s unread notifications" },
+    grouped: { one: "%(count)s notification", other: "%(count)s notifications" },
+    actorVerb: "%(actor)s %(verb)s",
+    markRead: "Mark read",
+    dismiss: "Dismiss",
+    pushOn: "Notify me on this device",
+    pushOff: "Stop notifying this device",
   };
 
   /**
@@ -523,17 +541,53 @@
    */
   const safeUrl = self.notificationsSafeUrl || (() => "");
 
-  const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+  /**
+   * The strings of one bell in ``language``: STRINGS, overridden by the JSON
+   * object ``json`` (from data-strings). ``get(key, values)`` fills
+   * "%(name)s"; ``plural(key, count, values)`` picks the form for ``count``.
+   */
+  class Texts {
+    constructor(language, json) {
+      let given = {};
+      try {
+        given = JSON.parse(json || "{}");
+      } catch (error) {
+        // Unreadable: English it is.
+      }
+      this.strings = { ...STRINGS, ...given, status: { ...STRINGS.status, ...(given.status || {}) } };
+      this.language = language || undefined;
+      this.rules = new Intl.PluralRules(this.language);
+      this.relative = new Intl.RelativeTimeFormat(this.language, { numeric: "auto" });
+    }
 
-  /** "just now", "5 minutes ago", "yesterday"... for an ISO 8601 timestamp. */
-  function ago(iso) {
-    const seconds = (Date.parse(iso) - Date.now()) / 1000;
-    if (Number.isNaN(seconds)) return iso;
-    if (seconds > -45) return "just now";
-    const units = [["minute", 60], ["hour", 3600], ["day", 86400], ["week", 604800]];
-    let [unit, size] = units[0];
-    for (const [name, length] of units) if (-seconds >= length) [unit, size] = [name, length];
-    return relative.format(Math.round(seconds / size), unit);
+    get(key, values) {
+      return Texts.fill(this.lookup(key), values);
+    }
+
+    plural(key, count, values) {
+      const forms = this.lookup(key);
+      const form = forms[this.rules.select(count)] ?? forms.other ?? Object.values(forms)[0];
+      return Texts.fill(form, { count, ...values });
+    }
+
+    lookup(key) {
+      return key.split(".").reduce((node, part) => (node ? node[part] : undefined), this.strings) ?? key;
+    }
+
+    static fill(text, values) {
+      return String(text).replace(/%\((\w+)\)s/g, (match, name) => (values && name in values ? String(values[name]) : match));
+    }
+
+    /** "now", "5 minutes ago", "yesterday"... for an ISO 8601 timestamp. */
+    ago(iso) {
+      const seconds = (Date.parse(iso) - Date.now()) / 1000;
+      if (Number.isNaN(seconds)) return iso;
+      if (seconds > -45) return this.relative.format(0, "second");
+      const units = [["minute", 60], ["hour", 3600], ["day", 86400], ["week", 604800]];
+      let [unit, size] = units[0];
+      for (const [name, length] of units) if (-seconds >= length) [unit, size] = [name, length];
+      return this.relative.format(Math.round(seconds / size), unit);
+    }
   }
 
   // -- one bell ------------------------------------------------------------
@@ -575,6 +629,7 @@
         badgeMax: Number(d.badgeMax) || 99,
         desktop: d.desktop === "1" && "Notification" in window,
       };
+      this.texts = new Texts(d.language || document.documentElement.lang, d.strings);
       this.find = (name) => root.querySelector(`[data-notifications-${name}]`);
       this.list = this.find("list");
       this.seen = new SeenIds(SEEN_MAX, this.items().map((item) => item.dataset.notificationId));
@@ -591,7 +646,7 @@
       const node = this.find("status");
       if (!node || node.dataset.state === state) return;
       node.dataset.state = state;
-      node.textContent = STATUS_TEXT[state] || state;
+      node.textContent = this.texts.get(`status.${state}`);
     }
 
     // -- what the stream tells --
@@ -678,7 +733,7 @@
       const words = n.kind ? n.text : n.verb;
       const actor = n.kind || !n.actor ? null : el("span", { class: "ntf-actor" }, n.actor);
       const verb = href ? el("a", { class: "ntf-target", href }, words) : words;
-      const count = n.count > 1 ? el("span", { class: "ntf-count", title: `${n.count} notifications` }, String(n.count)) : null;
+      const count = n.count > 1 ? el("span", { class: "ntf-count", title: this.texts.plural("grouped", n.count) }, String(n.count)) : null;
       const item = el(
         "li",
         {
@@ -694,7 +749,7 @@
           { class: "ntf-body" },
           el("span", { class: "ntf-verb" }, actor, actor ? " " : null, verb, count ? " " : null, count),
           n.description ? el("span", { class: "ntf-desc" }, n.description) : null,
-          el("time", { class: "ntf-time", datetime: n.created, title: n.created }, ago(n.created)),
+          el("time", { class: "ntf-time", datetime: n.created, title: n.created }, this.texts.ago(n.created)),
         ),
         n.unread ? this.markButton() : null,
       );
@@ -707,7 +762,7 @@
     }
 
     markButton() {
-      return el("button", { type: "button", class: "ntf-link", "data-notifications-mark-read": "" }, "Mark read");
+      return el("button", { type: "button", class: "ntf-link", "data-notifications-mark-read": "" }, this.texts.get("markRead"));
     }
 
     markItem(item, unread) {
@@ -732,7 +787,14 @@
       badge.dataset.count = this.count;
       badge.textContent = this.count > this.config.badgeMax ? `${this.config.badgeMax}+` : String(this.count);
       badge.hidden = this.count === 0;
-      this.find("bell").setAttribute("aria-label", `Notifications, ${this.count} unread`);
+      this.find("bell").setAttribute("aria-label", this.texts.get("bellLabel", { count: this.count }));
+      this.announce(this.texts.plural("unread", this.count));
+    }
+
+    /** Say ``text`` through the polite live region (screen readers read it when idle). */
+    announce(text) {
+      const region = this.find("announce");
+      if (region && region.textContent !== text) region.textContent = text;
     }
 
     // -- marking read --
@@ -766,12 +828,12 @@
       const region = this.find("toasts");
       if (!region) return;
       const level = LEVELS.includes(n.level) ? n.level : "info";
-      const close = el("button", { type: "button", class: "ntf-toast-close", "aria-label": "Dismiss" }, "\u00d7");
+      const close = el("button", { type: "button", class: "ntf-toast-close", "aria-label": this.texts.get("dismiss") }, "\u00d7");
       const toast = el(
         "div",
         { class: `ntf-toast ntf-${level}`, role: "status", "data-notification-id": n.id },
         el("span", { class: "ntf-toast-text" },
-          el("strong", {}, n.actor ? `${n.actor} ${n.verb}` : n.verb),
+          el("strong", {}, this.title(n)),
           n.description ? el("span", {}, n.description) : null),
         close,
       );
@@ -782,9 +844,14 @@
       while (region.children.length > TOASTS_MAX) region.firstElementChild.remove();
     }
 
+    /** A toast's or desktop notification's title: actor and verb. */
+    title(n) {
+      return n.actor ? this.texts.get("actorVerb", { actor: n.actor, verb: n.verb }) : n.verb;
+    }
+
     desktop(n) {
       if (!this.config.desktop || Notification.permission !== "granted") return;
-      const title = n.actor ? `${n.actor} ${n.verb}` : n.verb;
+      const title = this.title(n);
       try {
         // One tag per notification: the tabs of one browser raise it once.
         const shown = new Notification(title, { body: n.description || "", tag: `notification-${n.id}` });
@@ -856,7 +923,7 @@
     refreshTimes() {
       this.list.querySelectorAll("time[datetime]").forEach((time) => {
         time.title = time.getAttribute("datetime");
-        time.textContent = ago(time.getAttribute("datetime"));
+        time.textContent = this.texts.ago(time.getAttribute("datetime"));
       });
     }
   }
@@ -865,7 +932,7 @@
    * "Notify me on this device": Web Push through the app's service worker.
    * The button shows when the page has a VAPID key and the browser can push.
    */
-  function setupPush(root) {
+  function setupPush(root, texts) {
     const button = root.querySelector("[data-notifications-push]");
     const d = root.dataset;
     if (!button || !d.pushKey || !("serviceWorker" in navigator) || !("PushManager" in window)) return;
@@ -881,7 +948,7 @@
     const show = (subscription) => {
       button.hidden = Notification.permission === "denied";
       button.dataset.subscribed = subscription ? "1" : "0";
-      button.textContent = subscription ? "Stop notifying this device" : "Notify me on this device";
+      button.textContent = texts.get(subscription ? "pushOff" : "pushOn");
     };
     registration()
       .then((reg) => reg.pushManager.getSubscription())
@@ -914,7 +981,7 @@
       const feed = new Feed(root, index);
       feed.status("connecting");
       new Connection(feed).start();
-      setupPush(root);
+      setupPush(root, feed.texts);
     });
   }
 

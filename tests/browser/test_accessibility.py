@@ -1,0 +1,117 @@
+"""
+The bell with the keyboard alone and a screen reader, and axe-core on the
+demo's pages: no violations of WCAG 2.1 A/AA (contrast included) or of
+axe's best practices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from .axe import install_axe, violations
+from .demo import Bell, DemoServer
+
+pytestmark = pytest.mark.browser
+
+Login = Callable[..., Bell]
+
+
+@pytest.fixture(scope="session")
+def axe() -> Path:
+    return install_axe()
+
+
+def test_space_opens_the_list_and_tab_reaches_each_item(login: Login, server: DemoServer) -> None:
+    alice = login("alice")
+    server.notify("alice", "second thing")
+    expect(alice.items).to_have_count(2)
+    page = alice.page
+
+    alice.button.focus()
+    page.keyboard.press(" ")
+    expect(alice.panel).to_be_visible()
+    expect(alice.button).to_have_attribute("aria-expanded", "true")
+    panel_id = alice.panel.get_attribute("id")
+    assert panel_id and alice.button.get_attribute("aria-controls") == panel_id
+
+    focused = []
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        focused.append(page.evaluate("document.activeElement.dataset.notificationId || ''"))
+    ids = [alice.items.nth(i).get_attribute("data-notification-id") for i in range(2)]
+    assert [f for f in focused if f][:2] == ids
+
+
+def test_escape_closes_the_list_from_an_item_and_focus_returns_to_the_bell(login: Login) -> None:
+    alice = login("alice")
+    page = alice.page
+    alice.button.focus()
+    page.keyboard.press("Enter")
+    expect(alice.panel).to_be_visible()
+    alice.items.first.focus()
+
+    page.keyboard.press("Escape")
+
+    expect(alice.panel).to_be_hidden()
+    expect(alice.button).to_have_attribute("aria-expanded", "false")
+    expect(alice.button).to_be_focused()
+
+
+def test_live_region_announces_the_unread_count(login: Login, server: DemoServer) -> None:
+    alice = login("alice")
+    region = alice.page.locator("[data-notifications] [aria-live=polite][role=status]").filter(
+        has_text="unread"
+    )
+    expect(region).to_have_text("1 unread notification")
+
+    server.notify("alice", "news")
+
+    expect(region).to_have_text("2 unread notifications")
+
+
+def test_a_toast_does_not_take_the_focus(login: Login, server: DemoServer) -> None:
+    alice = login("alice")
+    page = alice.page
+    page.fill("#id_verb", "")
+    page.focus("#id_verb")
+    page.keyboard.type("half typed")
+
+    server.notify("alice", "arrives while typing")
+
+    expect(alice.toasts.filter(has_text="arrives while typing")).to_have_count(1)
+    expect(page.locator("#id_verb")).to_be_focused()
+    page.keyboard.type(" on")
+    expect(page.locator("#id_verb")).to_have_value("half typed on")
+
+
+def test_axe_finds_nothing_on_the_home_page_with_the_list_closed(login: Login, axe: Path) -> None:
+    alice = login("alice")
+    assert violations(alice.page, axe) == []
+
+
+def test_axe_finds_nothing_on_the_home_page_with_the_list_open(
+    login: Login, server: DemoServer, axe: Path
+) -> None:
+    alice = login("alice")
+    server.notify("alice", "read me", "--description", "with a description")
+    expect(alice.items).to_have_count(2)
+    alice.open_panel()
+    assert violations(alice.page, axe) == []
+
+
+def test_axe_finds_nothing_on_the_preferences_page(login: Login, server: DemoServer, axe: Path) -> None:
+    alice = login("alice")
+    alice.page.goto(server.url("/preferences/"))
+    alice.wait_connected()
+    assert violations(alice.page, axe) == []
+
+
+def test_axe_finds_nothing_on_the_notifications_page(login: Login, server: DemoServer, axe: Path) -> None:
+    alice = login("alice")
+    alice.page.goto(server.url("/notifications/"))
+    expect(alice.page.locator("[data-notification-id]")).to_have_count(1)
+    assert violations(alice.page, axe) == []
