@@ -7,6 +7,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import router, transaction
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from . import delivery, links
 from .api import mark_read, mark_unread
@@ -59,11 +61,13 @@ class BroadcastForm(LinksForm):
         if data.get("audience") == Audience.GROUP and groups_field() is None:
             self.add_error(
                 "audience",
-                f"The user model ({get_user_model()._meta.label}) has no groups: "
-                "a group broadcast would reach nobody.",
+                _(
+                    "The user model (%(model)s) has no groups: a group broadcast would reach nobody."
+                )
+                % {"model": get_user_model()._meta.label},
             )
         elif data.get("audience") == Audience.GROUP and not data.get("audience_group"):
-            self.add_error("audience_group", "Pick the group this broadcast is for.")
+            self.add_error("audience_group", _("Pick the group this broadcast is for."))
         elif data.get("audience") != Audience.GROUP:
             data["audience_group"] = None
         return data
@@ -98,11 +102,11 @@ class NotificationAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Notification]:
         return super().get_queryset(request).filter(recipient__isnull=False)
 
-    @admin.action(description="Mark selected notifications as read")
+    @admin.action(description=gettext_lazy("Mark selected notifications as read"))
     def mark_read(self, request: HttpRequest, queryset: QuerySet[Notification]) -> None:
         self._set_unread(request, queryset, False)
 
-    @admin.action(description="Mark selected notifications as unread")
+    @admin.action(description=gettext_lazy("Mark selected notifications as unread"))
     def mark_unread(self, request: HttpRequest, queryset: QuerySet[Notification]) -> None:
         self._set_unread(request, queryset, True)
 
@@ -112,7 +116,10 @@ class NotificationAdmin(admin.ModelAdmin):
             by_user.setdefault(row.recipient, []).append(row.id)
         change = mark_unread if unread else mark_read
         total = sum(len(change(user, ids)) for user, ids in by_user.items())
-        self.message_user(request, f"{total} notification(s) updated.", messages.SUCCESS)
+        message = ngettext(
+            "%(count)d notification updated.", "%(count)d notifications updated.", total
+        ) % {"count": total}
+        self.message_user(request, message, messages.SUCCESS)
 
 
 @admin.register(Broadcast)
@@ -127,7 +134,7 @@ class BroadcastAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Broadcast]:
         return super().get_queryset(request).annotate(read_count=Count("receipts"))
 
-    @admin.display(description="read by", ordering="read_count")
+    @admin.display(description=gettext_lazy("read by"), ordering="read_count")
     def read_by(self, obj: Broadcast) -> int:
         return obj.read_count  # type: ignore[attr-defined]
 

@@ -23,6 +23,7 @@ from django.shortcuts import redirect
 from django.utils.encoding import iri_to_uri
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
+from django.utils.translation import gettext as _
 from django.views.generic import ListView
 
 from . import api
@@ -40,8 +41,11 @@ def _mutations_allowed(request: HttpRequest) -> bool:
 def _refuse(request: HttpRequest) -> JsonResponse:
     response = JsonResponse(
         {
-            "error": f"Use POST for this endpoint, not {request.method}; set "
-            "NOTIFICATIONS_HQ_GET_MUTATIONS = True to accept django-notifications-hq's GET links."
+            "error": _(
+                "Use POST for this endpoint, not %(method)s; set "
+                "NOTIFICATIONS_HQ_GET_MUTATIONS = True to accept django-notifications-hq's GET links."
+            )
+            % {"method": request.method}
         },
         status=405,
     )
@@ -174,8 +178,10 @@ def _listing(request: HttpRequest, unread_only: bool, key: str) -> HttpResponse:
     if mark and not conf.HQ_GET_MUTATIONS:
         return JsonResponse(
             {
-                "error": "mark_as_read changes state on GET; set NOTIFICATIONS_HQ_GET_MUTATIONS "
-                "= True to allow it, or POST to mark_all_as_read."
+                "error": _(
+                    "mark_as_read changes state on GET; set NOTIFICATIONS_HQ_GET_MUTATIONS "
+                    "= True to allow it, or POST to mark_all_as_read."
+                )
             },
             status=400,
         )

@@ -169,10 +169,20 @@ def _chosen(user: AbstractBaseUser, kind: str) -> dict[tuple[str, str], bool]:
 
 def _check_channel(kind: Kind, channel: str) -> None:
     if channel not in CHANNELS:
-        raise ValueError(f"Unknown channel {channel!r}; allowed: {', '.join(CHANNELS)}.")
+        raise ValueError(_unknown_channel(channel))
     if kind.channel(channel) is None:
         declared = ", ".join(kind.channels)
-        raise ValueError(f"Kind {kind.key!r} has no {channel!r} channel; it declares: {declared}.")
+        raise ValueError(
+            gettext("Kind %(kind)r has no %(channel)r channel; it declares: %(declared)s.")
+            % {"kind": kind.key, "channel": channel, "declared": declared}
+        )
+
+
+def _unknown_channel(channel: object) -> str:
+    return gettext("Unknown channel %(channel)r; allowed: %(allowed)s.") % {
+        "channel": channel,
+        "allowed": ", ".join(CHANNELS),
+    }
 
 
 def set_preferences(user: AbstractBaseUser, changes: Iterable[Mapping[str, Any]]) -> None:
@@ -187,24 +197,27 @@ def set_preferences(user: AbstractBaseUser, changes: Iterable[Mapping[str, Any]]
     checked = []
     for change in changes:
         if not isinstance(change, Mapping):
-            raise ValueError("Each change must be an object with kind, channel and enabled.")
+            raise ValueError(gettext("Each change must be an object with kind, channel and enabled."))
         unknown = set(change) - {"kind", "channel", "enabled"}
         if unknown:
             raise ValueError(f"Unknown field(s) {sorted(unknown)}; use kind, channel, enabled.")
         kind, channel, enabled = change.get("kind"), change.get("channel"), change.get("enabled", ...)
         if enabled is ... or not (enabled is None or isinstance(enabled, bool)):
-            raise ValueError("enabled must be true, false, or null (back to the default).")
+            raise ValueError(gettext("enabled must be true, false, or null (back to the default)."))
         if not isinstance(channel, str) or channel not in CHANNELS:
-            raise ValueError(f"Unknown channel {channel!r}; allowed: {', '.join(CHANNELS)}.")
+            raise ValueError(_unknown_channel(channel))
         if kind is None:
             checked.append(("", channel, enabled))
             continue
         if not isinstance(kind, str):
-            raise ValueError("kind must be a declared kind's key, or null for the whole channel.")
+            raise ValueError(gettext("kind must be a declared kind's key, or null for the whole channel."))
         declared = register[kind]
         _check_channel(declared, channel)
         if declared.critical:
-            raise ValueError(f"{declared.label} ({kind!r}) is critical: it cannot be switched off.")
+            raise ValueError(
+                gettext("%(label)s (%(kind)r) is critical: it cannot be switched off.")
+                % {"label": declared.label, "kind": kind}
+            )
         checked.append((kind, channel, enabled))
     _check_follows_in_app(user, checked)
     with transaction.atomic():

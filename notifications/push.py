@@ -191,11 +191,13 @@ def payload(n: Notification, kind: Kind) -> dict[str, Any]:
 
         with translation.override(lang):
             body = texts.render_text(n, CHANNEL)
+            title = str(kind.label)
     else:
         body = texts.render_text(n, CHANNEL)
+        title = str(kind.label)
     return {
         "id": n.pk,
-        "title": str(kind.label),
+        "title": title,
         "body": body,
         "icon": conf.PUSH_ICON,
         "tag": n.group_key or f"notification-{n.pk}",

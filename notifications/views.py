@@ -17,6 +17,7 @@ from inspect import iscoroutinefunction
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.views import redirect_to_login
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError
 from django.http import (
@@ -30,6 +31,7 @@ from django.http import (
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
 from . import api, preferences
@@ -79,7 +81,11 @@ def require_method(method: str) -> Callable[[Callable[..., Any]], Callable[..., 
 
 
 def _wrong_method(request: HttpRequest, method: str) -> JsonResponse:
-    response = error(405, f"Use {method} for this endpoint, not {request.method}.")
+    response = error(
+        405,
+        _("Use %(allowed)s for this endpoint, not %(method)s.")
+        % {"allowed": method, "method": request.method},
+    )
     response["Allow"] = method
     return response
 
@@ -111,7 +117,7 @@ require_POST = require_method("POST")
 
 
 def _forbidden() -> JsonResponse:
-    return error(403, "Authentication required: log in to see notifications.")
+    return error(403, _("Authentication required: log in to see notifications."))
 
 
 # -- the stream ----------------------------------------------------------------
@@ -161,7 +167,7 @@ def stream_in_thread(request: HttpRequest) -> HttpResponseBase:
 
 def _database_down() -> JsonResponse:
     logger.warning("Database unavailable; notification stream refused.", exc_info=True)
-    return _unavailable("Notifications are unavailable for a moment; retry later.")
+    return _unavailable(_("Notifications are unavailable for a moment; retry later."))
 
 
 def _open(request: HttpRequest, who: Audiences | None, hub: Hub) -> HttpResponseBase:
@@ -172,7 +178,7 @@ def _open(request: HttpRequest, who: Audiences | None, hub: Hub) -> HttpResponse
     # together cannot all pass it. The body gives it back however it ends.
     reservation = hub.reserve(who.user_id)
     if reservation is None:
-        return _unavailable("Too many open notification streams; retry later.")
+        return _unavailable(_("Too many open notification streams; retry later."))
     cursor, reset = _cursor(request)
     response = StreamingHttpResponse(
         EventStream(hub, who, reservation, cursor, reset=reset), content_type="text/event-stream"
@@ -209,7 +215,7 @@ async def hub_stats(request: HttpRequest) -> HttpResponse:
     if not user.is_authenticated:
         return _forbidden()
     if not is_staff(user):
-        return error(403, "Staff only.")
+        return error(403, _("Staff only."))
     return JsonResponse(get_hub().stats())
 
 
@@ -305,7 +311,7 @@ def _state_change(change: Callable[[Any, list[int]], list[int]]) -> Callable[...
         try:
             _own(request, pk)
         except Http404:
-            return error(404, "No such notification.")
+            return error(404, _("No such notification."))
         ids = change(request.user, [pk])
         return JsonResponse({"ids": ids, "unread_count": api.unread_count(request.user)})  # type: ignore[arg-type]
 
@@ -343,29 +349,50 @@ def preference_matrix(request: HttpRequest) -> HttpResponse:
         try:
             body = json.loads(request.body or b"null")
         except ValueError:
-            return error(400, "The body must be JSON.")
+            return error(400, _("The body must be JSON."))
         if isinstance(body, dict) and "changes" in body:
             changes = body["changes"]
         else:
             changes = [body]
         if not isinstance(changes, list) or not changes:
-            return error(400, "changes must be a non-empty list of {kind, channel, enabled}.")
+            return error(400, _("changes must be a non-empty list of {kind, channel, enabled}."))
         try:
             preferences.set_preferences(user, changes)
         except ValueError as exc:
             return error(400, str(exc))
     elif request.method != "GET":
-        response = error(405, f"Use GET or POST for this endpoint, not {request.method}.")
+        response = error(
+            405,
+            _("Use %(allowed)s for this endpoint, not %(method)s.")
+            % {"allowed": "GET or POST", "method": request.method},
+        )
         response["Allow"] = "GET, POST"
         return response
     return JsonResponse({"kinds": preferences.matrix(user)}, json_dumps_params={"ensure_ascii": False})
 
 
-@require_POST
-@login_required_json
 def preference_form(request: HttpRequest) -> HttpResponse:
     """
-    ``POST preferences/``: the form of ``{% notification_preferences %}``.
+    ``GET preferences/``: a page with ``{% notification_preferences %}``
+    (template ``notifications/preferences_page.html``: override it to put the
+    form in your site's layout), after the login page for a visitor.
+    ``POST preferences/``: what that form sends.
+    """
+    if request.method in ("GET", "HEAD"):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        return render(request, "notifications/preferences_page.html")
+    if request.method != "POST":
+        response = _wrong_method(request, "POST")
+        response["Allow"] = "GET, POST"
+        return response
+    return _save_preference_form(request)
+
+
+@login_required_json
+def _save_preference_form(request: HttpRequest) -> HttpResponse:
+    """
+    The form of ``{% notification_preferences %}``, posted.
     Each ``cell`` ("kind:channel") it showed is on if it is also among the
     ``on`` values; only cells that changed are stored. Redirects back to
     ``next`` (or the referring page).
@@ -428,7 +455,11 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         preferences.set_preferences(user, [{"kind": key, "channel": "email", "enabled": False}])
         return render(request, "notifications/unsubscribe.html", {**context, "done": True})
     if request.method not in ("GET", "HEAD", "POST"):
-        response = error(405, f"Use GET or POST for this endpoint, not {request.method}.")
+        response = error(
+            405,
+            _("Use %(allowed)s for this endpoint, not %(method)s.")
+            % {"allowed": "GET or POST", "method": request.method},
+        )
         response["Allow"] = "GET, POST"
         return response
     return render(request, "notifications/unsubscribe.html", context)
@@ -496,9 +527,9 @@ def push_read(request: HttpRequest, token: str) -> HttpResponse:
     try:
         nid, user_id = push.notification_of(token)
     except signing.BadSignature:
-        return error(400, "This read link is not valid.")
+        return error(400, _("This read link is not valid."))
     user = get_user_model()._default_manager.filter(pk=user_id).first()
     if user is None:
-        return error(404, "No such notification.")
+        return error(404, _("No such notification."))
     marked = api.mark_read(user, [nid])
     return JsonResponse({"marked": marked})

@@ -13,6 +13,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password/", auth_views.PasswordChangeView.as_view(success_url="/"), name="password_change"),
     path("admin/", admin.site.urls),
+    path("i18n/", include("django.conf.urls.i18n")),  # set_language, for the language switch
     path("notifications/", include("notifications.urls")),
     # A page written for django-notifications-hq (its tags and notify.js), live here.
     path("hq/", login_required(TemplateView.as_view(template_name="hq_page.html")), name="hq"),

@@ -1,0 +1,109 @@
+"""
+French and German are complete: every message the app marks for translation,
+those added to the code since the .po files were last made included, has a
+translation that is not fuzzy; the committed .mo files are those the .po
+files compile to, and the package ships them.
+"""
+
+from __future__ import annotations
+
+import gettext
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from django.utils import translation
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "notifications"
+LANGUAGES = ("fr", "de")
+
+needs_gettext = pytest.mark.skipif(
+    shutil.which("msgfmt") is None or shutil.which("xgettext") is None,
+    reason="GNU gettext is missing: apt-get install gettext",
+)
+
+
+def django_admin(cwd: Path, *args: str) -> None:
+    """Run a Django management command in ``cwd`` (makemessages works on the current folder)."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "django", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def entries(po: Path) -> list[tuple[str, bool, bool]]:
+    """(msgid, translated, fuzzy) per message of ``po``, the header left out."""
+    found = []
+    for block in po.read_text(encoding="utf-8").split("\n\n"):
+        lines = [line for line in block.splitlines() if not line.startswith("#~")]
+        fields: dict[str, str] = {}
+        current = ""
+        for line in lines:
+            match = re.match(r'^(msgctxt|msgid|msgid_plural|msgstr(?:\[\d+\])?) "(.*)"$', line)
+            if match:
+                current = match.group(1)
+                fields[current] = match.group(2)
+            elif line.startswith('"') and current:
+                fields[current] += line[1:-1]
+        if not fields.get("msgid"):
+            continue  # the header, or an obsolete entry
+        translations = [value for key, value in fields.items() if key.startswith("msgstr")]
+        fuzzy = any(line.startswith("#,") and "fuzzy" in line for line in lines)
+        found.append((fields["msgid"], bool(translations) and all(translations), fuzzy))
+    return found
+
+
+@pytest.fixture(scope="module")
+def fresh_catalogs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the app with its .po files made anew from the code, as makemessages does."""
+    copy = tmp_path_factory.mktemp("messages") / "notifications"
+    shutil.copytree(APP, copy, ignore=shutil.ignore_patterns("__pycache__", "*.mo"))
+    django_admin(copy, "makemessages", *(f"--locale={code}" for code in LANGUAGES), "--no-location")
+    return copy
+
+
+@needs_gettext
+@pytest.mark.parametrize("code", LANGUAGES)
+def test_every_message_is_translated_and_none_is_fuzzy(fresh_catalogs: Path, code: str) -> None:
+    po = fresh_catalogs / "locale" / code / "LC_MESSAGES" / "django.po"
+    found = entries(po)
+    assert len(found) > 50  # the parser read the file
+    untranslated = [msgid for msgid, translated, _ in found if not translated]
+    fuzzy = [msgid for msgid, _, is_fuzzy in found if is_fuzzy]
+    assert untranslated == [], f"untranslated in {code}: {untranslated}"
+    assert fuzzy == [], f"fuzzy in {code}: {fuzzy}"
+
+
+@needs_gettext
+@pytest.mark.parametrize("code", LANGUAGES)
+def test_committed_mo_files_are_the_compiled_po_files(tmp_path: Path, code: str) -> None:
+    copy = tmp_path / "notifications"
+    shutil.copytree(APP / "locale", copy / "locale", ignore=shutil.ignore_patterns("*.mo"))
+    django_admin(copy, "compilemessages", f"--locale={code}")
+    compiled = copy / "locale" / code / "LC_MESSAGES" / "django.mo"
+    committed = APP / "locale" / code / "LC_MESSAGES" / "django.mo"
+    assert committed.exists(), f"run compilemessages in notifications/ and commit {committed}"
+    with compiled.open("rb") as new, committed.open("rb") as old:
+        assert gettext.GNUTranslations(old)._catalog == gettext.GNUTranslations(new)._catalog  # type: ignore[attr-defined]
+
+
+def test_the_package_data_ships_the_compiled_messages() -> None:
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["notifications"]
+    shipped = {path for pattern in patterns for path in APP.glob(pattern)}
+    for code in LANGUAGES:
+        assert APP / "locale" / code / "LC_MESSAGES" / "django.mo" in shipped
+
+
+def test_the_app_speaks_french_and_german() -> None:
+    with translation.override("fr"):
+        assert translation.gettext("Mark all read") == "Tout marquer comme lu"
+    with translation.override("de"):
+        assert translation.gettext("Mark all read") == "Alle als gelesen markieren"
