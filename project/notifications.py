@@ -2,13 +2,15 @@
 
 from datetime import timedelta
 
+from django.utils.translation import gettext_lazy as _
+
 from notifications.kinds import Kind, register
 
 register(
     Kind(
         "mention",
-        label="Mentions",
-        category="Activity",
+        label=_("Mentions"),
+        category=_("Activity"),
         # In-app at once; email and push only if still unread after 2 minutes.
         channels={"in_app": True, "email": timedelta(minutes=2), "push": timedelta(minutes=2)},
     )
@@ -16,8 +18,8 @@ register(
 register(
     Kind(
         "comment",
-        label="Comments",
-        category="Activity",
+        label=_("Comments"),
+        category=_("Activity"),
         channels={"in_app": True, "email": False, "push": False},
         group_by="target",
         window=timedelta(minutes=10),
@@ -26,8 +28,8 @@ register(
 register(
     Kind(
         "security",
-        label="Security alerts",
-        category="Account",
+        label=_("Security alerts"),
+        category=_("Account"),
         channels={"in_app": True, "email": True, "push": True},
         critical=True,
     )

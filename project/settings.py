@@ -126,6 +126,8 @@ else:
 AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []
 LANGUAGE_CODE = "en-us"
 LANGUAGES = [("en", "English"), ("fr", "Français"), ("de", "Deutsch")]
+# The demo's own words (templates/ and project/); the app brings its own catalog.
+LOCALE_PATHS = [BASE_DIR / "project" / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -3,6 +3,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import Group
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from notifications import api
@@ -40,7 +41,7 @@ def home(request):
             except ValueError as exc:
                 messages.error(request, str(exc))
                 return redirect("home")
-        messages.success(request, "Sent.")
+        messages.success(request, _("Sent."))
         return redirect("home")
     return render(request, "home.html", {"form": form})
 
