@@ -17,8 +17,8 @@ from inspect import iscoroutinefunction
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.views import redirect_to_login
 from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.views import redirect_to_login
 from django.db import DatabaseError
 from django.http import (
     Http404,
