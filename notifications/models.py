@@ -438,3 +438,33 @@ class ReadEvent(models.Model):
             models.Index(fields=["user", "id"], name="notif_readevent_user"),
             models.Index(fields=["created"], name="notif_readevent_created"),
         ]
+
+
+class PublishKey(models.Model):
+    """
+    An idempotency key taken by ``notify(..., key=...)`` for one recipient: a
+    second call with the key for that recipient within
+    NOTIFICATIONS_IDEMPOTENCY_WINDOW finds it (the unique constraint decides,
+    also between processes) and writes nothing. ``notification`` is the row
+    the first call wrote (None: the recipient had muted the kind).
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    key = models.CharField(max_length=200)
+    notification = models.ForeignKey(
+        Notification, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created = models.DateTimeField(default=timezone.now)
+    # Which call took it: the call finds its own among the keys it tried.
+    claim = models.CharField(max_length=32)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="notif_publishkey_unique")
+        ]
+        indexes = [models.Index(fields=["created"], name="notif_publishkey_created")]
+
+    def __str__(self) -> str:
+        return f"{self.key} for user {self.user_id}"
