@@ -104,6 +104,10 @@ DEFAULTS: dict[str, Any] = {
     # Seconds a ``notify(..., key=...)`` key holds: a second call with the same
     # key for the same recipient within it writes and sends nothing.
     "NOTIFICATIONS_IDEMPOTENCY_WINDOW": 86400.0,
+    # Most emails / pushes per user and hour (None: no cap); what goes past
+    # folds into the user's next digest. Critical kinds are never capped.
+    "NOTIFICATIONS_EMAIL_HOURLY_CAP": None,
+    "NOTIFICATIONS_PUSH_HOURLY_CAP": None,
     # Let django-notifications-hq's mark/delete URLs change state on GET, as hq did.
     "NOTIFICATIONS_HQ_GET_MUTATIONS": False,
 }
@@ -280,6 +284,11 @@ class Settings:
     @property
     def IDEMPOTENCY_WINDOW(self) -> float:
         return float(self._get("NOTIFICATIONS_IDEMPOTENCY_WINDOW"))
+
+    def hourly_cap(self, channel: str) -> int | None:
+        """NOTIFICATIONS_EMAIL_HOURLY_CAP or NOTIFICATIONS_PUSH_HOURLY_CAP."""
+        value = self._get(f"NOTIFICATIONS_{channel.upper()}_HOURLY_CAP")
+        return None if value is None else int(value)
 
 
 conf = Settings()

@@ -417,14 +417,20 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         user_id, key = read_token(token)
     except signing.BadSignature:
         return render(request, "notifications/unsubscribe.html", {"invalid": True}, status=400)
-    kind = register.get(key)
+    # One kind, or a digest's kinds joined by commas.
+    kinds = [register.get(k) for k in key.split(",")]
     User = get_user_model()
     user = User._default_manager.filter(pk=user_id).first()
-    if kind is None or user is None or kind.channel("email") is None:
+    if user is None or not all(k is not None and k.channel("email") is not None for k in kinds):
         return render(request, "notifications/unsubscribe.html", {"invalid": True}, status=404)
-    context = {"kind": kind, "label": str(kind.label), "critical": kind.critical}
-    if request.method == "POST" and not kind.critical:
-        preferences.set_preferences(user, [{"kind": key, "channel": "email", "enabled": False}])
+    declared = [k for k in kinds if k is not None]
+    kind = declared[0]
+    label = ", ".join(str(k.label) for k in declared)
+    context = {"kind": kind, "label": label, "critical": any(k.critical for k in declared)}
+    if request.method == "POST" and not context["critical"]:
+        preferences.set_preferences(
+            user, [{"kind": k.key, "channel": "email", "enabled": False} for k in declared]
+        )
         return render(request, "notifications/unsubscribe.html", {**context, "done": True})
     if request.method not in ("GET", "HEAD", "POST"):
         response = error(405, f"Use GET or POST for this endpoint, not {request.method}.")

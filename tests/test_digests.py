@@ -1,0 +1,208 @@
+"""Digests: a user's notifications collected over a window or until a local time, sent as one message."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core import mail
+from django.test import Client
+from django.utils import timezone
+
+from notifications import api, worker
+from notifications.kinds import Channel, Kind
+from notifications.models import Delivery
+from notifications.preferences import set_preferences
+
+pytestmark = pytest.mark.django_db
+
+User = get_user_model()
+
+
+class Clock:
+    """The time ``django.utils.timezone.now()`` answers, moved by the test."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    c = Clock(timezone.now().replace(microsecond=0))
+    monkeypatch.setattr(timezone, "now", lambda: c.now)
+    return c
+
+
+@pytest.fixture
+def alice():
+    return User.objects.create_user("alice", email="alice@example.com")
+
+
+@pytest.fixture
+def bob():
+    return User.objects.create_user("bob", email="bob@example.com")
+
+
+@pytest.fixture
+def half_hourly(declare):
+    """A kind whose email is a 30-minute digest."""
+    return declare(
+        Kind("digested", label="Reviews", channels={"in_app": True, "email": Channel(digest=timedelta(minutes=30))})
+    )
+
+
+@pytest.fixture
+def at_once(declare):
+    return declare(Kind("awaytest", label="Reviews", channels={"in_app": True, "email": True}))
+
+
+def test_a_digest_sends_one_email_listing_only_what_is_still_unread(clock, alice, bob, half_hourly):
+    rows = [api.notify(alice, f"asked for review {i}", actor=bob, kind="digested")[0] for i in range(5)]
+    worker.drain()
+    assert not mail.outbox
+    api.mark_read(alice, [rows[0].pk, rows[3].pk])
+    clock.advance(timedelta(minutes=29))
+    worker.drain()
+    assert not mail.outbox
+    clock.advance(timedelta(minutes=1))
+    worker.drain()
+    (message,) = mail.outbox
+    assert message.to == ["alice@example.com"]
+    assert message.subject == "3 new notifications"
+    listed = [line for line in message.body.splitlines() if line.startswith("- ")]
+    assert listed == [f"- bob asked for review {i}" for i in (4, 2, 1)]
+    assert worker.drain() == {} and len(mail.outbox) == 1
+
+
+def test_a_digest_with_nothing_unread_left_is_not_sent(clock, alice, half_hourly):
+    rows = api.notify(alice, "asked", kind="digested") + api.notify(alice, "asked", kind="digested")
+    worker.drain()
+    api.mark_read(alice, [n.pk for n in rows])
+    clock.advance(timedelta(minutes=30))
+    worker.drain()
+    assert not mail.outbox
+    assert set(Delivery.objects.values_list("state", flat=True)) == {"skipped"}
+
+
+def test_a_digest_carries_its_one_click_unsubscribe(clock, alice, half_hourly):
+    api.notify(alice, "asked", kind="digested")
+    worker.drain()
+    clock.advance(timedelta(minutes=30))
+    worker.drain()
+    (message,) = mail.outbox
+    assert message.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    link = message.extra_headers["List-Unsubscribe"].strip("<>")
+    response = Client().post(link.removeprefix("http://127.0.0.1:8000"))
+    assert response.status_code == 200
+    api.notify(alice, "asked again", kind="digested")
+    clock.advance(timedelta(minutes=30))
+    worker.drain()
+    assert len(mail.outbox) == 1
+
+
+def test_a_grouped_kind_appears_in_a_digest_as_its_group(clock, alice, declare):
+    declare(
+        Kind(
+            "digested",
+            channels={"in_app": True, "email": Channel(digest=timedelta(minutes=30))},
+            group_by=lambda n: "post-7",
+        )
+    )
+    for name in ("bob", "carol", "dave", "erin", "frank"):
+        actor = User.objects.create_user(name)
+        api.notify(alice, "commented on Post 7", actor=actor, kind="digested")
+    worker.drain()
+    clock.advance(timedelta(minutes=30))
+    worker.drain()
+    (message,) = mail.outbox
+    assert message.subject == "1 new notification"
+    listed = [line for line in message.body.splitlines() if line.startswith("- ")]
+    assert listed == ["- bob, carol and 3 others commented on Post 7"]
+
+
+def test_a_notification_in_a_digest_is_never_also_emailed_alone(clock, alice, half_hourly):
+    api.notify(alice, "asked", kind="digested")
+    worker.drain()
+    clock.advance(timedelta(minutes=30))
+    assert worker.drain()["sent"] == 1
+    assert len(mail.outbox) == 1 and Delivery.objects.get().state == "sent"
+
+
+def test_a_user_may_choose_a_daily_digest_through_the_preferences_api(alice, at_once):
+    client = Client()
+    client.force_login(alice)
+    response = client.post(
+        "/notifications/api/preferences/",
+        {"kind": "awaytest", "channel": "email", "every": "daily", "at": "08:00", "time_zone": "Europe/Paris"},
+        content_type="application/json",
+    )
+    assert response.status_code == 200, response.content
+    (row,) = [k for k in response.json()["kinds"] if k["key"] == "awaytest"]
+    assert row["channels"]["email"] == {
+        "enabled": True, "editable": True, "every": "daily", "at": "08:00", "time_zone": "Europe/Paris"
+    }
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"every": "fortnightly"}, "Unknown every"),
+        ({"every": "daily", "at": "25:00"}, "at must be a local time"),
+        ({"every": "daily", "time_zone": "Mars/Olympus"}, "Unknown time zone"),
+        ({"every": "weekly", "weekday": 7}, "weekday must be"),
+    ],
+)
+def test_a_bad_digest_choice_is_refused_with_a_message(alice, at_once, change, message):
+    client = Client()
+    client.force_login(alice)
+    response = client.post(
+        "/notifications/api/preferences/",
+        {"kind": "awaytest", "channel": "email", **change},
+        content_type="application/json",
+    )
+    assert response.status_code == 400 and message in response.json()["error"]
+
+
+def test_a_critical_kind_cannot_be_digested(alice):
+    with pytest.raises(ValueError, match="critical"):
+        set_preferences(alice, [{"kind": "security", "channel": "email", "every": "daily"}])
+    with pytest.raises(ValueError, match="digest"):
+        Kind("alarm", critical=True, channels={"in_app": True, "email": Channel(digest=timedelta(minutes=5))})
+
+
+def paris_daily(user) -> None:
+    set_preferences(
+        user, [{"kind": "awaytest", "channel": "email", "every": "daily", "at": "08:00", "time_zone": "Europe/Paris"}]
+    )
+
+
+@pytest.mark.parametrize(
+    "published, due",
+    [
+        # Winter time (UTC+1) on the day before the change; summer time (UTC+2) on the day of it.
+        (datetime(2026, 3, 27, 12, 0, tzinfo=UTC), datetime(2026, 3, 28, 7, 0, tzinfo=UTC)),
+        (datetime(2026, 3, 28, 12, 0, tzinfo=UTC), datetime(2026, 3, 29, 6, 0, tzinfo=UTC)),
+        # And back: summer time the day before, winter time on the day of it.
+        (datetime(2026, 10, 24, 12, 0, tzinfo=UTC), datetime(2026, 10, 25, 7, 0, tzinfo=UTC)),
+        (datetime(2026, 10, 23, 12, 0, tzinfo=UTC), datetime(2026, 10, 24, 6, 0, tzinfo=UTC)),
+    ],
+)
+def test_a_daily_digest_goes_once_at_eight_paris_time_across_dst(clock, alice, at_once, published, due):
+    paris_daily(alice)
+    clock.now = published
+    api.notify(alice, "asked", kind="awaytest")
+    api.notify(alice, "asked again", kind="awaytest")
+    worker.drain()
+    clock.now = due - timedelta(seconds=1)
+    worker.drain()
+    assert not mail.outbox
+    clock.now = due
+    worker.drain()
+    assert len(mail.outbox) == 1 and mail.outbox[0].subject == "2 new notifications"
+    clock.advance(timedelta(days=1))
+    worker.drain()
+    assert len(mail.outbox) == 1
