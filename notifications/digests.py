@@ -331,3 +331,15 @@ def _items(rows: list[Notification]) -> list[Notification]:
         items.append(newest or n)
     grouping.attach_summaries(items)
     return items
+
+
+def make_due(user_ids: Sequence[int] | None = None, now: datetime | None = None) -> int:
+    """
+    Make the pending digests (of these users, or everyone's) due ``now``,
+    for trying digests out: the next worker pass sends them. Returns how many
+    deliveries they hold.
+    """
+    rows = Delivery.objects.filter(state=State.PENDING).exclude(digest="")
+    if user_ids is not None:
+        rows = rows.filter(recipient_id__in=list(user_ids))
+    return rows.update(due=now or timezone.now())
