@@ -207,7 +207,7 @@ def set_preferences(user: AbstractBaseUser, changes: Iterable[Mapping[str, Any]]
     True, False or None}``: ``kind`` None is the whole channel, ``enabled``
     None forgets the choice (back to the default). For a kind's email or
     push, ``{"kind", "channel", "every": "now" | "hourly" | "daily" | "weekly"
-    | "off", "at": "08:00", "weekday": 0..6 (Monday 0), "time_zone": IANA
+    | "off" | "default" (as the kind declares), "at": "08:00", "weekday": 0..6 (Monday 0), "time_zone": IANA
     name}`` chooses how often instead (see digests.py; ``at`` defaults to
     08:00, ``time_zone`` to the user's quiet hours' or TIME_ZONE). All or nothing: the first
     invalid change (unknown kind or channel, a critical kind, a value that is
@@ -289,7 +289,8 @@ def _check_follows_in_app(user: AbstractBaseUser, checked: list[tuple[str, str, 
 
 
 _SCHEDULE_FIELDS = ("every", "at", "weekday", "time_zone")
-EVERY = ("now", "hourly", "daily", "weekly", "off")
+# How often a kind's email or push may go; "default" is as the kind declares.
+EVERY = ("default", "now", "hourly", "daily", "weekly", "off")
 
 
 def _schedule_change(
@@ -316,6 +317,8 @@ def _schedule_change(
         raise ValueError(f"Unknown every {every!r}; allowed: {', '.join(EVERY)}.")
     if every == "off":
         return kind, channel, False, None
+    if every == "default":
+        return kind, channel, True, None
     at = change.get("at") or "08:00"
     try:
         at = at if isinstance(at, time) else time.fromisoformat(str(at))

@@ -372,18 +372,20 @@ def preference_form(request: HttpRequest) -> HttpResponse:
     user = request.user
     assert isinstance(user, AbstractBaseUser)  # noqa: S101  # narrows the type for mypy; checked just before
     on = set(request.POST.getlist("on"))
-    current = {
-        (row["key"], channel): cell["enabled"]
+    cells = {
+        (row["key"], channel): cell
         for row in preferences.matrix(user)
         for channel, cell in row["channels"].items()
         if cell["editable"]
     }
-    changes = []
+    current = {key: cell["enabled"] for key, cell in cells.items()}
+    changes: list[dict[str, Any]] = []
     for cell in request.POST.getlist("cell"):
         kind, _, channel = cell.partition(":")
         enabled = cell in on
         if current.get((kind, channel), enabled) != enabled:
             changes.append({"kind": kind, "channel": channel, "enabled": enabled})
+    changes += _every_changes(request, cells, on)
     try:
         preferences.set_preferences(user, changes)
     except ValueError as exc:
@@ -394,6 +396,34 @@ def preference_form(request: HttpRequest) -> HttpResponse:
     ):
         target = "/"
     return HttpResponseRedirect(target)
+
+
+def _every_changes(
+    request: HttpRequest, cells: dict[tuple[str, str], dict[str, Any]], on: set[str]
+) -> list[dict[str, Any]]:
+    """
+    The form's digest choices that changed: each ``every`` value is
+    "kind:channel:how", with the local time in ``at:kind:channel`` and one
+    ``time_zone`` for the form. A cell switched off keeps only that.
+    """
+    zone = request.POST.get("time_zone") or None
+    changes: list[dict[str, Any]] = []
+    for value in request.POST.getlist("every"):
+        kind, channel, every = (value.split(":") + ["", ""])[:3]
+        cell = cells.get((kind, channel))
+        if cell is None or f"{kind}:{channel}" not in on:
+            continue
+        at = request.POST.get(f"at:{kind}:{channel}") or "08:00"
+        was = cell.get("every", "default")
+        was = "default" if was == "digest" else was
+        timed = every in ("daily", "weekly")
+        if every == was and (not timed or (at == cell.get("at") and (zone or cell.get("time_zone")) == cell.get("time_zone"))):
+            continue
+        change: dict[str, Any] = {"kind": kind, "channel": channel, "every": every}
+        if timed:
+            change.update(at=at, time_zone=zone)
+        changes.append(change)
+    return changes
 
 
 # -- email: one-click unsubscribe ------------------------------------------------

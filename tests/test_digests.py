@@ -206,3 +206,30 @@ def test_a_daily_digest_goes_once_at_eight_paris_time_across_dst(clock, alice, a
     clock.advance(timedelta(days=1))
     worker.drain()
     assert len(mail.outbox) == 1
+
+
+def test_the_preferences_page_switches_mentions_to_a_daily_digest(alice):
+    client = Client()
+    client.force_login(alice)
+    html = client.get("/preferences/").content.decode()
+    assert 'value="mention:email:daily"' in html
+    cells = [c.split('"')[0] for c in html.split('name="cell" value="')[1:]]
+    kinds = client.get("/notifications/api/preferences/").json()["kinds"]
+    on = [f"{k['key']}:{name}" for k in kinds for name, cell in k["channels"].items() if cell["enabled"]]
+    response = client.post(
+        "/notifications/preferences/",
+        {
+            "next": "/preferences/",
+            "cell": cells,
+            "on": on,
+            "every": ["mention:email:daily", "mention:push:default"],
+            "at:mention:email": "07:30",
+            "time_zone": "Europe/Paris",
+        },
+    )
+    assert response.status_code == 302
+    (row,) = [k for k in client.get("/notifications/api/preferences/").json()["kinds"] if k["key"] == "mention"]
+    assert row["channels"]["email"]["every"] == "daily"
+    assert row["channels"]["email"]["at"] == "07:30"
+    assert row["channels"]["email"]["time_zone"] == "Europe/Paris"
+    assert "every" not in row["channels"]["push"]
