@@ -150,6 +150,7 @@ def _fold(delivery: Delivery, n: Notification, found: Plan | None, now: datetime
     rows = Delivery.objects.using(db)
     with transaction.atomic(using=db):
         _serialise(db, delivery)
+        rows.filter(pk=delivery.pk).update(note="in a digest")  # a write first: SQLite's lock
         mine = rows.filter(recipient_id=delivery.recipient_id, channel=delivery.channel)
         waiting = mine.filter(state=State.PENDING).exclude(digest="")
         if found is None:
