@@ -99,3 +99,11 @@ def test_a_capped_email_joins_a_digest_already_waiting(clock, alice, at_once, se
         assert len(mail.outbox) == 2 and len(listed(mail.outbox[1])) == 2
     finally:
         register.unregister("digested2")
+
+
+def test_a_cap_that_is_not_a_positive_number_is_a_system_check_error(settings):
+    from django.core.checks import run_checks
+
+    settings.NOTIFICATIONS_EMAIL_HOURLY_CAP = 0
+    errors = [e for e in run_checks() if e.id == "notifications.E001"]
+    assert [e.msg for e in errors] == ["NOTIFICATIONS_EMAIL_HOURLY_CAP must be a positive number, not 0."]
