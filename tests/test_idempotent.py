@@ -125,3 +125,47 @@ def test_two_processes_racing_with_one_key_write_one_row(tmp_path):
     assert second.returncode == 0, err_second
     assert Notification.objects.count() == 1
     assert out_first.split() == out_second.split() == [str(Notification.objects.get().pk)]
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="SQLite has one writer: two connections cannot both be inside a write",
+)
+@pytest.mark.django_db(transaction=True)
+def test_two_threads_racing_with_one_key_on_two_connections_write_one_row():
+    import threading
+
+    from django.db import connections
+    from django.db.models.signals import post_save
+
+    alice = User.objects.create_user("alice")
+    inside, release = threading.Event(), threading.Event()
+    results: dict[str, list[int]] = {}
+
+    def hold(**kwargs) -> None:
+        if threading.current_thread().name == "first":
+            inside.set()
+            release.wait(60)
+
+    def call(name: str) -> None:
+        try:
+            results[name] = [n.pk for n in api.notify(alice, "commented", key="comment:42")]
+        finally:
+            connections.close_all()
+
+    post_save.connect(hold, sender=Notification, weak=False, dispatch_uid="hold-first")
+    try:
+        first = threading.Thread(target=call, args=("first",), name="first")
+        first.start()
+        assert inside.wait(30)  # the first has written its row, not committed
+        second = threading.Thread(target=call, args=("second",), name="second")
+        second.start()
+        _wait(_blocked_on_a_lock)
+        release.set()
+        first.join(60)
+        second.join(60)
+    finally:
+        release.set()
+        post_save.disconnect(dispatch_uid="hold-first", sender=Notification)
+    assert Notification.objects.count() == 1
+    assert results["first"] == results["second"] == [Notification.objects.get().pk]
