@@ -89,7 +89,7 @@ def next_slot(every: str, after: datetime, at: time, weekday: int, zone_name: st
     The first time strictly after ``after`` a digest scheduled ``every``
     ("hourly", "daily", "weekly") is due, in UTC: the top of a local hour, or
     ``at`` local time (on ``weekday``, 0 Monday, for "weekly") in ``zone_name``.
-    A local time that a DST change skips is taken as the same wall time after it.
+    A local time that a DST change skips comes an hour later that day.
     """
     zone = zoneinfo.ZoneInfo(zone_name)
     local = after.astimezone(zone)
@@ -109,12 +109,13 @@ def next_slot(every: str, after: datetime, at: time, weekday: int, zone_name: st
 
 
 def _wall(day: Any, at: time, zone: zoneinfo.ZoneInfo) -> datetime:
-    """``at`` on ``day`` in ``zone`` as UTC; a skipped wall time moves past the gap."""
-    local = datetime.combine(day, at, tzinfo=zone)
-    utc = local.astimezone(UTC)
-    if utc.astimezone(zone).replace(tzinfo=None) != local.replace(tzinfo=None):
-        utc = local.replace(fold=1).astimezone(UTC)  # in a gap: the later offset
-    return utc
+    """
+    ``at`` on ``day`` in ``zone`` as UTC. PEP 495's ``fold=0``: a wall time a
+    DST change skips (02:30 in spring) is read with the offset before the
+    gap, so it comes an hour later on the clock (03:30); a repeated one (02:30
+    in autumn) is its first occurrence. Either way once that day.
+    """
+    return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
 
 
 def user_zone(user_id: int) -> str:

@@ -233,3 +233,31 @@ def test_the_preferences_page_switches_mentions_to_a_daily_digest(alice):
     assert row["channels"]["email"]["at"] == "07:30"
     assert row["channels"]["email"]["time_zone"] == "Europe/Paris"
     assert "every" not in row["channels"]["push"]
+
+
+@pytest.mark.parametrize(
+    "published, due",
+    [
+        # Spring: 02:30 does not exist on the 29th; it comes as 03:30 summer time.
+        (datetime(2026, 3, 28, 12, 0, tzinfo=UTC), datetime(2026, 3, 29, 1, 30, tzinfo=UTC)),
+        # Autumn: 02:30 comes twice on the 25th; the first, summer time.
+        (datetime(2026, 10, 24, 12, 0, tzinfo=UTC), datetime(2026, 10, 25, 0, 30, tzinfo=UTC)),
+    ],
+)
+def test_a_daily_digest_at_a_time_dst_skips_or_repeats_goes_once_that_day(clock, alice, at_once, published, due):
+    set_preferences(
+        alice, [{"kind": "awaytest", "channel": "email", "every": "daily", "at": "02:30", "time_zone": "Europe/Paris"}]
+    )
+    clock.now = published
+    api.notify(alice, "asked", kind="awaytest")
+    worker.drain()
+    clock.now = due - timedelta(seconds=1)
+    worker.drain()
+    assert not mail.outbox
+    clock.now = due
+    worker.drain()
+    assert len(mail.outbox) == 1
+    api.notify(alice, "asked again", kind="awaytest")  # after the slot: the next day's
+    clock.advance(timedelta(hours=2))
+    worker.drain()
+    assert len(mail.outbox) == 1
