@@ -12,6 +12,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
 from django.db import connection
+from django.utils import timezone
 
 from notifications import api, worker
 from notifications.kinds import Kind
@@ -169,3 +170,17 @@ def test_two_threads_racing_with_one_key_on_two_connections_write_one_row():
         post_save.disconnect(dispatch_uid="hold-first", sender=Notification)
     assert Notification.objects.count() == 1
     assert results["first"] == results["second"] == [Notification.objects.get().pk]
+
+
+@pytest.mark.django_db
+def test_pruning_deletes_the_keys_that_no_longer_hold(alice, settings):
+    from django.core.management import call_command
+
+    from notifications.models import PublishKey
+
+    settings.NOTIFICATIONS_IDEMPOTENCY_WINDOW = 60
+    api.notify(alice, "commented", key="comment:41")
+    api.notify(alice, "commented", key="comment:42")
+    PublishKey.objects.filter(key="comment:41").update(created=timezone.now() - timedelta(seconds=61))
+    call_command("prune_notifications", verbosity=0)
+    assert list(PublishKey.objects.values_list("key", flat=True)) == ["comment:42"]
