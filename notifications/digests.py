@@ -188,14 +188,20 @@ def _next_digest(
 
 def over_cap(delivery: Delivery, kind: Kind, now: datetime) -> bool:
     """
-    Count the claimed ``delivery`` against its recipient's hourly cap on its
-    channel (the kind's ``hourly_cap``, else the setting): False, and counted,
-    when there is room; True when the cap is reached. One decision at a time
-    per user and channel, however many workers run.
+    Count the claimed ``delivery`` against its recipient's hourly caps on its
+    channel (the setting's, over all kinds, and the kind's ``hourly_cap``,
+    over its own): False, and counted, when both have room; True when one is
+    reached. One decision at a time per user and channel, however many
+    workers run.
     """
     channel = delivery.channel
-    cap = kind.hourly_cap.get(channel) or conf.hourly_cap(channel)
-    if cap is None:
+    caps: list[tuple[int, str | None]] = []  # (cap, the kind it counts, or None: all)
+    overall = conf.hourly_cap(channel)
+    if overall is not None:
+        caps.append((overall, None))
+    if channel in kind.hourly_cap:
+        caps.append((kind.hourly_cap[channel], kind.key))
+    if not caps:
         return False
     db = router.db_for_write(Delivery)
     rows = Delivery.objects.using(db)
@@ -205,9 +211,10 @@ def over_cap(delivery: Delivery, kind: Kind, now: datetime) -> bool:
         counted = rows.filter(
             recipient_id=delivery.recipient_id, channel=channel, capped_at__gt=now - HOUR
         ).exclude(pk=delivery.pk)
-        if channel in kind.hourly_cap:
-            counted = counted.filter(notification__kind=kind.key)
-        if counted.count() < cap:
+        if all(
+            (counted if key is None else counted.filter(notification__kind=key)).count() < cap
+            for cap, key in caps
+        ):
             return False
         rows.filter(pk=delivery.pk).update(capped_at=None)
     return True

@@ -107,3 +107,12 @@ def test_a_cap_that_is_not_a_positive_number_is_a_system_check_error(settings):
     settings.NOTIFICATIONS_EMAIL_HOURLY_CAP = 0
     errors = [e for e in run_checks() if e.id == "notifications.E001"]
     assert [e.msg for e in errors] == ["NOTIFICATIONS_EMAIL_HOURLY_CAP must be a positive number, not 0."]
+
+
+def test_a_kinds_own_cap_does_not_lift_the_users_cap(clock, alice, declare, settings):  # noqa: F811
+    declare(Kind("chatty", channels={"in_app": True, "email": True}, hourly_cap={"email": 5}))
+    settings.NOTIFICATIONS_EMAIL_HOURLY_CAP = 2
+    for i in range(4):
+        api.notify(alice, f"chat {i}", kind="chatty")
+    worker.drain()
+    assert len(mail.outbox) == 2
