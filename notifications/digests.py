@@ -167,8 +167,10 @@ def _fold(delivery: Delivery, n: Notification, found: Plan | None, now: datetime
         else:
             due = next_slot(found.every, now, found.at, found.weekday, found.zone)
             key = f"at:{due:%Y%m%dT%H%M}"
+        # The group's turn is given back: its later members join the digest
+        # too, where the group is listed once (``_items``).
         rows.filter(pk=delivery.pk, state=State.SENDING).update(
-            state=State.PENDING, digest=key, due=due, claimed_at=None, note="in a digest"
+            state=State.PENDING, digest=key, due=due, claimed_at=None, note="in a digest", turn_at=None
         )
 
 

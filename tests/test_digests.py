@@ -122,6 +122,7 @@ def test_a_grouped_kind_appears_in_a_digest_as_its_group(clock, alice, declare):
     assert message.subject == "1 new notification"
     listed = [line for line in message.body.splitlines() if line.startswith("- ")]
     assert listed == ["- bob, carol and 3 others commented on Post 7"]
+    assert list(Delivery.objects.values_list("state", flat=True)) == ["sent"] * 5
 
 
 def test_a_notification_in_a_digest_is_never_also_emailed_alone(clock, alice, half_hourly):
@@ -261,3 +262,26 @@ def test_a_daily_digest_at_a_time_dst_skips_or_repeats_goes_once_that_day(clock,
     clock.advance(timedelta(hours=2))
     worker.drain()
     assert len(mail.outbox) == 1
+
+
+def test_a_group_whose_first_member_was_read_still_comes_in_the_digest(clock, alice, declare):
+    declare(
+        Kind(
+            "digested",
+            channels={"in_app": True, "email": Channel(digest=timedelta(minutes=30))},
+            group_by=lambda n: "post-7",
+        )
+    )
+    first = None
+    for name in ("bob", "carol", "dave"):
+        actor = User.objects.create_user(name)
+        (row,) = api.notify(alice, "commented on Post 7", actor=actor, kind="digested")
+        first = first or row
+        worker.drain()
+    api.mark_read(alice, [first.pk])
+    clock.advance(timedelta(minutes=30))
+    worker.drain()
+    (message,) = mail.outbox
+    assert [line for line in message.body.splitlines() if line.startswith("- ")] == [
+        "- bob, carol and dave commented on Post 7"
+    ]
