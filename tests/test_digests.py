@@ -8,33 +8,17 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
 from django.test import Client
-from django.utils import timezone
 
 from notifications import api, worker
 from notifications.kinds import Channel, Kind
 from notifications.models import Delivery
 from notifications.preferences import set_preferences
 
+from .test_group_away import clock  # noqa: F401  # the fixture
+
 pytestmark = pytest.mark.django_db
 
 User = get_user_model()
-
-
-class Clock:
-    """The time ``django.utils.timezone.now()`` answers, moved by the test."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    c = Clock(timezone.now().replace(microsecond=0))
-    monkeypatch.setattr(timezone, "now", lambda: c.now)
-    return c
 
 
 @pytest.fixture
@@ -56,11 +40,23 @@ def half_hourly(declare):
 
 
 @pytest.fixture
+def grouped_digest(declare):
+    """A 30-minute email digest of a kind that groups everything on Post 7."""
+    return declare(
+        Kind(
+            "digested",
+            channels={"in_app": True, "email": Channel(digest=timedelta(minutes=30))},
+            group_by=lambda n: "post-7",
+        )
+    )
+
+
+@pytest.fixture
 def at_once(declare):
     return declare(Kind("awaytest", label="Reviews", channels={"in_app": True, "email": True}))
 
 
-def test_a_digest_sends_one_email_listing_only_what_is_still_unread(clock, alice, bob, half_hourly):
+def test_a_digest_sends_one_email_listing_only_what_is_still_unread(clock, alice, bob, half_hourly):  # noqa: F811
     rows = [api.notify(alice, f"asked for review {i}", actor=bob, kind="digested")[0] for i in range(5)]
     worker.drain()
     assert not mail.outbox
@@ -78,7 +74,7 @@ def test_a_digest_sends_one_email_listing_only_what_is_still_unread(clock, alice
     assert worker.drain() == {} and len(mail.outbox) == 1
 
 
-def test_a_digest_with_nothing_unread_left_is_not_sent(clock, alice, half_hourly):
+def test_a_digest_with_nothing_unread_left_is_not_sent(clock, alice, half_hourly):  # noqa: F811
     rows = api.notify(alice, "asked", kind="digested") + api.notify(alice, "asked", kind="digested")
     worker.drain()
     api.mark_read(alice, [n.pk for n in rows])
@@ -88,7 +84,7 @@ def test_a_digest_with_nothing_unread_left_is_not_sent(clock, alice, half_hourly
     assert set(Delivery.objects.values_list("state", flat=True)) == {"skipped"}
 
 
-def test_a_digest_carries_its_one_click_unsubscribe(clock, alice, half_hourly):
+def test_a_digest_carries_its_one_click_unsubscribe(clock, alice, half_hourly):  # noqa: F811
     api.notify(alice, "asked", kind="digested")
     worker.drain()
     clock.advance(timedelta(minutes=30))
@@ -104,14 +100,7 @@ def test_a_digest_carries_its_one_click_unsubscribe(clock, alice, half_hourly):
     assert len(mail.outbox) == 1
 
 
-def test_a_grouped_kind_appears_in_a_digest_as_its_group(clock, alice, declare):
-    declare(
-        Kind(
-            "digested",
-            channels={"in_app": True, "email": Channel(digest=timedelta(minutes=30))},
-            group_by=lambda n: "post-7",
-        )
-    )
+def test_a_grouped_kind_appears_in_a_digest_as_its_group(clock, alice, grouped_digest):  # noqa: F811
     for name in ("bob", "carol", "dave", "erin", "frank"):
         actor = User.objects.create_user(name)
         api.notify(alice, "commented on Post 7", actor=actor, kind="digested")
@@ -125,7 +114,7 @@ def test_a_grouped_kind_appears_in_a_digest_as_its_group(clock, alice, declare):
     assert list(Delivery.objects.values_list("state", flat=True)) == ["sent"] * 5
 
 
-def test_a_notification_in_a_digest_is_never_also_emailed_alone(clock, alice, half_hourly):
+def test_a_notification_in_a_digest_is_never_also_emailed_alone(clock, alice, half_hourly):  # noqa: F811
     api.notify(alice, "asked", kind="digested")
     worker.drain()
     clock.advance(timedelta(minutes=30))
@@ -192,7 +181,7 @@ def paris_daily(user) -> None:
         (datetime(2026, 10, 23, 12, 0, tzinfo=UTC), datetime(2026, 10, 24, 6, 0, tzinfo=UTC)),
     ],
 )
-def test_a_daily_digest_goes_once_at_eight_paris_time_across_dst(clock, alice, at_once, published, due):
+def test_a_daily_digest_goes_once_at_eight_paris_time_across_dst(clock, alice, at_once, published, due):  # noqa: F811
     paris_daily(alice)
     clock.now = published
     api.notify(alice, "asked", kind="awaytest")
@@ -245,7 +234,7 @@ def test_the_preferences_page_switches_mentions_to_a_daily_digest(alice):
         (datetime(2026, 10, 24, 12, 0, tzinfo=UTC), datetime(2026, 10, 25, 0, 30, tzinfo=UTC)),
     ],
 )
-def test_a_daily_digest_at_a_time_dst_skips_or_repeats_goes_once_that_day(clock, alice, at_once, published, due):
+def test_a_daily_digest_at_a_time_dst_skips_or_repeats_goes_once_that_day(clock, alice, at_once, published, due):  # noqa: F811
     set_preferences(
         alice, [{"kind": "awaytest", "channel": "email", "every": "daily", "at": "02:30", "time_zone": "Europe/Paris"}]
     )
@@ -264,14 +253,7 @@ def test_a_daily_digest_at_a_time_dst_skips_or_repeats_goes_once_that_day(clock,
     assert len(mail.outbox) == 1
 
 
-def test_a_group_whose_first_member_was_read_still_comes_in_the_digest(clock, alice, declare):
-    declare(
-        Kind(
-            "digested",
-            channels={"in_app": True, "email": Channel(digest=timedelta(minutes=30))},
-            group_by=lambda n: "post-7",
-        )
-    )
+def test_a_group_whose_first_member_was_read_still_comes_in_the_digest(clock, alice, grouped_digest):  # noqa: F811
     first = None
     for name in ("bob", "carol", "dave"):
         actor = User.objects.create_user(name)

@@ -11,7 +11,7 @@ from notifications import api, worker
 from notifications.kinds import Channel, Kind
 
 from .test_away_push import service, subscribe, vapid  # noqa: F401  # fixtures
-from .test_digests import clock  # noqa: F401  # the fixture
+from .test_group_away import clock  # noqa: F401  # the fixture
 
 pytestmark = pytest.mark.django_db
 

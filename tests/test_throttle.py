@@ -11,7 +11,7 @@ from django.core import mail
 from notifications import api, worker
 from notifications.kinds import Kind
 
-from .test_digests import clock  # noqa: F401  # the fixture
+from .test_group_away import clock  # noqa: F401  # the fixture
 
 pytestmark = pytest.mark.django_db
 
