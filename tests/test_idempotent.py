@@ -184,3 +184,21 @@ def test_pruning_deletes_the_keys_that_no_longer_hold(alice, settings):
     PublishKey.objects.filter(key="comment:41").update(created=timezone.now() - timedelta(seconds=61))
     call_command("prune_notifications", verbosity=0)
     assert list(PublishKey.objects.values_list("key", flat=True)) == ["comment:42"]
+
+
+@pytest.mark.django_db
+def test_notify_on_save_takes_a_key_of_the_instance(alice):
+    from notifications.api import notify_on_save
+    from tests.testapp.models import Article
+
+    notify_on_save(
+        Article,
+        recipient=lambda a: a.author,
+        verb="was saved",
+        on="save",
+        key=lambda a: f"article:{a.pk}",
+        condition=lambda a: a.title == "keyed on save",  # this test's articles only
+    )
+    article = Article.objects.create(author=alice, title="keyed on save")
+    article.save()
+    assert Notification.objects.filter(verb="was saved").count() == 1
