@@ -8,8 +8,9 @@ The functions other apps call to send notifications and change their state.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar, overload
 
 from django.contrib.auth import get_user_model
@@ -32,6 +33,7 @@ from .models import (
     Level,
     Notification,
     NotificationQuerySet,
+    PublishKey,
     ReadEvent,
 )
 from .render import dumps
@@ -67,6 +69,7 @@ def notify(
     data: Mapping[str, Any] | None = None,
     timestamp: datetime | None = None,
     kind: str | None = None,
+    key: str | None = None,
 ) -> list[Notification]:
     """
     Notify one user, a ``Group`` (its members) or a queryset / iterable of users.
@@ -92,8 +95,15 @@ def notify(
     object within the size limit,
     or a recipient that is not a user, a group or users (or names nobody), and
     an unknown ``kind`` (naming the declared ones).
+
+    ``key`` makes the call idempotent (a task queue that retries): a recipient
+    who got a notification with the same ``key`` within
+    NOTIFICATIONS_IDEMPOTENCY_WINDOW gets nothing new, and that existing row is
+    returned among the rows. Decided by a unique constraint, so two racing
+    calls in two processes write one row per recipient.
     """
     declared = None if kind is None else get_kind(kind)
+    _check_key(key)
     users = _recipients(recipient)
     try:
         fields = _fields(verb, actor, action_object, target, description, level, url, data)
@@ -102,11 +112,61 @@ def notify(
         if isinstance(users, models.QuerySet) and not users.exists():
             raise NoRecipients(_NOBODY) from None
         raise
+    if key is not None:
+        return _write_once(users, fields, timestamp or timezone.now(), declared, key)
     return _write_kind(users, fields, timestamp or timezone.now(), declared)
 
 
 class NoRecipients(ValueError):
     """``notify()`` was given a recipient that names nobody."""
+
+
+def _check_key(key: Any) -> None:
+    if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 200):
+        raise ValueError("key must be a non-empty string of at most 200 characters, or None.")
+
+
+def _write_once(
+    users: list[int] | models.QuerySet[Any],
+    fields: dict[str, Any],
+    created: datetime,
+    kind: Kind | None,
+    key: str,
+) -> list[Notification]:
+    """
+    ``_write_kind`` for the users who do not hold ``key`` yet (see
+    ``PublishKey``), in one transaction: take the key for each user (an
+    insert that ignores conflicts, so a concurrent holder wins and this
+    waits for it), write for those taken here, and return those rows with
+    the rows the other holders wrote.
+    """
+    ids = list(users.values_list("pk", flat=True)) if isinstance(users, models.QuerySet) else users
+    if not ids:
+        raise NoRecipients(_NOBODY)
+    db = router.db_for_write(Notification)
+    token = uuid.uuid4().hex
+    now = timezone.now()
+    keys = PublishKey.objects.using(db)
+    with transaction.atomic(using=db):
+        expired = now - timedelta(seconds=conf.IDEMPOTENCY_WINDOW)
+        keys.filter(user_id__in=ids, key=key, created__lt=expired).delete()
+        keys.bulk_create(
+            [PublishKey(user_id=uid, key=key, created=now, claim=token) for uid in ids],
+            ignore_conflicts=True,
+        )
+        held = list(keys.filter(user_id__in=ids, key=key).values_list("pk", "user_id", "claim", "notification_id"))
+        mine = [uid for _, uid, claim, _ in held if claim == token]
+        rows = _write_kind(mine, fields, created, kind) if mine else []
+        by_user = {row.recipient_id: row.pk for row in rows}
+        taken = [
+            PublishKey(pk=pk, notification_id=by_user[uid])
+            for pk, uid, claim, _ in held
+            if claim == token and uid in by_user
+        ]
+        keys.bulk_update(taken, ["notification"])
+        earlier = [nid for _, _, claim, nid in held if claim != token and nid is not None]
+    existing = list(Notification.objects.using(db).filter(pk__in=earlier))
+    return sorted([*rows, *existing], key=lambda n: n.pk)
 
 
 def _write_kind(
@@ -428,7 +488,7 @@ def _connect_on_save(
     )
 
 
-_NOTIFY_OPTIONS = {"actor", "action_object", "target", "description", "level", "url", "data", "kind"}
+_NOTIFY_OPTIONS = {"actor", "action_object", "target", "description", "level", "url", "data", "kind", "key"}
 
 
 def _resolve(value: Value, instance: models.Model) -> Any:

@@ -42,14 +42,19 @@ _POSITIVE = (
     "NOTIFICATIONS_PUBLISH_QUEUE_SIZE",
     "NOTIFICATIONS_PUSH_TIMEOUT",
     "NOTIFICATIONS_PUSH_MAX_DEVICES",
+    "NOTIFICATIONS_IDEMPOTENCY_WINDOW",
 )
+# Positive numbers, or None for none.
+_POSITIVE_OR_NONE = ("NOTIFICATIONS_EMAIL_HOURLY_CAP", "NOTIFICATIONS_PUSH_HOURLY_CAP")
 
 
 @register(Tags.compatibility)
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     errors: list[Any] = []
-    for name in _POSITIVE:
+    for name in (*_POSITIVE, *_POSITIVE_OR_NONE):
         value = getattr(settings, name, DEFAULTS[name])
+        if value is None and name in _POSITIVE_OR_NONE:
+            continue
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
             errors.append(
                 Error(

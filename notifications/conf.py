@@ -101,6 +101,13 @@ DEFAULTS: dict[str, Any] = {
     "NOTIFICATIONS_PUSH_TIMEOUT": 5.0,
     # Push subscriptions (devices) kept per user; a new one replaces the oldest.
     "NOTIFICATIONS_PUSH_MAX_DEVICES": 10,
+    # Seconds a ``notify(..., key=...)`` key holds: a second call with the same
+    # key for the same recipient within it writes and sends nothing.
+    "NOTIFICATIONS_IDEMPOTENCY_WINDOW": 86400.0,
+    # Most emails / pushes per user and hour (None: no cap); what goes past
+    # folds into the user's next digest. Critical kinds are never capped.
+    "NOTIFICATIONS_EMAIL_HOURLY_CAP": None,
+    "NOTIFICATIONS_PUSH_HOURLY_CAP": None,
     # Let django-notifications-hq's mark/delete URLs change state on GET, as hq did.
     "NOTIFICATIONS_HQ_GET_MUTATIONS": False,
 }
@@ -273,6 +280,15 @@ class Settings:
     @property
     def HQ_GET_MUTATIONS(self) -> bool:
         return bool(self._get("NOTIFICATIONS_HQ_GET_MUTATIONS"))
+
+    @property
+    def IDEMPOTENCY_WINDOW(self) -> float:
+        return float(self._get("NOTIFICATIONS_IDEMPOTENCY_WINDOW"))
+
+    def hourly_cap(self, channel: str) -> int | None:
+        """NOTIFICATIONS_EMAIL_HOURLY_CAP or NOTIFICATIONS_PUSH_HOURLY_CAP."""
+        value = self._get(f"NOTIFICATIONS_{channel.upper()}_HOURLY_CAP")
+        return None if value is None else int(value)
 
 
 conf = Settings()

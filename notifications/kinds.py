@@ -54,6 +54,9 @@ class Channel:
     enabled: bool = True
     # None: at once. A duration: only if the notification is still unread by then.
     after: timedelta | None = None
+    # A duration: collect a user's notifications of the kind for this long
+    # from the first one and send them as one message (digests.py).
+    digest: timedelta | None = None
 
 
 def _channel(name: str, value: Any) -> Channel:
@@ -81,7 +84,10 @@ class Kind:
     a function of the notification) folds notifications of this kind with the
     same key for the same user within ``window`` into one item. ``text`` maps
     a channel to a function of the rendering context, used instead of the
-    template ``notifications/<key>/<channel>.txt``.
+    template ``notifications/<key>/<channel>.txt``. A channel declared as
+    ``Channel(digest=timedelta(minutes=30))`` collects a user's notifications
+    for that long and sends them as one message; ``hourly_cap`` caps a
+    channel's messages per user and hour (see digests.py).
     """
 
     key: str
@@ -92,6 +98,9 @@ class Kind:
     group_by: GroupBy | None = None
     window: timedelta = timedelta(minutes=10)
     text: Mapping[str, TextRenderer] = field(default_factory=dict)
+    # Most messages of this kind per user and hour, per away channel
+    # ({"email": 3}); past it they fold into the user's next digest.
+    hourly_cap: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.key, str) or not _KEY.match(self.key):
@@ -102,6 +111,21 @@ class Kind:
         channels = {name: _channel(name, value) for name, value in dict(self.channels).items()}
         if IN_APP not in channels:
             raise ValueError(f"Kind {self.key!r} must declare the {IN_APP!r} channel.")
+        for name, channel in channels.items():
+            if channel.digest is None:
+                continue
+            if name == IN_APP or self.critical:
+                raise ValueError(
+                    f"Kind {self.key!r}: only the email and push channels of a kind that is not "
+                    "critical can be a digest."
+                )
+            if not isinstance(channel.digest, timedelta) or channel.digest <= timedelta(0):
+                raise ValueError(f"Kind {self.key!r}: a digest must be a positive timedelta.")
+        for name, cap in dict(self.hourly_cap).items():
+            if name == IN_APP or name not in CHANNELS or not isinstance(cap, int) or cap < 1:
+                raise ValueError(
+                    f"Kind {self.key!r}: hourly_cap maps 'email' or 'push' to a positive integer."
+                )
         if self.critical:
             # Critical means delivered: every declared channel is on and stays on.
             channels = {n: Channel(True, c.after) for n, c in channels.items()}

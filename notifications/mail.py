@@ -14,6 +14,13 @@ recipient's language (see texts.py):
 Each message of a kind that can be muted carries ``List-Unsubscribe`` and
 ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058): a signed
 link that mutes that kind's email for that user, without logging in.
+
+A digest (see digests.py) is one message listing several notifications, each
+as its kind's email text (a group as "alice and 4 others ..."), from the
+templates ``notifications/digest_subject.txt``, ``digest.txt`` and
+``digest.html`` (a digest of one kind first tries
+``notifications/<kind>/digest_subject.txt`` and so on); its one-click
+unsubscribe mutes the email of the kinds it lists.
 """
 
 from __future__ import annotations
@@ -39,7 +46,10 @@ _SALT = "notifications.unsubscribe"
 
 
 def unsubscribe_token(user_id: Any, kind: str) -> str:
-    """A signed token naming one user and one kind (no expiry: old emails keep working)."""
+    """
+    A signed token naming one user and one kind, or several kinds joined by
+    commas (a digest's), with no expiry: old emails keep working.
+    """
     return signing.dumps([users.to_json(user_id), kind], salt=_SALT, compress=True)
 
 
@@ -129,3 +139,71 @@ def send(n: Notification, kind: Kind, user: Any) -> str:
         return "no email address"
     build(n, kind, to).send()
     return ""
+
+
+def send_digest(items: list[Notification], kinds: list[Kind], user: Any) -> str:
+    """
+    Send one email listing ``items`` (of ``kinds``) to ``user``; returns ""
+    when sent, or why it was not (no address). The backend's errors propagate.
+    """
+    to = address(user)
+    if not to:
+        return "no email address"
+    lang = texts.language(items[0])
+    if lang:
+        with translation.override(lang):
+            message = _build_digest(items, kinds, to)
+    else:
+        message = _build_digest(items, kinds, to)
+    message.send()
+    return ""
+
+
+def _build_digest(items: list[Notification], kinds: list[Kind], to: str) -> EmailMultiAlternatives:
+    keys = sorted({k.key for k in kinds})
+    muted = [k for k in keys if not _critical(kinds, k)]
+    user_id = items[0].recipient_id or 0
+    unsubscribe = unsubscribe_url(user_id, ",".join(muted)) if muted else ""
+    entries = []
+    for n in items:
+        group = summary(n)
+        entries.append(
+            {
+                **texts.context(n, group),
+                "text": texts.render_text(n, CHANNEL),
+                "link": links.absolute_url(n.url, conf.BASE_URL),
+            }
+        )
+    labels = sorted({str(k.label) for k in kinds})
+    context = {
+        "items": entries,
+        "count": len(entries),
+        "kind_labels": labels,
+        "unsubscribe_url": unsubscribe,
+        "inbox_url": conf.BASE_URL + reverse("notifications:all"),
+    }
+    own = [f"notifications/{keys[0]}/"] if len(keys) == 1 else []
+    names = [*own, "notifications/"]
+    subject = _optional_any([f"{p}digest_subject.txt" for p in names], context)
+    subject = " ".join(subject.split())[:200]
+    body = _optional_any([f"{p}digest.txt" for p in names], context)
+    html = render_to_string([f"{p}digest.html" for p in names], context)
+    headers = {}
+    if unsubscribe:
+        headers = {
+            "List-Unsubscribe": f"<{unsubscribe}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        }
+    message = EmailMultiAlternatives(subject, body + "\n", conf.EMAIL_FROM, [to], headers=headers)
+    message.attach_alternative(html, "text/html")
+    return message
+
+
+def _critical(kinds: list[Kind], key: str) -> bool:
+    return any(k.critical for k in kinds if k.key == key)
+
+
+def _optional_any(names: list[str], context: dict[str, Any]) -> str:
+    """The first of these text templates that exists, rendered without HTML escaping."""
+    template = select_template(names)
+    return str(template.template.render(Context(context, autoescape=False))).strip()

@@ -352,6 +352,11 @@ class Delivery(models.Model):
     devices = models.JSONField(null=True, blank=True)
     # A grouped delivery: when it went out for its group (grouping.take_turn).
     turn_at = models.DateTimeField(null=True, blank=True)
+    # Folded into a digest (see digests.py): the digest's key; the rows of one
+    # recipient, channel and key go out as one message at ``due``.
+    digest = models.CharField(max_length=100, blank=True, default="")
+    # A message of its own that counted against the recipient's hourly cap.
+    capped_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = _("deliveries")
@@ -362,6 +367,18 @@ class Delivery(models.Model):
             # Claims whose worker died (see schedule.expire_claims).
             models.Index(
                 fields=["claimed_at"], name="notif_delivery_claimed", condition=Q(state="sending")
+            ),
+            # The due digests (digests.claim).
+            models.Index(
+                fields=["due"],
+                name="notif_delivery_digest_due",
+                condition=Q(state="pending") & ~Q(digest=""),
+            ),
+            # The messages counted against a recipient's cap (digests.over_cap).
+            models.Index(
+                fields=["recipient", "channel", "capped_at"],
+                name="notif_delivery_capped",
+                condition=Q(capped_at__isnull=False),
             ),
             # The turns of a group (grouping.take_turn).
             models.Index(
@@ -395,6 +412,39 @@ class QuietHours(models.Model):
 
     def __str__(self) -> str:
         return f"{self.start:%H:%M}-{self.end:%H:%M} {self.time_zone}"
+
+
+class DigestChoice(models.Model):
+    """
+    How often one user gets one kind's email or push (see digests.py):
+    ``every`` "now" (each at once), "hourly", "daily" at ``at`` or "weekly"
+    on ``weekday`` (0 is Monday) at ``at``, local times in ``time_zone``.
+    "Off" is a ``Preference`` like any channel's.
+    """
+
+    class Every(models.TextChoices):
+        NOW = "now", _("at once")
+        HOURLY = "hourly", _("hourly digest")
+        DAILY = "daily", _("daily digest")
+        WEEKLY = "weekly", _("weekly digest")
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    kind = models.CharField(max_length=64)
+    channel = models.CharField(max_length=16)
+    every = models.CharField(max_length=8, choices=Every.choices)
+    at = models.TimeField(null=True, blank=True)
+    weekday = models.PositiveSmallIntegerField(null=True, blank=True)
+    time_zone = models.CharField(max_length=64, default="UTC")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "kind", "channel"], name="notif_digestchoice_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.channel}: {self.every}"
 
 
 class PushSubscription(models.Model):
@@ -437,3 +487,33 @@ class ReadEvent(models.Model):
             models.Index(fields=["user", "id"], name="notif_readevent_user"),
             models.Index(fields=["created"], name="notif_readevent_created"),
         ]
+
+
+class PublishKey(models.Model):
+    """
+    An idempotency key taken by ``notify(..., key=...)`` for one recipient: a
+    second call with the key for that recipient within
+    NOTIFICATIONS_IDEMPOTENCY_WINDOW finds it (the unique constraint decides,
+    also between processes) and writes nothing. ``notification`` is the row
+    the first call wrote (None: the recipient had muted the kind).
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    key = models.CharField(max_length=200)
+    notification = models.ForeignKey(
+        Notification, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created = models.DateTimeField(default=timezone.now)
+    # Which call took it: the call finds its own among the keys it tried.
+    claim = models.CharField(max_length=32)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="notif_publishkey_unique")
+        ]
+        indexes = [models.Index(fields=["created"], name="notif_publishkey_created")]
+
+    def __str__(self) -> str:
+        return f"{self.key} for user {self.user_id}"

@@ -31,7 +31,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils.translation import gettext, gettext_lazy
 
 from .kinds import CHANNELS, IN_APP, Kind, register
-from .models import Preference
+from .models import DigestChoice, Preference
 
 
 def receiving_q(kind: Kind, channel: str, user_ref: str = "pk") -> Q:
@@ -110,19 +110,45 @@ def matrix(user: AbstractBaseUser) -> list[dict[str, Any]]:
             "kind", "channel", "enabled"
         )
     }
+    digests = {(d.kind, d.channel): d for d in DigestChoice.objects.filter(user_id=user.pk)}
     result = []
     for kind in register:
-        channels = _cells(kind, chosen)
+        channels = {name: cell.as_dict() for name, cell in _cells(kind, chosen).items()}
+        for name, cell in channels.items():
+            if name != IN_APP:
+                cell.update(_every(kind, name, cell["enabled"], digests.get((kind.key, name))))
         result.append(
             {
                 "key": kind.key,
                 "label": str(kind.label),
                 "category": str(kind.category),
                 "critical": kind.critical,
-                "channels": {name: cell.as_dict() for name, cell in channels.items()},
+                "channels": channels,
             }
         )
     return result
+
+
+def _every(kind: Kind, channel: str, enabled: bool, choice: DigestChoice | None) -> dict[str, Any]:
+    """
+    How often an away channel's cell sends, when not simply as ``enabled``
+    says: ``every`` "now" (chosen over the kind's digest), "hourly", "daily"
+    or "weekly" (with ``at``, ``weekday``, ``time_zone``), or "digest" with
+    the kind's ``window`` in seconds. Nothing for a cell that is off or at once.
+    """
+    if not enabled or kind.critical:
+        return {}
+    if choice is not None:
+        found: dict[str, Any] = {"every": choice.every}
+        if choice.every in ("daily", "weekly"):
+            found.update(at=f"{choice.at:%H:%M}" if choice.at else "08:00", time_zone=choice.time_zone)
+        if choice.every == "weekly":
+            found["weekday"] = choice.weekday or 0
+        return found
+    declared = kind.channel(channel)
+    if declared is not None and declared.digest is not None:
+        return {"every": "digest", "window": int(declared.digest.total_seconds())}
+    return {}
 
 
 def _cells(kind: Kind, chosen: Mapping[tuple[str, str], bool]) -> dict[str, Cell]:
@@ -189,18 +215,31 @@ def set_preferences(user: AbstractBaseUser, changes: Iterable[Mapping[str, Any]]
     """
     Apply ``changes``, each ``{"kind": key or None, "channel": name, "enabled":
     True, False or None}``: ``kind`` None is the whole channel, ``enabled``
-    None forgets the choice (back to the default). All or nothing: the first
+    None forgets the choice (back to the default). For a kind's email or
+    push, ``{"kind", "channel", "every": "now" | "hourly" | "daily" | "weekly"
+    | "off" | "default" (as the kind declares), "at": "08:00", "weekday": 0..6 (Monday 0), "time_zone": IANA
+    name}`` chooses how often instead (see digests.py; ``at`` defaults to
+    08:00, ``time_zone`` to the user's quiet hours' or TIME_ZONE). All or nothing: the first
     invalid change (unknown kind or channel, a critical kind, a value that is
     not a boolean, email or push turned on for a kind that would be off in
     the app) raises ``ValueError`` and nothing is stored.
     """
-    checked = []
+    checked: list[tuple[str, str, bool | None]] = []
+    schedules: list[tuple[str, str, dict[str, Any] | None]] = []
     for change in changes:
         if not isinstance(change, Mapping):
             raise ValueError(gettext("Each change must be an object with kind, channel and enabled."))
-        unknown = set(change) - {"kind", "channel", "enabled"}
+        unknown = set(change) - {"kind", "channel", "enabled", *_SCHEDULE_FIELDS}
         if unknown:
-            raise ValueError(f"Unknown field(s) {sorted(unknown)}; use kind, channel, enabled.")
+            raise ValueError(
+                f"Unknown field(s) {sorted(unknown)}; use kind, channel, and enabled or "
+                "every (with at, weekday, time_zone)."
+            )
+        if "every" in change:
+            key, name, on, digest = _schedule_change(user, change)
+            checked.append((key, name, on))
+            schedules.append((key, name, digest))
+            continue
         kind, channel, enabled = change.get("kind"), change.get("channel"), change.get("enabled", ...)
         if enabled is ... or not (enabled is None or isinstance(enabled, bool)):
             raise ValueError(gettext("enabled must be true, false, or null (back to the default)."))
@@ -219,8 +258,17 @@ def set_preferences(user: AbstractBaseUser, changes: Iterable[Mapping[str, Any]]
                 % {"label": declared.label, "kind": kind}
             )
         checked.append((kind, channel, enabled))
+        if enabled is None and channel != IN_APP:
+            schedules.append((kind, channel, None))
     _check_follows_in_app(user, checked)
     with transaction.atomic():
+        for kind, channel, digest in schedules:
+            if digest is None:
+                DigestChoice.objects.filter(user_id=user.pk, kind=kind, channel=channel).delete()
+            else:
+                DigestChoice.objects.update_or_create(
+                    user_id=user.pk, kind=kind, channel=channel, defaults=digest
+                )
         for kind, channel, enabled in checked:
             if enabled is None:
                 Preference.objects.filter(user_id=user.pk, kind=kind, channel=channel).delete()
@@ -251,3 +299,56 @@ def _check_follows_in_app(user: AbstractBaseUser, checked: list[tuple[str, str, 
                 )
                 % {"label": declared.label, "kind": kind, "channel": channel}
             )
+
+
+_SCHEDULE_FIELDS = ("every", "at", "weekday", "time_zone")
+# How often a kind's email or push may go; "default" is as the kind declares.
+EVERY = ("default", "now", "hourly", "daily", "weekly", "off")
+
+
+def _schedule_change(
+    user: AbstractBaseUser, change: Mapping[str, Any]
+) -> tuple[str, str, bool, dict[str, Any] | None]:
+    """A checked ``every`` change: (kind, channel, enabled, the DigestChoice's fields or None)."""
+    import zoneinfo
+    from datetime import time
+
+    from .digests import user_zone
+
+    kind, channel, every = change.get("kind"), change.get("channel"), change.get("every")
+    if "enabled" in change:
+        raise ValueError("Give enabled or every, not both.")
+    if not isinstance(kind, str):
+        raise ValueError("every is chosen per kind: kind must be a declared kind's key.")
+    if channel not in ("email", "push"):
+        raise ValueError(f"every is for the email and push channels, not {channel!r}.")
+    declared = register[kind]
+    _check_channel(declared, channel)
+    if declared.critical:
+        raise ValueError(f"{declared.label} ({kind!r}) is critical: it is always sent at once.")
+    if every not in EVERY:
+        raise ValueError(f"Unknown every {every!r}; allowed: {', '.join(EVERY)}.")
+    if every == "off":
+        return kind, channel, False, None
+    if every == "default":
+        return kind, channel, True, None
+    at = change.get("at") or "08:00"
+    try:
+        at = at if isinstance(at, time) else time.fromisoformat(str(at))
+    except ValueError:
+        raise ValueError(f"at must be a local time such as '08:00', not {at!r}.") from None
+    weekday = change.get("weekday", 0)
+    if every == "weekly" and (not isinstance(weekday, int) or isinstance(weekday, bool) or not 0 <= weekday <= 6):
+        raise ValueError("weekday must be 0 (Monday) to 6 (Sunday).")
+    zone = change.get("time_zone") or user_zone(user.pk)
+    try:
+        zoneinfo.ZoneInfo(str(zone))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"Unknown time zone {zone!r}; use an IANA name such as 'Europe/Paris'.") from None
+    fields = {
+        "every": every,
+        "at": at.replace(second=0, microsecond=0, tzinfo=None),
+        "weekday": weekday if every == "weekly" else None,
+        "time_zone": str(zone),
+    }
+    return kind, channel, True, fields

@@ -43,7 +43,7 @@ from django.utils import timezone
 
 from . import egress, texts, users
 from .conf import conf
-from .kinds import Kind
+from .kinds import Kind, register
 from .links import safe_url
 from .models import Delivery, Notification, PushSubscription
 
@@ -229,10 +229,41 @@ def ttl(kind: Kind) -> int:
 # -- sending -----------------------------------------------------------------------------
 
 
-def deliver(delivery: Delivery, n: Notification, kind: Kind) -> Outcome:
+def digest_payload(items: list[Notification]) -> dict[str, Any]:
+    """A digest's one summary push: "5 new notifications", opening the inbox."""
+    from django.utils import translation
+    from django.utils.translation import ngettext
+
+    lang = texts.language(items[0])
+    with translation.override(lang or translation.get_language()):
+        title = ngettext("%(count)d new notification", "%(count)d new notifications", len(items)) % {
+            "count": len(items)
+        }
+        body = texts.render_text(items[0], CHANNEL)
+    return {
+        "id": None,
+        "title": title,
+        "body": body,
+        "icon": conf.PUSH_ICON,
+        "tag": "notifications-digest",
+        "url": reverse("notifications:all"),
+        "read_url": "",
+    }
+
+
+def deliver_digest(first: Delivery, items: list[Notification]) -> Outcome:
+    """Push one summary of a digest's ``items`` to the recipient's devices, as ``deliver``."""
+    kind = register[items[0].kind]
+    return deliver(first, items[0], kind, digest_payload(items))
+
+
+def deliver(
+    delivery: Delivery, n: Notification, kind: Kind, data: dict[str, Any] | None = None
+) -> Outcome:
     """
-    Push ``n`` to every device (subscription) of its recipient that did not
-    take it yet, all at once, each within NOTIFICATIONS_PUSH_TIMEOUT seconds;
+    Push ``n`` (or the payload ``data`` instead) to every device
+    (subscription) of its recipient that did not take it yet, all at once,
+    each within NOTIFICATIONS_PUSH_TIMEOUT seconds;
     see the module's doc. Each device's answer is its own and is recorded in
     ``delivery.devices``: the push is sent when one device took it.
     """
@@ -249,7 +280,7 @@ def deliver(delivery: Delivery, n: Notification, kind: Kind) -> Outcome:
         PushSubscription.objects.filter(user_id=delivery.recipient_id).exclude(id__in=done).order_by("id")
     )
     message = _Message(
-        data=json.dumps(payload(n, kind), ensure_ascii=False),
+        data=json.dumps(data or payload(n, kind), ensure_ascii=False),
         ttl=ttl(kind),
         headers=headers(n, kind),
         attempts=delivery.attempts,

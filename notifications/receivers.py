@@ -39,12 +39,14 @@ def on_notify(sender: Any, *, signal: Any = None, **kwargs: Any) -> list[Notific
     returns ``[(receiver, [notifications])]``): the sender is the actor; the
     verb may be lazy; any level of up to 20 characters; an empty recipient
     creates nothing; ``public``, ``emailed``, ``unread``, ``deleted`` and
-    ``url`` set the row's columns; ``kind`` is the notification's kind (as
-    for ``notify()``); any other keyword goes into ``data``.
+    ``url`` set the row's columns; ``kind`` is the notification's kind and ``key``
+    its idempotency key (as for ``notify()``); any other keyword goes into ``data``.
     """
     recipient = kwargs.pop("recipient")
     verb = str(kwargs.pop("verb"))
     kind = kwargs.pop("kind", None)
+    key = kwargs.pop("key", None)
+    api._check_key(key)
     declared = None if kind is None else get_kind(kind)
     concrete = {
         name: kwargs.pop(f"{name}_for_concrete_model", True)
@@ -86,8 +88,11 @@ def on_notify(sender: Any, *, signal: Any = None, **kwargs: Any) -> list[Notific
                 obj, for_concrete_model=False
             )
     fields.update({key: bool(value) for key, value in columns.items()})
+    created = kwargs.get("timestamp") or timezone.now()
     try:
-        return api._write_kind(users, fields, kwargs.get("timestamp") or timezone.now(), declared)
+        if key is not None:
+            return api._write_once(users, fields, created, declared, key)
+        return api._write_kind(users, fields, created, declared)
     except api.NoRecipients:
         return []
 

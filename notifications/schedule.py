@@ -87,7 +87,7 @@ def schedule(rows: Sequence[Notification], kind: Kind | None = None) -> None:
         except EmptyResultSet:
             continue
         selects.append(
-            f"SELECT n.{qn('id')}, n.{qn('recipient_id')}, %s, n.{qn('group')}, %s, %s, 0, '', "
+            f"SELECT n.{qn('id')}, n.{qn('recipient_id')}, %s, n.{qn('group')}, %s, %s, 0, '', '', "
             f"{_EMPTY_LIST.get(connection.vendor, chr(39) + '[]' + chr(39))} "
             f"FROM {qn(Notification._meta.db_table)} n "
             f"WHERE n.{qn('kind')} = %s AND n.{qn('created')} = %s "
@@ -108,7 +108,9 @@ def schedule(rows: Sequence[Notification], kind: Kind | None = None) -> None:
         return
     columns = ", ".join(
         qn(name)
-        for name in ("notification_id", "recipient_id", "channel", "group", "due", "state", "attempts", "note", "done")
+        for name in (
+            "notification_id", "recipient_id", "channel", "group", "due", "state", "attempts", "note", "digest", "done"
+        )
     )
     # The rows of other calls with the same kind and ``created`` that the id
     # range may take in would get the same deliveries: they exist already, and
@@ -127,12 +129,13 @@ def claim(limit: int | None = None, now: datetime | None = None) -> list[Deliver
     """
     Claim up to ``limit`` due pending deliveries for this worker: each is
     marked ``sending`` (its attempt recorded) and committed before this
-    returns, so no other worker can claim it again. Oldest due first.
+    returns, so no other worker can claim it again. Oldest due first. Those
+    folded into a digest are claimed with their digest (digests.claim).
     """
     limit = limit or conf.DELIVERY_BATCH
     now = now or timezone.now()
     db = router.db_for_write(Delivery)
-    due = Delivery.objects.using(db).filter(state=State.PENDING, due__lte=now).order_by("due", "id")
+    due = Delivery.objects.using(db).filter(state=State.PENDING, due__lte=now, digest="").order_by("due", "id")
     claimed = {"state": State.SENDING, "claimed_at": now, "attempts": F("attempts") + 1}
     with transaction.atomic(using=db):
         if connections[db].features.has_select_for_update_skip_locked:

@@ -400,18 +400,20 @@ def _save_preference_form(request: HttpRequest) -> HttpResponse:
     user = request.user
     assert isinstance(user, AbstractBaseUser)  # noqa: S101  # narrows the type for mypy; checked just before
     on = set(request.POST.getlist("on"))
-    current = {
-        (row["key"], channel): cell["enabled"]
+    cells = {
+        (row["key"], channel): cell
         for row in preferences.matrix(user)
         for channel, cell in row["channels"].items()
         if cell["editable"]
     }
-    changes = []
+    current = {key: cell["enabled"] for key, cell in cells.items()}
+    changes: list[dict[str, Any]] = []
     for cell in request.POST.getlist("cell"):
         kind, _, channel = cell.partition(":")
         enabled = cell in on
         if current.get((kind, channel), enabled) != enabled:
             changes.append({"kind": kind, "channel": channel, "enabled": enabled})
+    changes += _every_changes(request, cells, on)
     try:
         preferences.set_preferences(user, changes)
     except ValueError as exc:
@@ -422,6 +424,34 @@ def _save_preference_form(request: HttpRequest) -> HttpResponse:
     ):
         target = "/"
     return HttpResponseRedirect(target)
+
+
+def _every_changes(
+    request: HttpRequest, cells: dict[tuple[str, str], dict[str, Any]], on: set[str]
+) -> list[dict[str, Any]]:
+    """
+    The form's digest choices that changed: each ``every`` value is
+    "kind:channel:how", with the local time in ``at:kind:channel`` and one
+    ``time_zone`` for the form. A cell switched off keeps only that.
+    """
+    zone = request.POST.get("time_zone") or None
+    changes: list[dict[str, Any]] = []
+    for value in request.POST.getlist("every"):
+        kind, channel, every = (value.split(":") + ["", ""])[:3]
+        cell = cells.get((kind, channel))
+        if cell is None or f"{kind}:{channel}" not in on:
+            continue
+        at = request.POST.get(f"at:{kind}:{channel}") or "08:00"
+        was = cell.get("every", "default")
+        was = "default" if was == "digest" else was
+        timed = every in ("daily", "weekly")
+        if every == was and (not timed or (at == cell.get("at") and (zone or cell.get("time_zone")) == cell.get("time_zone"))):
+            continue
+        change: dict[str, Any] = {"kind": kind, "channel": channel, "every": every}
+        if timed:
+            change.update(at=at, time_zone=zone)
+        changes.append(change)
+    return changes
 
 
 # -- email: one-click unsubscribe ------------------------------------------------
@@ -445,14 +475,20 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         user_id, key = read_token(token)
     except signing.BadSignature:
         return render(request, "notifications/unsubscribe.html", {"invalid": True}, status=400)
-    kind = register.get(key)
+    # One kind, or a digest's kinds joined by commas.
+    kinds = [register.get(k) for k in key.split(",")]
     User = get_user_model()
     user = User._default_manager.filter(pk=user_id).first()
-    if kind is None or user is None or kind.channel("email") is None:
+    if user is None or not all(k is not None and k.channel("email") is not None for k in kinds):
         return render(request, "notifications/unsubscribe.html", {"invalid": True}, status=404)
-    context = {"kind": kind, "label": str(kind.label), "critical": kind.critical}
-    if request.method == "POST" and not kind.critical:
-        preferences.set_preferences(user, [{"kind": key, "channel": "email", "enabled": False}])
+    declared = [k for k in kinds if k is not None]
+    kind = declared[0]
+    label = ", ".join(str(k.label) for k in declared)
+    context = {"kind": kind, "label": label, "critical": any(k.critical for k in declared)}
+    if request.method == "POST" and not context["critical"]:
+        preferences.set_preferences(
+            user, [{"kind": k.key, "channel": "email", "enabled": False} for k in declared]
+        )
         return render(request, "notifications/unsubscribe.html", {**context, "done": True})
     if request.method not in ("GET", "HEAD", "POST"):
         response = error(

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from django.db import close_old_connections
 from django.utils import timezone
 
-from . import mail, schedule
+from . import digests, mail, schedule
 from .conf import conf
 from .kinds import Kind, register
 from .models import Delivery, Notification
@@ -59,16 +59,37 @@ SENDERS: dict[str, Callable[[Delivery, Notification, Kind], Outcome]] = {
 }
 
 
+def _email_digest(first: Delivery, items: list[Notification], kinds: list[Kind]) -> Outcome:
+    why_not = mail.send_digest(items, kinds, first.recipient)
+    return Outcome(State.SKIPPED, why_not) if why_not else Outcome()
+
+
+def _push_digest(first: Delivery, items: list[Notification], kinds: list[Kind]) -> Outcome:
+    from . import push
+
+    return push.deliver_digest(first, items)
+
+
+# The sender of each away channel's digests: one message for several notifications.
+DIGEST_SENDERS: dict[str, Callable[[Delivery, list[Notification], list[Kind]], Outcome]] = {
+    "email": _email_digest,
+    "push": _push_digest,
+}
+
+
 def deliver_due(limit: int | None = None) -> Counter[str]:
     """
     One pass: claim up to ``limit`` (NOTIFICATIONS_DELIVERY_BATCH) due
     deliveries and send, skip or hold each; those the pass has no time left
     for before their lease ends are given back, due as they were. Returns how
-    many ended how ("sent", "skipped", "failed", "held", "retry", "released";
-    "lost": the claim was no longer this worker's, nothing was sent).
+    many ended how ("sent", "skipped", "failed", "held", "retry", "released",
+    "folded": into a digest; "lost": the claim was no longer this worker's,
+    nothing was sent). Due digests go first, each as one message.
     """
     schedule.expire_claims()
     done: Counter[str] = Counter()
+    for batch in digests.claim(limit=limit):
+        done.update(digests.send(batch))
     for i, delivery in enumerate(schedule.claim(limit)):
         if i and _out_of_time(delivery):
             schedule.unclaim(delivery)
@@ -117,6 +138,13 @@ def _deliver(delivery: Delivery) -> str:
         schedule.finish(delivery, State.SKIPPED, verdict.skip)
         return "skipped"
     kind = register[n.kind]
+    try:
+        if digests.fold_if_planned(delivery, n, kind, timezone.now()):
+            return "folded"
+    except Exception as exc:
+        logger.exception("Folding delivery %s into a digest failed", delivery.pk)
+        schedule.finish(delivery, State.FAILED, f"{type(exc).__name__}: {exc}")
+        return "failed"
     try:
         outcome = SENDERS[delivery.channel](delivery, n, kind)
     except Exception as exc:

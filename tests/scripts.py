@@ -4,6 +4,9 @@ whatever DATABASE_URL / REDIS_URL they are given:
 
     python -m tests.scripts session USERNAME [--staff]   print a session key (creates the user)
     python -m tests.scripts notify USERNAME VERB [COUNT]  notify, one transaction each
+    python -m tests.scripts notify-key USERNAME KEY [HOLD RELEASE]   notify with an idempotency
+        key and print the ids returned; with HOLD and RELEASE (paths), create HOLD once the
+        row is written and keep the transaction open until RELEASE exists
     python -m tests.scripts write SEED COUNT USER_ID...   random users, widened commit windows,
         backdated timestamps, a writer clock 5 minutes off, and one transaction held open
         for LONG_TRANSACTION seconds (environment, default 0: none)
@@ -48,6 +51,23 @@ def main(argv: list[str]) -> None:
         count = int(args[2]) if len(args) > 2 else 1
         ids = [api.notify(user, args[1])[0].pk for _ in range(count)]
         print(*ids)
+    elif command == "notify-key":
+        from pathlib import Path
+
+        from django.db.models.signals import post_save
+
+        from notifications.models import Notification
+
+        def hold(**kwargs: object) -> None:
+            Path(args[2]).touch()
+            deadline = time.monotonic() + 60
+            while not Path(args[3]).exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+
+        if len(args) > 2:
+            post_save.connect(hold, sender=Notification, weak=False)
+        user = User.objects.get(username=args[0])
+        print(*[n.pk for n in api.notify(user, "commented", key=args[1])])
     elif command == "write":
         from datetime import timedelta
 

@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .. import api, preferences
 from ..conf import conf
+from ..digests import user_zone
 from ..feed import position_now
 from ..finality import Cursor
 from ..kinds import CHANNELS
@@ -25,6 +26,15 @@ from ..links import safe_url as _safe_url
 from ..render import as_dict, prepare
 
 register = template.Library()
+
+# How often a kind's email or push may go, as the preferences form offers it.
+EVERY_CHOICES = [
+    ("default", _("as declared")),
+    ("now", _("at once")),
+    ("hourly", _("hourly digest")),
+    ("daily", _("daily digest")),
+    ("weekly", _("weekly digest")),
+]
 
 
 def badge_text(count: int) -> str:
@@ -138,6 +148,8 @@ def notification_preferences(context: template.Context) -> dict[str, Any]:
     return {
         "show": True,
         "kinds": rows,
+        "every_choices": EVERY_CHOICES,
+        "time_zone": user_zone(user.pk),
         "channels": [(c, CHANNEL_LABELS[c]) for c in channels],
         "action": reverse("notifications:preferences-form"),
         "next": request.get_full_path(),

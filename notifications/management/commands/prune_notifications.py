@@ -20,7 +20,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from notifications.conf import DEFAULTS, conf
-from notifications.models import BroadcastReceipt, Notification
+from notifications.models import BroadcastReceipt, Notification, PublishKey
 
 BATCH_SIZE = 1000
 
@@ -28,7 +28,8 @@ HELP = f"""\
 Delete notifications created more than --days ago (default: the
 NOTIFICATIONS_RETENTION_DAYS setting, {DEFAULTS["NOTIFICATIONS_RETENTION_DAYS"]}), in batches of --batch-size rows,
 each deleted in its own short transaction so the table is never locked for
-long. Broadcast receipts are deleted with their broadcast, in batches too.
+long. Broadcast receipts are deleted with their broadcast, in batches too,
+and so are the notify() keys older than NOTIFICATIONS_IDEMPOTENCY_WINDOW.
 Nothing newer than the age is ever deleted.
 
 Read notifications go first: a personal notification its user marked read or
@@ -167,10 +168,25 @@ class Command(BaseCommand):
             )
             total.add(tally)
         if not dry_run:
+            keys = self._delete_keys(now - timedelta(seconds=conf.IDEMPOTENCY_WINDOW), batch_size)
+            if keys:
+                self._say(f"Deleted {keys} expired notify() key(s).")
             self._say(
                 f"Done in {self.batches} batch(es): {total.notifications} notification(s) "
                 f"and {total.receipts} broadcast receipt(s) deleted."
             )
+
+    def _delete_keys(self, before: datetime, batch_size: int) -> int:
+        """Delete the ``notify(key=...)`` keys that no longer hold, ``batch_size`` at a time."""
+        deleted = 0
+        while True:
+            ids = list(
+                PublishKey.objects.filter(created__lt=before).order_by("id").values_list("id", flat=True)[:batch_size]
+            )
+            if not ids:
+                return deleted
+            deleted += PublishKey.objects.filter(id__in=ids, created__lt=before).delete()[0]
+            self.batches += 1
 
     def _delete(self, condition: Q, batch_size: int) -> Tally:
         """
