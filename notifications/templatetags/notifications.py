@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext, ngettext, pgettext
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from .. import api, preferences
 from ..conf import conf
@@ -127,7 +128,12 @@ def notifications_bell(
     }
 
 
-CHANNEL_LABELS = {"in_app": _("In the app"), "email": _("Email"), "push": _("Push")}
+# A context of their own: Django's catalogs translate a bare "Email" their way.
+CHANNEL_LABELS = {
+    "in_app": pgettext_lazy("notification channel", "In the app"),
+    "email": pgettext_lazy("notification channel", "Email"),
+    "push": pgettext_lazy("notification channel", "Push"),
+}
 
 
 @register.inclusion_tag("notifications/preferences.html", takes_context=True)
