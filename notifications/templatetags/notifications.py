@@ -13,9 +13,8 @@ from django import template
 from django.middleware.csrf import get_token
 from django.urls import reverse
 from django.utils import translation
-from django.utils.translation import gettext, ngettext, pgettext
+from django.utils.translation import gettext, ngettext, pgettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
 
 from .. import api, preferences
 from ..conf import conf
