@@ -95,6 +95,12 @@ def test_committed_mo_files_are_the_compiled_po_files(tmp_path: Path, code: str)
         assert gettext.GNUTranslations(old)._catalog == gettext.GNUTranslations(new)._catalog  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("code", LANGUAGES)
+def test_the_demo_catalog_is_complete(code: str) -> None:
+    found = entries(ROOT / "project" / "locale" / code / "LC_MESSAGES" / "django.po")
+    assert found and [msgid for msgid, translated, fuzzy in found if fuzzy or not translated] == []
+
+
 def test_the_package_data_ships_the_compiled_messages() -> None:
     patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["notifications"]
     shipped = {path for pattern in patterns for path in APP.glob(pattern)}

@@ -566,7 +566,7 @@
 
     plural(key, count, values) {
       const forms = this.lookup(key);
-      const form = forms[this.rules.select(count)] ?? forms.other ?? Object.values(forms)[0];
+      const form = typeof forms === "object" ? forms[this.rules.select(count)] ?? forms.other : forms;
       return Texts.fill(form, { count, ...values });
     }
 
