@@ -24,7 +24,7 @@ import weakref
 from collections import deque
 from typing import Any
 
-from . import db, feed, grouping
+from . import db, feed, grouping, once
 from .conf import conf
 from .finality import Position
 from .membership import LINGER, Membership
@@ -329,14 +329,20 @@ class Hub:
         await self._check_now()
         users = frozenset(self.registry.by_user)
         fetched = await db.run(feed.fetch, start, read_start, users)
-        # Streams that subscribed during the read start at ``start`` too, but
-        # their users' rows were not read: their replay may have run before
-        # those rows committed. Read them now, or no path would deliver them.
-        while epoch == self._epoch and (late := frozenset(self.registry.by_user) - users):
-            users |= late
-            fetched.add(await db.run(feed.fetch_late, start, read_start, fetched, late))
-        # A login that changed while we read is checked before its rows go out.
-        await self._check_now()
+        read = once.Read(start, fetched.end, users)
+        # Until the hand-out below, every await lets in streams the read does
+        # not serve (they start at ``start`` too, but their users' rows were
+        # not read) and logins that changed meanwhile. Read the former, check
+        # the latter, and ask again, until neither is left: only then hand out,
+        # with nothing awaited in between (``once``).
+        while epoch == self._epoch:
+            if late := read.unserved(self.registry.by_user):
+                fetched.add(await db.run(feed.fetch_late, start, read_start, fetched, late))
+                read = read.taking(late)
+            elif self._to_check:  # a login that changed is checked before its rows go out
+                await self._check_now()
+            else:
+                break
         if epoch != self._epoch:  # every stream left while we read
             return False
         self.position, self.read_position = fetched.end, fetched.read_end

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 from django.db import DatabaseError
 
-from . import db, feed, sse
+from . import db, feed, once, sse
 from .conf import conf
 from .finality import Cursor
 from .hub import Batch, Hub, Subscription
@@ -124,17 +124,9 @@ async def _replay(sub: Subscription, cursor: Cursor | None, *, reset: bool) -> t
         frames.append(sse.frame("reset", dumps({"cursor": str(fresh)}), id=str(fresh)))
         frames.append(sse.frame("open", dumps({"cursor": str(fresh)}), id=str(fresh)))
         return b"".join(frames), fresh
-    after = cursor.upto(missed.end)
-    opening = cursor if missed.rows else after
+    opening, missed_frames, after = once.replayed(cursor, missed.rows, missed.end)
     frames.append(sse.frame("open", dumps({"cursor": str(opening)}), id=str(opening)))
-    last = len(missed.rows) - 1
-    for i, (nid, data) in enumerate(missed.rows):
-        if i == last:
-            at: Cursor | None = after
-        elif cursor.window is None or nid >= cursor.through:
-            at = cursor.within(missed.end, nid)
-        else:
-            at = None  # not expressible: the frame keeps the client's cursor
+    for data, at in missed_frames:
         frames.append(sse.frame("notification", data, id=None if at is None else str(at)))
     return b"".join(frames), after
 
@@ -146,14 +138,7 @@ def _frames(items: list[Batch | str], cursor: Cursor) -> tuple[bytes, Cursor]:
         if isinstance(item, str):
             out.append(sse.frame("read", item))
             continue
-        if cursor.covers(item.end):
-            continue  # the replay had all of it
-        new = [(nid, data) for nid, key, data in item.rows if not cursor.delivered(nid, key)]
-        after = cursor.upto(item.end)
-        last = len(new) - 1 if item.complete else -1
-        for i, (nid, data) in enumerate(new):
-            at = after if i == last else cursor.within(item.end, nid)
-            out.append(sse.frame("notification", data, id=str(at)))
-        if item.complete:
-            cursor = after
+        frames, cursor = once.take(cursor, item.rows, item.end, item.complete)
+        for data, at in frames:
+            out.append(sse.frame("notification", data, id=None if at is None else str(at)))
     return b"".join(out), cursor

@@ -1,0 +1,112 @@
+"""
+Exactly once on the stream: which rows a stream hands its client, and what
+the cursor on each frame claims.
+
+A subscription starts at a position (``hub.Subscription.start``): it is owed
+every row committed after that position that its user may see. Rows reach it
+two ways: the stream's replay, from the client's cursor up to where the
+database was when the replay ran, and the hub's reads, each from the hub's
+position to where the database was when it read, for the users that had a
+stream when it read. The invariant has two halves, one per side:
+
+1. The hub (``Read``). A read may hand its rows out, and the hub's position
+   move to its end, only when it *serves* every subscription registered at
+   that moment: it starts where the subscription starts (or before) and it
+   took that subscription's user's rows. ``Read.unserved`` names the users
+   whose rows the hub must still read; the hub reads them and asks again, and
+   hands the rows out with nothing awaited between the last answer and the
+   hand-out. Any await there lets a subscription in that the read does not
+   serve, and the moving position would skip its user's rows for good.
+2. The stream (``replayed``, ``take``). Given the client's cursor and rows
+   with the position they complete: a row the cursor has is never sent again;
+   the cursor a frame carries claims only rows sent up to that frame (or the
+   frame carries none); once a batch is complete the cursor holds its whole
+   position, so the next one starts where it ended.
+
+Pure: no I/O, no clock. ``tests/test_once.py`` checks both halves against a
+model of transactions that commit out of order and roll back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .finality import Cursor, Position
+
+# A frame to send: its JSON and the cursor after it (None: the client's
+# progress is not expressible there, and the frame carries no ``id:``).
+Frame = tuple[str, Cursor | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """One read of the hub: the rows committed after ``start`` and by ``end``, for ``users``."""
+
+    start: Position
+    end: Position
+    users: frozenset[int]
+
+    def serves(self, start: Position, user_id: int) -> bool:
+        """
+        Does this read give a subscription that started at ``start`` every row
+        of ``user_id`` it is owed in the read's window? Rows of the read from
+        before ``start`` are not lost either: the stream's cursor drops them.
+        """
+        return user_id in self.users and start.covers(self.start)
+
+    def unserved(self, users: Iterable[int]) -> frozenset[int]:
+        """
+        Of the users with a subscription now, those whose rows this read did
+        not take. Every subscription starts at the hub's position, which only
+        a hand-out moves, so a subscription of a user the read took is served.
+        """
+        return frozenset(users) - self.users
+
+    def taking(self, users: Iterable[int]) -> Read:
+        """The same read once the rows of ``users`` were read too (same window)."""
+        return Read(self.start, self.end, self.users | frozenset(users))
+
+
+def replayed(
+    cursor: Cursor, rows: list[tuple[int, str]], end: Position
+) -> tuple[Cursor, list[Frame], Cursor]:
+    """
+    What a replay sends a client at ``cursor``: the cursor for its opening
+    frame, the frames of ``rows`` (what the client misses up to ``end``, in id
+    order, none of them in ``cursor``), and the cursor after them.
+    """
+    after = cursor.upto(end)
+    opening = cursor if rows else after
+    frames: list[Frame] = []
+    last = len(rows) - 1
+    for i, (nid, data) in enumerate(rows):
+        if i == last:
+            at: Cursor | None = after
+        elif cursor.window is None or nid >= cursor.through:
+            at = cursor.within(end, nid)
+        else:
+            at = None  # below the client's own window: not expressible, keep its cursor
+        frames.append((data, at))
+    return opening, frames, after
+
+
+def take(
+    cursor: Cursor, rows: list[tuple[int, int, str]], end: Position, complete: bool = True
+) -> tuple[list[Frame], Cursor]:
+    """
+    What a batch of the hub adds for a client at ``cursor``: the frames of the
+    rows (id, finality key, JSON) it does not have, and the cursor after them.
+    ``rows`` are every row of the subscription's user committed in the batch's
+    window, in id order; with ``complete`` False, more rows of the same window
+    follow in other batches, and only the last one moves the cursor to ``end``.
+    """
+    if cursor.covers(end):
+        return [], cursor  # the replay had all of it
+    new = [(nid, data) for nid, key, data in rows if not cursor.delivered(nid, key)]
+    after = cursor.upto(end)
+    last = len(new) - 1 if complete else -1
+    frames: list[Frame] = [
+        (data, after if i == last else cursor.within(end, nid)) for i, (nid, data) in enumerate(new)
+    ]
+    return frames, after if complete else cursor

@@ -1,0 +1,188 @@
+"""
+The hub never loses a row, whatever else it is doing: a stream that subscribes
+while the hub reads, or while it checks a login after its read, gets every row
+committed after its start, once, and its cursor claims only what it got.
+
+These tests drive the stream's body (``stream.event_stream``) against a hub in
+the test's own event loop and a real database, so that the hub's database
+calls can be slowed down and the stream opened at an exact moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from notifications import api, db, feed
+from notifications.finality import Cursor
+from notifications.hub import Hub, get_hub
+from notifications.models import Audiences
+from notifications.stream import event_stream
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SLOW = 0.3  # seconds a slowed read or login check takes
+WAIT = 10.0  # the most a test waits for something that must happen
+
+
+class Tab:
+    """One stream, read in a task: its SSE events as (event, id, data)."""
+
+    def __init__(self, hub: Hub, user: Any, cursor: str | None = None):
+        reservation = hub.reserve(user.pk)
+        assert reservation is not None
+        who = Audiences(user.pk, False, frozenset())
+        parsed = None if cursor is None else Cursor.parse(cursor)
+        self.body = event_stream(hub, who, reservation, parsed, reset=False)
+        self.events: list[tuple[str, str | None, str]] = []
+        self.changed = asyncio.Event()
+        self.task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        async for chunk in self.body:
+            for block in chunk.decode().split("\n\n"):
+                fields: dict[str, str] = {}
+                for line in block.split("\n"):
+                    name, _, value = line.partition(": ")
+                    if name in ("event", "id", "data"):
+                        fields[name] = value
+                if "event" in fields:
+                    self.events.append((fields["event"], fields.get("id"), fields.get("data", "")))
+            self.changed.set()
+
+    async def until(self, predicate: Callable[[Tab], bool]) -> None:
+        async with asyncio.timeout(WAIT):
+            while not predicate(self):
+                self.changed.clear()
+                await self.changed.wait()
+
+    def ids(self) -> list[int]:
+        return [json.loads(data)["id"] for event, _, data in self.events if event == "notification"]
+
+    def last_id(self) -> str:
+        return [i for _, i, _ in self.events if i is not None][-1]
+
+    async def close(self) -> None:
+        self.task.cancel()
+        try:
+            await self.task
+        except asyncio.CancelledError:
+            pass
+        await self.body.aclose()
+
+
+async def notify(user: Any, verb: str, hub: Hub) -> int:
+    """Commit a notification for ``user`` and tell the hub to look (as a poke would)."""
+    nid = (await asyncio.to_thread(api.notify, user, verb))[0].pk
+    hub._poke()
+    return nid
+
+
+def slowed(monkeypatch: pytest.MonkeyPatch, hooks: dict[Any, Callable[[], Any]]) -> None:
+    """Run ``hooks[fn]()`` (a coroutine) before each database call of ``fn``, once each."""
+    real = db.run
+
+    async def run(fn: Any, *args: Any) -> Any:
+        hook = hooks.pop(fn, None)
+        if hook is not None:
+            await hook()
+        return await real(fn, *args)
+
+    monkeypatch.setattr(db, "run", run)
+
+
+def test_a_stream_that_subscribes_during_a_login_check_after_the_read_gets_its_row_once(
+    make_user, monkeypatch
+):
+    reader, changed, late = make_user(), make_user(), make_user()
+
+    async def scenario() -> None:
+        hub = get_hub()
+        others = [Tab(hub, reader), Tab(hub, changed)]
+        for tab in others:
+            await tab.until(lambda t: bool(t.events))
+        checking, subscribed = asyncio.Event(), asyncio.Event()
+
+        async def slow_read() -> None:
+            # Another user's password changes while the hub reads.
+            hub.on_message({"type": "notifications.check", "user": str(changed.pk)})
+            await asyncio.sleep(SLOW)
+
+        async def slow_check() -> None:
+            checking.set()
+            async with asyncio.timeout(WAIT):
+                await subscribed.wait()
+            await asyncio.sleep(SLOW)
+
+        # Committed before ``late`` has a stream: the hub's read does not take it.
+        missed = (await asyncio.to_thread(api.notify, late, "committed before the subscription"))[0].pk
+        slowed(monkeypatch, {feed.fetch: slow_read, feed.signed_out: slow_check})
+        hub._poke()
+        async with asyncio.timeout(WAIT):
+            await checking.wait()
+        tab = Tab(hub, late)  # a new client: everything after the hub's position
+        await tab.until(lambda t: bool(t.events))
+        subscribed.set()
+        await reconnected_has_it_once(hub, tab, late, missed)
+        for t in others:
+            await t.close()
+
+    asyncio.run(scenario())
+
+
+async def reconnected_has_it_once(hub: Hub, tab: Tab, user: Any, nid: int) -> None:
+    """
+    ``tab`` got ``nid`` exactly once, and a reconnect from its last cursor does
+    not get it again: the cursor claims only what the stream delivered.
+    """
+    first = await notify(user, "sentinel", hub)
+    await tab.until(lambda t: first in t.ids())
+    cursor = tab.last_id()
+    await tab.close()
+    again = Tab(hub, user, cursor)
+    second = await notify(user, "after the reconnect", hub)
+    await again.until(lambda t: second in t.ids())
+    await again.close()
+    assert tab.ids().count(nid) == 1, f"the stream got {tab.ids()}, its reconnect {again.ids()}"
+    assert again.ids() == [second]
+
+
+def test_a_stream_that_subscribes_during_the_read_while_a_login_check_waits_gets_its_row_once(
+    make_user, monkeypatch
+):
+    reader, changed, late = make_user(), make_user(), make_user()
+
+    async def scenario() -> None:
+        hub = get_hub()
+        others = [Tab(hub, reader), Tab(hub, changed)]
+        for tab in others:
+            await tab.until(lambda t: bool(t.events))
+        reading, subscribed = asyncio.Event(), asyncio.Event()
+
+        async def slow_read() -> None:
+            hub.on_message({"type": "notifications.check", "user": str(changed.pk)})
+            reading.set()
+            async with asyncio.timeout(WAIT):
+                await subscribed.wait()
+            await asyncio.sleep(SLOW)
+
+        async def slow_check() -> None:
+            await asyncio.sleep(SLOW)
+
+        missed = (await asyncio.to_thread(api.notify, late, "committed before the subscription"))[0].pk
+        slowed(monkeypatch, {feed.fetch: slow_read, feed.signed_out: slow_check})
+        hub._poke()
+        async with asyncio.timeout(WAIT):
+            await reading.wait()
+        tab = Tab(hub, late)
+        await tab.until(lambda t: bool(t.events))
+        subscribed.set()
+        await reconnected_has_it_once(hub, tab, late, missed)
+        for t in others:
+            await t.close()
+
+    asyncio.run(scenario())
