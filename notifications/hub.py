@@ -74,6 +74,20 @@ class Batch:
         self.complete = complete
 
 
+class Reads:
+    """
+    One user's read events from one read of the hub, as (finality key, JSON)
+    in id order, and the read position they complete (``once.take_reads``).
+    Queued after that read's batches.
+    """
+
+    __slots__ = ("events", "end")
+
+    def __init__(self, events: list[tuple[int, str]], end: Position):
+        self.events = events
+        self.end = end
+
+
 def _batches(rows: list[tuple[int, int, str]], end: Position) -> list[Batch]:
     """``rows`` as batches of at most BATCH_ROWS; only the last one completes ``end``."""
     if len(rows) <= BATCH_ROWS:
@@ -90,7 +104,7 @@ def _wake(waiter: asyncio.Future[None]) -> None:
 class Subscription:
     """
     One stream's place in the hub: a bounded queue of pending items (``Batch``
-    objects and read-event JSON strings) and the future its stream waits on.
+    and ``Reads`` objects) and the future its stream waits on.
     The bound counts notifications, so a stream that stops reading holds at
     most NOTIFICATIONS_STREAM_QUEUE_SIZE of them before it is cut off.
 
@@ -109,26 +123,35 @@ class Subscription:
         "wake_at",
         "closed_reason",
         "start",
+        "read_start",
         "task",
     )
 
-    def __init__(self, who: Audiences, start: Position, reservation: Reservation):
+    def __init__(
+        self,
+        who: Audiences,
+        start: Position,
+        reservation: Reservation,
+        read_start: Position | None = None,
+    ):
         self.who = who
         self.reservation = reservation
-        self.pending: deque[Batch | str] = deque()
+        self.pending: deque[Batch | Reads] = deque()
         self.size = 0
         self.waiter: asyncio.Future[None] | None = None
         self.wake_at = 0.0
         self.closed_reason: str | None = None
         # Every row committed after ``start`` reaches this subscription.
         self.start = start
+        # ...and every read event committed after ``read_start``.
+        self.read_start = start if read_start is None else read_start
         # The task serving the stream: cancelled when the client stops reading,
         # since it may be stuck writing to a full socket.
         self.task = asyncio.current_task()
 
-    def push(self, item: Batch | str) -> bool:
+    def push(self, item: Batch | Reads) -> bool:
         """Queue ``item``; False when the queue is full (the stream is too slow)."""
-        count = len(item.rows) if isinstance(item, Batch) else 1
+        count = len(item.rows) if isinstance(item, Batch) else len(item.events)
         if self.size and self.size + count > conf.STREAM_QUEUE_SIZE:
             return False  # (an empty queue takes any batch, or it could never drain)
         self.pending.append(item)
@@ -140,7 +163,7 @@ class Subscription:
         if self.waiter is not None:
             _wake(self.waiter)
 
-    async def next(self, timeout: float) -> list[Batch | str] | None:
+    async def next(self, timeout: float) -> list[Batch | Reads] | None:
         """Everything queued, waiting up to ``timeout``; None when nothing came."""
         if not self.pending and self.closed_reason is None:
             self.wake_at = time.monotonic() + timeout  # the hub's ticker sees to it
@@ -194,7 +217,7 @@ class Hub:
         except BaseException:
             self.registry.release(reservation)
             raise
-        sub = Subscription(who, self.position, reservation)
+        sub = Subscription(who, self.position, reservation, self.read_position)
         self._idle_since = None
         self.registry.add(who.user_id, sub)
         try:
@@ -347,9 +370,13 @@ class Hub:
             return False
         self.position, self.read_position = fetched.end, fetched.read_end
         self._dispatch(fetched.rows, fetched.end)
-        for user_id, payload in fetched.reads:
+        reads: dict[int, list[tuple[int, str]]] = {}
+        for user_id, key, payload in fetched.reads:
+            reads.setdefault(user_id, []).append((key, payload))
+        for user_id, events in reads.items():
+            item = Reads(events, fetched.read_end)
             for sub in list(self.registry.by_user.get(user_id, ())):
-                self._push(sub, payload)
+                self._push(sub, item)
         return bool(fetched.rows)
 
     def _dispatch(self, rows: list[feed.Row], end: Position) -> None:
@@ -472,7 +499,7 @@ class Hub:
 
     # -- streams, continued --------------------------------------------------------
 
-    def _push(self, sub: Subscription, item: Batch | str) -> None:
+    def _push(self, sub: Subscription, item: Batch | Reads) -> None:
         if sub.closed_reason is None and not sub.push(item):
             self._close(sub, "overflow")
             if sub.task is not None and sub.task is not asyncio.current_task():

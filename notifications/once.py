@@ -29,14 +29,16 @@ model of transactions that commit out of order and roll back.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .finality import Cursor, Position
 
-# A frame to send: its JSON and the cursor after it (None: the client's
-# progress is not expressible there, and the frame carries no ``id:``).
-Frame = tuple[str, Cursor | None]
+# A frame to send: its event ("notification" or "read"), its JSON and the
+# cursor after it (None: the client's progress is not expressible there, and
+# the frame carries no ``id:``).
+Frame = tuple[str, str, Cursor | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,26 +71,62 @@ class Read:
 
 
 def replayed(
-    cursor: Cursor, rows: list[tuple[int, str]], end: Position
+    cursor: Cursor,
+    rows: list[tuple[int, str]],
+    end: Position,
+    reads: list[str] | None = None,
+    read_end: Position | None = None,
+    unread_count: int | None = None,
 ) -> tuple[Cursor, list[Frame], Cursor]:
     """
     What a replay sends a client at ``cursor``: the cursor for its opening
-    frame, the frames of ``rows`` (what the client misses up to ``end``, in id
-    order, none of them in ``cursor``), and the cursor after them.
+    frame, the frames of what it missed, and the cursor after them.
+
+    ``rows`` are the notifications it misses up to ``end``, in id order (none
+    of them in ``cursor``), rendered as they are now; ``reads`` the read events
+    it misses up to ``read_end``, oldest first. The read events go first: they
+    change the items the client already lists, and the rows after them already
+    show the read state they set. When both came, ``unread_count`` (the badge
+    at ``end``) closes the replay, since each read event carries the badge of
+    its own moment, before rows that came after the client's cursor.
     """
     after = cursor.upto(end)
-    opening = cursor if rows else after
-    frames: list[Frame] = []
-    last = len(rows) - 1
-    for i, (nid, data) in enumerate(rows):
-        if i == last:
-            at: Cursor | None = after
-        elif cursor.window is None or nid >= cursor.through:
-            at = cursor.within(end, nid)
+    if read_end is not None:
+        after = after.reads_upto(read_end)
+    reads = reads or []
+    frames: list[Frame] = [("read", data, None) for data in reads]
+    for nid, data in rows:
+        if cursor.window is None or nid >= cursor.through:
+            at: Cursor | None = cursor.within(end, nid)
         else:
             at = None  # below the client's own window: not expressible, keep its cursor
-        frames.append((data, at))
-    return opening, frames, after
+        frames.append(("notification", data, at))
+    if reads and rows and unread_count is not None:
+        frames.append(("read", dumps_count(unread_count), None))
+    if frames:
+        event, data, _ = frames[-1]
+        frames[-1] = (event, data, after)
+    return (cursor if frames else after), frames, after
+
+
+def dumps_count(unread_count: int) -> str:
+    """A ``read`` event that changes no item, only the badge."""
+    return json.dumps({"ids": [], "unread": False, "deleted": False, "unread_count": unread_count})
+
+
+def take_reads(cursor: Cursor, events: list[tuple[int, str]], end: Position) -> tuple[list[Frame], Cursor]:
+    """
+    What a hub's read events (finality key, JSON) add for a client at
+    ``cursor``, queued after that read's batches: the ones it does not have,
+    the last carrying the cursor that holds ``end``.
+    """
+    done = cursor.read_done
+    if done is not None and done.covers(end):
+        return [], cursor
+    new = [data for key, data in events if not cursor.has_read(key)]
+    after = cursor.reads_upto(end)
+    frames: list[Frame] = [("read", data, after if i == len(new) - 1 else None) for i, data in enumerate(new)]
+    return frames, after
 
 
 def take(
@@ -107,6 +145,7 @@ def take(
     after = cursor.upto(end)
     last = len(new) - 1 if complete else -1
     frames: list[Frame] = [
-        (data, after if i == last else cursor.within(end, nid)) for i, (nid, data) in enumerate(new)
+        ("notification", data, after if i == last else cursor.within(end, nid))
+        for i, (nid, data) in enumerate(new)
     ]
     return frames, after if complete else cursor

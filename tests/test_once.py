@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notifications.finality import Cursor, Position, Sequence, Snapshot
-from notifications.once import Read, replayed, take
+from notifications.finality import Cursor, InvalidCursor, Position, Sequence, Snapshot
+from notifications.once import Read, replayed, take, take_reads
 
 
 @dataclass
@@ -108,7 +109,7 @@ def test_a_stream_sends_every_row_after_its_cursor_once_and_claims_only_what_it_
     missed = [(nid, str(nid)) for nid, key in h.visible(h.positions[replay]) if not cursor.delivered(nid, key)]
     opening, frames, cursor = replayed(cursor, missed, h.positions[replay])
     check(opening)
-    for data_, at in frames:
+    for _, data_, at in frames:
         sent.append(int(data_))
         check(at)
     assert claimed(h, cursor) == have | set(sent)
@@ -118,7 +119,7 @@ def test_a_stream_sends_every_row_after_its_cursor_once_and_claims_only_what_it_
         parts = [rows[i : i + split] for i in range(0, len(rows), split)] or [[]]
         for i, part in enumerate(parts):
             frames, cursor = take(cursor, part, h.positions[b], complete=i == len(parts) - 1)
-            for data_, at in frames:
+            for _, data_, at in frames:
                 sent.append(int(data_))
                 check(at)
         assert claimed(h, cursor) == have | set(sent)
@@ -159,4 +160,49 @@ def test_a_frame_below_the_clients_own_window_keeps_the_clients_cursor():
     before, window, now = Snapshot(3, 3), Snapshot(3, 5, (3,)), Snapshot(6, 6)
     client = Cursor(before, window, 2)
     opening, frames, after = replayed(client, [(1, "1"), (3, "3")], now)
-    assert opening == client and frames == [("1", None), ("3", after)]
+    assert opening == client
+    assert frames == [("notification", "1", None), ("notification", "3", after)]
+
+
+# -- read events -------------------------------------------------------------
+
+
+def test_an_id_cursor_carries_the_read_events_it_has_after_a_plus():
+    cursor = Cursor.parse("12+5")
+    assert cursor.done == Sequence(12) and cursor.reads == Sequence(5) and str(cursor) == "12+5"
+    assert cursor.has_read(5) and not cursor.has_read(6)
+    assert str(cursor.upto(Sequence(20))) == "20+5"
+    assert str(cursor.reads_upto(Sequence(9))) == "12+9"
+
+
+def test_a_cursor_from_before_read_events_were_replayed_does_not_know_them():
+    assert Cursor.parse("12").read_done is None
+    assert Cursor.parse("5:10:7").read_done == Snapshot(5, 10, (7,))  # one snapshot orders both
+
+
+@pytest.mark.parametrize("raw", ["12+", "+5", "12+5+6", "5:10:+3", "12+5:10:", "5:10:/5:12:/3+4", "12+x"])
+def test_malformed_read_positions_are_rejected(raw):
+    with pytest.raises(InvalidCursor):
+        Cursor.parse(raw)
+
+
+def test_read_events_the_cursor_has_are_not_sent_and_the_last_claims_the_read():
+    frames, after = take_reads(Cursor(Sequence(3), reads=Sequence(5)), [(5, "a"), (6, "b"), (7, "c")], Sequence(8))
+    assert frames == [("read", "b", None), ("read", "c", after)] and str(after) == "3+8"
+    assert take_reads(after, [(7, "c")], Sequence(8)) == ([], after)
+
+
+def test_on_postgresql_read_events_move_the_one_position():
+    frames, after = take_reads(Cursor(Snapshot(3, 3)), [(4, "a")], Snapshot(5, 5))
+    assert frames == [("read", "a", after)] and after == Cursor(Snapshot(5, 5))
+
+
+def test_a_replay_of_reads_alone_claims_them_with_its_last_frame():
+    opening, frames, after = replayed(Cursor(Sequence(3), reads=Sequence(1)), [], Sequence(3), ["a"], Sequence(2))
+    assert opening == Cursor(Sequence(3), reads=Sequence(1))
+    assert frames == [("read", "a", after)] and str(after) == "3+2"
+
+
+def test_a_replay_with_nothing_to_send_opens_at_its_end():
+    opening, frames, after = replayed(Cursor(Sequence(3), reads=Sequence(1)), [], Sequence(4), [], Sequence(2))
+    assert frames == [] and opening == after and str(after) == "4+2"
