@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from . import visibility
 from .auth import signed_out as signed_out  # the hub's sweep: who must stop streaming
-from .finality import Cursor, Position, Sequence, parse_snapshot
+from .finality import Cursor, Position, Sequence, Snapshot, parse_snapshot
 from .models import Audiences, BroadcastReceipt, Notification, ReadEvent, superseded
 from .render import as_dict, dumps, prepare
 
@@ -339,8 +339,10 @@ def replay(
     is now, as (id, json) pairs, and the read-state changes it missed.
     ``overflow`` is set when more than ``limit`` rows are waiting.
     """
-    if end is None or read_end is None:
+    if end is None:
         end, read_end = position_now()
+    elif read_end is None:  # one snapshot orders both; or the read events' own sequence
+        read_end = end if isinstance(end, Snapshot) else position_now()[1]
     if not usable(cursor, end, read_end):
         return Replay([], False, end, usable=False, read_end=read_end)
     missed = _undelivered(Notification.objects.for_audiences(who), cursor, end)
@@ -394,7 +396,7 @@ def replay_many(requests: list[tuple[Audiences, Cursor, int]]) -> list[Replay]:
     )
     if len(candidates) > BATCH_ROWS:
         for i in todo:
-            results[i] = replay(*requests[i], end=end, read_end=read_end)
+            results[i] = replay(*requests[i], end=end)
         return [r for r in results if r is not None]
     kept = _kept_reads(users)
     prepare(candidates)

@@ -33,7 +33,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .finality import Cursor, Position
+from .finality import Cursor, Position, Sequence
 
 # A frame to send: its event ("notification" or "read"), its JSON and the
 # cursor after it (None: the client's progress is not expressible there, and
@@ -130,7 +130,11 @@ def take_reads(cursor: Cursor, events: list[tuple[int, str]], end: Position) -> 
 
 
 def take(
-    cursor: Cursor, rows: list[tuple[int, int, str]], end: Position, complete: bool = True
+    cursor: Cursor,
+    rows: list[tuple[int, int, str]],
+    end: Position,
+    complete: bool = True,
+    reads_follow: bool = False,
 ) -> tuple[list[Frame], Cursor]:
     """
     What a batch of the hub adds for a client at ``cursor``: the frames of the
@@ -138,14 +142,21 @@ def take(
     ``rows`` are every row of the subscription's user committed in the batch's
     window, in id order; with ``complete`` False, more rows of the same window
     follow in other batches, and only the last one moves the cursor to ``end``.
+    With ``reads_follow``, that read's read events for the user come next
+    (``take_reads``): where one position names both (a snapshot), the cursor
+    after the rows must not claim them yet.
     """
     if cursor.covers(end):
         return [], cursor  # the replay had all of it
     new = [(nid, data) for nid, key, data in rows if not cursor.delivered(nid, key)]
     after = cursor.upto(end)
+    if not complete:
+        after = cursor
+    elif reads_follow and cursor.reads is None and not isinstance(end, Sequence):
+        after = cursor.within(end, new[-1][0]) if new else cursor
     last = len(new) - 1 if complete else -1
     frames: list[Frame] = [
         ("notification", data, after if i == last else cursor.within(end, nid))
         for i, (nid, data) in enumerate(new)
     ]
-    return frames, after if complete else cursor
+    return frames, after

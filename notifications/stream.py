@@ -137,11 +137,13 @@ async def _replay(sub: Subscription, cursor: Cursor | None, *, reset: bool) -> t
 def _frames(items: list[Batch | Reads], cursor: Cursor) -> tuple[bytes, Cursor]:
     """The frames for what the hub queued, and the cursor after them."""
     out = []
-    for item in items:
+    for i, item in enumerate(items):
         if isinstance(item, Reads):
             frames, cursor = once.take_reads(cursor, item.events, item.end)
         else:
-            frames, cursor = once.take(cursor, item.rows, item.end, item.complete)
+            following = items[i + 1] if i + 1 < len(items) else None
+            reads_follow = isinstance(following, Reads) and following.end == item.end
+            frames, cursor = once.take(cursor, item.rows, item.end, item.complete, reads_follow)
         out.extend(_encode(frames))
     return b"".join(out), cursor
 

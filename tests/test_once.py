@@ -21,11 +21,21 @@ from notifications.once import Read, replayed, take, take_reads
 
 @dataclass
 class History:
-    """Rows (id, key) as they were inserted, which committed, and positions taken in order."""
+    """
+    Rows (id, key) as they were inserted, read events likewise, which keys
+    committed, and positions taken in order: of notifications, and of read
+    events (the same snapshots on PostgreSQL, another sequence on SQLite).
+    """
 
     rows: list[tuple[int, int]] = field(default_factory=list)
     committed: set[int] = field(default_factory=set)  # keys
     positions: list[Position] = field(default_factory=list)
+    reads: list[tuple[int, int]] = field(default_factory=list)
+    read_positions: list[Position] = field(default_factory=list)
+    read_committed: set[int] = field(default_factory=set)
+
+    def reads_visible(self, position: Position) -> list[tuple[int, int]]:
+        return [(rid, key) for rid, key in self.reads if key in self.read_committed and position.visible(key)]
 
     def visible(self, position: Position) -> list[tuple[int, int]]:
         return [(nid, key) for nid, key in self.rows if key in self.committed and position.visible(key)]
@@ -36,7 +46,10 @@ class History:
 
 
 def postgresql(ops: list[tuple[int, int]]) -> History:
-    """Interpret ``ops`` as transactions: 0 begin, 1 insert, 2 commit, 3 roll back, 4 snapshot."""
+    """
+    Interpret ``ops`` as transactions: 0 begin, 1 insert (a read event when
+    ``pick`` is 6 or 7), 2 commit, 3 roll back, 4 snapshot.
+    """
     h = History()
     next_xid, next_id, running = 3, 1, []
     h.positions.append(Snapshot(next_xid, next_xid))
@@ -44,6 +57,9 @@ def postgresql(ops: list[tuple[int, int]]) -> History:
         if op == 0 or not running and op in (1, 2, 3):
             running.append(next_xid)
             next_xid += 1
+        elif op == 1 and pick >= 6:
+            h.reads.append((next_id, running[pick % len(running)]))
+            next_id += 1
         elif op == 1:
             h.rows.append((next_id, running[pick % len(running)]))
             next_id += 1
@@ -54,23 +70,35 @@ def postgresql(ops: list[tuple[int, int]]) -> History:
         else:
             h.positions.append(Snapshot(min(running, default=next_xid), next_xid, tuple(sorted(running))))
     h.positions.append(Snapshot(min(running, default=next_xid), next_xid, tuple(sorted(running))))
+    h.read_positions, h.read_committed = h.positions, h.committed
     return h
 
 
 def sqlite(ops: list[tuple[int, int]]) -> History:
-    """One writer: each transaction inserts ``pick % 4`` rows and commits (op even) or rolls back."""
+    """
+    One writer: each transaction inserts ``pick % 4`` rows and ``pick // 4``
+    read events (their own sequence), and commits (op even) or rolls back.
+    """
     h = History()
-    next_id = 1
+    next_id = next_read = 1
     h.positions.append(Sequence(0))
+    h.read_positions.append(Sequence(0))
     for op, pick in ops:
         for _ in range(pick % 4):
             h.rows.append((next_id, next_id))
             if op % 2 == 0:
                 h.committed.add(next_id)
             next_id += 1
+        for _ in range(pick // 4):
+            h.reads.append((next_read, next_read))
+            if op % 2 == 0:
+                h.read_committed.add(next_read)
+            next_read += 1
         if op == 4 or pick % 3 == 0:
             h.positions.append(Sequence(next_id - 1))
+            h.read_positions.append(Sequence(next_read - 1))
     h.positions.append(Sequence(next_id - 1))
+    h.read_positions.append(Sequence(next_read - 1))
     return h
 
 
@@ -206,3 +234,66 @@ def test_a_replay_of_reads_alone_claims_them_with_its_last_frame():
 def test_a_replay_with_nothing_to_send_opens_at_its_end():
     opening, frames, after = replayed(Cursor(Sequence(3), reads=Sequence(1)), [], Sequence(4), [], Sequence(2))
     assert frames == [] and opening == after and str(after) == "4+2"
+
+
+def claimed_reads(h: History, cursor: Cursor) -> set[int]:
+    return {rid for rid, key in h.reads if key in h.read_committed and cursor.has_read(key)}
+
+
+@settings(max_examples=400, deadline=None)
+@given(histories, st.data())
+def test_read_events_come_once_beside_the_rows_and_a_cursor_claims_only_those_sent(h, data):
+    n = len(h.positions)
+    client = data.draw(st.integers(0, n - 1), label="the client's cursor")
+    start = data.draw(st.integers(0, n - 1), label="the hub's position when it subscribes")
+    replay = data.draw(st.integers(max(client, start), n - 1), label="where the replay reads to")
+    cursor = Cursor.at(h.positions[client], h.read_positions[client])
+    have, have_reads = claimed(h, cursor), claimed_reads(h, cursor)
+    sent: list[int] = []
+    sent_reads: list[int] = []
+    held = [(have, have_reads)]
+
+    def send(frames: list) -> None:
+        for event, data_, at in frames:
+            if event == "notification":
+                sent.append(int(data_))
+            elif data_.startswith("r"):
+                sent_reads.append(int(data_[1:]))
+            if at is not None:
+                rows, reads = claimed(h, at), claimed_reads(h, at)
+                assert held[0][0] <= rows <= have | set(sent)
+                assert held[0][1] <= reads <= have_reads | set(sent_reads)
+                held[0] = (rows, reads)
+
+    end, read_end = h.positions[replay], h.read_positions[replay]
+    rows = [(nid, str(nid)) for nid, key in h.visible(end) if not cursor.delivered(nid, key)]
+    reads = [f"r{rid}" for rid, key in h.reads_visible(read_end) if not cursor.has_read(key)]
+    _, frames, cursor = replayed(cursor, rows, end, reads, read_end, 0 if rows and reads else None)
+    send(frames)
+    for a, b in zip(range(start, n - 1), range(start + 1, n), strict=True):
+        rows_ab = h.between(h.positions[a], h.positions[b])
+        reads_ab = [
+            (key, f"r{rid}")
+            for rid, key in h.reads_visible(h.read_positions[b])
+            if not h.read_positions[a].visible(key)
+        ]
+        frames, cursor = take(cursor, rows_ab, h.positions[b], reads_follow=bool(reads_ab))
+        send(frames)
+        if reads_ab:
+            frames, cursor = take_reads(cursor, reads_ab, h.read_positions[b])
+            send(frames)
+    assert len(sent) == len(set(sent)) and len(sent_reads) == len(set(sent_reads))
+    assert have | set(sent) == have | {nid for nid, _ in h.visible(h.positions[-1])}
+    assert have_reads | set(sent_reads) == have_reads | {rid for rid, _ in h.reads_visible(h.read_positions[-1])}
+    assert not have_reads & set(sent_reads)
+    assert claimed(h, cursor) == have | set(sent) and claimed_reads(h, cursor) == have_reads | set(sent_reads)
+
+
+def test_a_stream_leaves_the_claim_of_a_snapshot_to_the_read_events_that_follow_its_rows():
+    from notifications.hub import Batch, Reads
+    from notifications.stream import _frames
+
+    end = Snapshot(9, 9)
+    out, cursor = _frames([Batch([(5, 6, "{}")], end), Reads([(7, "{}")], end)], Cursor(Snapshot(5, 5)))
+    ids = [line for line in out.split(b"\n") if line.startswith(b"id: ")]
+    assert ids == [b"id: 5:5:/9:9:/5", b"id: 9:9:"] and cursor == Cursor(end)
