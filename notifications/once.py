@@ -23,6 +23,12 @@ stream when it read. The invariant has two halves, one per side:
    frame carries none); once a batch is complete the cursor holds its whole
    position, so the next one starts where it ended.
 
+Read events (read, unread, deleted) follow the same rules beside the rows
+(``take_reads``, and the ``reads`` of ``replayed``): each reaches the client
+once, and a cursor claims one only once its frame was sent. Where one
+snapshot names both (PostgreSQL), a read's rows leave that claim to its read
+events that follow them.
+
 Pure: no I/O, no clock. ``tests/test_once.py`` checks both halves against a
 model of transactions that commit out of order and roll back.
 """
