@@ -290,12 +290,6 @@ def _kept_reads(users: Collection[int]) -> dict[int, list[tuple[int, str]]]:
     return found
 
 
-def _unread_by(who: Audiences, end: Position) -> int:
-    """How many notifications ``who`` has unread among those committed by ``end`` (the badge)."""
-    rows = Notification.objects.for_audiences(who).unread()
-    return rows.extra(where=[_visible(end, _key(Notification))]).count()
-
-
 # -- replay --------------------------------------------------------------------
 
 
@@ -304,26 +298,24 @@ class Replay:
     rows: list[tuple[int, str]]  # (id, JSON), oldest first
     overflow: bool  # more than the limit were waiting
     end: Position  # the replay holds everything up to here
-    # False: the cursor is not from this database, or what read-state changes
-    # it misses cannot be told (a reset: the client reloads).
+    # False: a reset (the client reloads). The cursor is not from this
+    # database, or what read-state changes it misses cannot be told, or it
+    # misses both notifications and read-state changes: each read event
+    # carries the badge of its own moment, and the rows committed before it
+    # would be counted twice; the list and badge the client reloads are exact.
     usable: bool = True
     read_end: Position | None = None  # ... and every read event up to here
     reads: list[str] = field(default_factory=list)  # read events missed, JSON, oldest first
-    unread_count: int | None = None  # the badge at ``end``, when rows and reads both were missed
 
 
-def _replay_reads(
-    who: Audiences, cursor: Cursor, result: Replay, kept: list[tuple[int, str]]
-) -> Replay:
+def _replay_reads(cursor: Cursor, result: Replay, kept: list[tuple[int, str]]) -> Replay:
     """``result`` with the read events ``cursor`` misses (a reset when that cannot be told)."""
     if not result.usable or result.read_end is None:
         return result
     reads = _missed_reads(cursor, result.read_end, kept)
-    if reads is None:
+    if reads is None or (reads and result.rows):
         return Replay([], False, result.end, usable=False, read_end=result.read_end)
     result.reads = reads
-    if reads and result.rows and not result.overflow:
-        result.unread_count = _unread_by(who, result.end)
     return result
 
 
@@ -350,7 +342,7 @@ def replay(
     prepare(found)
     rows = [(n.id, dumps(as_dict(n))) for n in found]
     result = Replay(rows[:limit], len(rows) > limit, end, read_end=read_end)
-    return _replay_reads(who, cursor, result, _kept_reads([who.user_id]).get(who.user_id, []))
+    return _replay_reads(cursor, result, _kept_reads([who.user_id]).get(who.user_id, []))
 
 
 BATCH_ROWS = 5000
@@ -444,7 +436,7 @@ def replay_many(requests: list[tuple[Audiences, Cursor, int]]) -> list[Replay]:
             if len(rows) > limit:
                 break
         result = Replay(rows[:limit], len(rows) > limit, end, read_end=read_end)
-        results[i] = _replay_reads(who, cursor, result, kept.get(who.user_id, []))
+        results[i] = _replay_reads(cursor, result, kept.get(who.user_id, []))
     return [r for r in results if r is not None]
 
 

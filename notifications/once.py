@@ -35,7 +35,6 @@ model of transactions that commit out of order and roll back.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -82,7 +81,6 @@ def replayed(
     end: Position,
     reads: list[str] | None = None,
     read_end: Position | None = None,
-    unread_count: int | None = None,
 ) -> tuple[Cursor, list[Frame], Cursor]:
     """
     What a replay sends a client at ``cursor``: the cursor for its opening
@@ -92,32 +90,22 @@ def replayed(
     of them in ``cursor``), rendered as they are now; ``reads`` the read events
     it misses up to ``read_end``, oldest first. The read events go first: they
     change the items the client already lists, and the rows after them already
-    show the read state they set. When both came, ``unread_count`` (the badge
-    at ``end``) closes the replay, since each read event carries the badge of
-    its own moment, before rows that came after the client's cursor.
+    show the read state those set.
     """
     after = cursor.upto(end)
     if read_end is not None:
         after = after.reads_upto(read_end)
-    reads = reads or []
-    frames: list[Frame] = [("read", data, None) for data in reads]
+    frames: list[Frame] = [("read", data, None) for data in reads or ()]
     for nid, data in rows:
         if cursor.window is None or nid >= cursor.through:
             at: Cursor | None = cursor.within(end, nid)
         else:
             at = None  # below the client's own window: not expressible, keep its cursor
         frames.append(("notification", data, at))
-    if reads and rows and unread_count is not None:
-        frames.append(("read", dumps_count(unread_count), None))
     if frames:
         event, data, _ = frames[-1]
         frames[-1] = (event, data, after)
     return (cursor if frames else after), frames, after
-
-
-def dumps_count(unread_count: int) -> str:
-    """A ``read`` event that changes no item, only the badge."""
-    return json.dumps({"ids": [], "unread": False, "deleted": False, "unread_count": unread_count})
 
 
 def take_reads(cursor: Cursor, events: list[tuple[int, str]], end: Position) -> tuple[list[Frame], Cursor]:

@@ -127,7 +127,7 @@ async def _replay(sub: Subscription, cursor: Cursor | None, *, reset: bool) -> t
         frames.append(sse.frame("open", dumps({"cursor": str(fresh)}), id=str(fresh)))
         return b"".join(frames), fresh
     opening, missed_frames, after = once.replayed(
-        cursor, missed.rows, missed.end, missed.reads, missed.read_end, missed.unread_count
+        cursor, missed.rows, missed.end, missed.reads, missed.read_end
     )
     frames.append(sse.frame("open", dumps({"cursor": str(opening)}), id=str(opening)))
     frames.extend(_encode(missed_frames))

@@ -44,7 +44,7 @@ from notifications import api, auth, db, feed
 from notifications.feed import Replay
 from notifications.finality import Cursor, Position, Sequence
 from notifications.finality import Snapshot as PgSnapshot
-from notifications.models import Audiences, Notification
+from notifications.models import Audiences, Notification, ReadEvent
 
 from .conftest import rolled_back
 
@@ -703,11 +703,6 @@ class World:
     audiences: list[Audiences]  # real users, then made-up ones (odd flags, no such user)
     ids: list[int]  # every notification id, deleted and expired ones included
     positions: list[Position]  # where the database was, before and after each write
-    reads: Position  # where the read events were at the end (every cursor has them all)
-
-    def cursor(self, position: Position) -> Cursor:
-        """A cursor at ``position`` (of notifications), as the stream writes it."""
-        return Cursor.at(position, self.reads)
 
 
 def build_world(rng: random.Random) -> World:
@@ -765,7 +760,18 @@ def build_world(rng: random.Random) -> World:
         Audiences(ghost + 1, False, frozenset()),
     ]
     ids = sorted(Notification.objects.values_list("id", flat=True))
-    return World(who, ids, positions, feed.position_now()[1])
+    forget_read_events()
+    return World(who, ids, positions)
+
+
+def forget_read_events() -> None:
+    """
+    Here only the replayed rows are compared: read-state changes after a
+    cursor have their own rules (a replay that misses rows and read changes
+    resets; tests/test_read_replay.py), so the feeds keep their read state
+    but not the events that changed it.
+    """
+    ReadEvent.objects.all().delete()
 
 
 def future(position: Position) -> Position:
@@ -788,8 +794,8 @@ def random_cursor(rng: random.Random, world: World) -> Cursor:
     if rng.random() < 0.3:
         window = positions[rng.randrange(i, len(positions))]
         through = rng.choice([0, *world.ids, world.ids[-1] + 3])
-        return world.cursor(done).within(window, through) if window != done else world.cursor(done)
-    return world.cursor(done)
+        return Cursor(done).within(window, through) if window != done else Cursor(done)
+    return Cursor(done)
 
 
 def random_request(rng: random.Random, world: World) -> Request:
@@ -862,7 +868,7 @@ def test_replay_many_is_replay_for_each_stream(transactional_db: Any, seed: int)
     results += assert_same_as_replay([*batch, batch[0]], note)
     # Everyone from the start, with room for all, then with room for one.
     for limit in (500, 1):
-        start = world.cursor(world.positions[0])
+        start = Cursor(world.positions[0])
         results += assert_same_as_replay([(w, start, limit) for w in world.audiences], note)
 
     # The random feeds do reach the cases that matter.
@@ -877,20 +883,21 @@ def test_replay_many_is_replay_for_each_stream(transactional_db: Any, seed: int)
 
 
 def test_a_hidden_broadcast_a_read_one_and_a_deleted_row_are_replayed_alike(transactional_db: Any) -> None:
-    start = feed.cursor_now()
+    start = Cursor(feed.position_now()[0])
     group = Group.objects.create(name="plain-feed")
     staff = make_user("plain-staff", staff=True, groups=(group,))
     other = make_user("plain-other")
     mine = api.notify(staff, "mine")[0]
     theirs = api.notify(other, "theirs")[0]
     everyone = api.broadcast("everyone")
-    after_everyone = feed.cursor_now()
+    after_everyone = Cursor(feed.position_now()[0])
     for_staff = api.broadcast("staff", audience="staff")
     for_group = api.broadcast("group", audience=group)
     api.broadcast("expired", expires_at=timezone.now() - timedelta(minutes=1))
     gone = api.notify(staff, "gone")[0]
     api.mark_read(staff, [everyone.pk, mine.pk])
     api.delete(staff, [for_group.pk, gone.pk])
+    forget_read_events()
     batch = [
         (Audiences.of(staff), start, 500),
         (Audiences.of(other), start, 500),
@@ -918,7 +925,7 @@ def test_past_batch_rows_each_stream_is_replayed_on_its_own(
 ) -> None:
     monkeypatch.setattr(feed, "BATCH_ROWS", 3)
     rng = random.Random(3)
-    start = world.cursor(world.positions[0])
+    start = Cursor(world.positions[0])
     batch = [(rng.choice(world.audiences), start, rng.choice(LIMITS)) for _ in range(6)]
     batch.append(batch[0])
 
@@ -933,7 +940,7 @@ def test_any_batch_rows_gives_the_same_replays(
     """Around whatever candidate count the threshold is checked against, no row is lost."""
     rng = random.Random(4)
     batch = [(rng.choice(world.audiences), random_cursor(rng, world), 500) for _ in range(4)]
-    batch.append((world.audiences[0], world.cursor(world.positions[0]), 500))
+    batch.append((world.audiences[0], Cursor(world.positions[0]), 500))
     fell_back = []
     for batch_rows in range(0, len(world.ids) + 2):
         monkeypatch.setattr(feed, "BATCH_ROWS", batch_rows)
@@ -948,7 +955,7 @@ def test_a_batch_of_40_streams_takes_four_queries(
 ) -> None:
     """
     Where the database is, the rows after the earliest cursor, their receipts,
-    and the read events of these users.
+    and these users' read events.
     """
     rng = random.Random(40)
     batch = [random_request(rng, world) for _ in range(40)]

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.db import connections
 
 from notifications import api, db, feed
 from notifications.finality import Cursor
@@ -75,9 +76,21 @@ class Tab:
         await self.body.aclose()
 
 
+def _notify(user: Any, verb: str) -> int:
+    try:
+        return api.notify(user, verb)[0].pk
+    finally:
+        connections.close_all()  # (a thread of the default executor)
+
+
+async def commit(user: Any, verb: str) -> int:
+    """Commit a notification for ``user``, from another thread, as a view would."""
+    return await asyncio.to_thread(_notify, user, verb)
+
+
 async def notify(user: Any, verb: str, hub: Hub) -> int:
     """Commit a notification for ``user`` and tell the hub to look (as a poke would)."""
-    nid = (await asyncio.to_thread(api.notify, user, verb))[0].pk
+    nid = await commit(user, verb)
     hub._poke()
     return nid
 
@@ -119,7 +132,7 @@ def test_a_stream_that_subscribes_during_a_login_check_after_the_read_gets_its_r
             await asyncio.sleep(SLOW)
 
         # Committed before ``late`` has a stream: the hub's read does not take it.
-        missed = (await asyncio.to_thread(api.notify, late, "committed before the subscription"))[0].pk
+        missed = await commit(late, "committed before the subscription")
         slowed(monkeypatch, {feed.fetch: slow_read, feed.signed_out: slow_check})
         hub._poke()
         async with asyncio.timeout(WAIT):
@@ -173,7 +186,7 @@ def test_a_stream_that_subscribes_during_the_read_while_a_login_check_waits_gets
         async def slow_check() -> None:
             await asyncio.sleep(SLOW)
 
-        missed = (await asyncio.to_thread(api.notify, late, "committed before the subscription"))[0].pk
+        missed = await commit(late, "committed before the subscription")
         slowed(monkeypatch, {feed.fetch: slow_read, feed.signed_out: slow_check})
         hub._poke()
         async with asyncio.timeout(WAIT):

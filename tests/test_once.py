@@ -268,7 +268,7 @@ def test_read_events_come_once_beside_the_rows_and_a_cursor_claims_only_those_se
     end, read_end = h.positions[replay], h.read_positions[replay]
     rows = [(nid, str(nid)) for nid, key in h.visible(end) if not cursor.delivered(nid, key)]
     reads = [f"r{rid}" for rid, key in h.reads_visible(read_end) if not cursor.has_read(key)]
-    _, frames, cursor = replayed(cursor, rows, end, reads, read_end, 0 if rows and reads else None)
+    _, frames, cursor = replayed(cursor, rows, end, reads, read_end)
     send(frames)
     for a, b in zip(range(start, n - 1), range(start + 1, n), strict=True):
         rows_ab = h.between(h.positions[a], h.positions[b])
