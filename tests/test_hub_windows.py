@@ -111,40 +111,50 @@ def slowed(monkeypatch: pytest.MonkeyPatch, hooks: dict[Any, Callable[[], Any]])
 def test_a_stream_that_subscribes_during_a_login_check_after_the_read_gets_its_row_once(
     make_user, monkeypatch
 ):
-    reader, changed, late = make_user(), make_user(), make_user()
+    asyncio.run(subscribe_during(monkeypatch, feed.signed_out, make_user(), make_user(), make_user()))
 
-    async def scenario() -> None:
-        hub = get_hub()
-        others = [Tab(hub, reader), Tab(hub, changed)]
-        for tab in others:
-            await tab.until(lambda t: bool(t.events))
-        checking, subscribed = asyncio.Event(), asyncio.Event()
 
-        async def slow_read() -> None:
-            # Another user's password changes while the hub reads.
+def test_a_stream_that_subscribes_during_the_read_while_a_login_check_waits_gets_its_row_once(
+    make_user, monkeypatch
+):
+    asyncio.run(subscribe_during(monkeypatch, feed.fetch, make_user(), make_user(), make_user()))
+
+
+async def subscribe_during(monkeypatch: pytest.MonkeyPatch, step: Any, reader: Any, changed: Any, late: Any) -> None:
+    """
+    With streams of ``reader`` and ``changed`` open, a row for ``late``
+    commits; the hub reads (0.3 s), while it reads ``changed``'s login
+    changes, and it checks that login (0.3 s). ``late`` opens a stream while
+    the hub is in ``step`` (its read, ``feed.fetch``, or the login check,
+    ``feed.signed_out``): that stream must get the row once.
+    """
+    hub = get_hub()
+    others = [Tab(hub, reader), Tab(hub, changed)]
+    for tab in others:
+        await tab.until(lambda t: bool(t.events))
+    inside, subscribed = asyncio.Event(), asyncio.Event()
+
+    async def slow(fn: Any) -> None:
+        if fn is feed.fetch:  # another user's password changes while the hub reads
             hub.on_message({"type": "notifications.check", "user": str(changed.pk)})
-            await asyncio.sleep(SLOW)
-
-        async def slow_check() -> None:
-            checking.set()
+        if fn is step:
+            inside.set()
             async with asyncio.timeout(WAIT):
                 await subscribed.wait()
-            await asyncio.sleep(SLOW)
+        await asyncio.sleep(SLOW)
 
-        # Committed before ``late`` has a stream: the hub's read does not take it.
-        missed = await commit(late, "committed before the subscription")
-        slowed(monkeypatch, {feed.fetch: slow_read, feed.signed_out: slow_check})
-        hub._poke()
-        async with asyncio.timeout(WAIT):
-            await checking.wait()
-        tab = Tab(hub, late)  # a new client: everything after the hub's position
-        await tab.until(lambda t: bool(t.events))
-        subscribed.set()
-        await reconnected_has_it_once(hub, tab, late, missed)
-        for t in others:
-            await t.close()
-
-    asyncio.run(scenario())
+    # Committed before ``late`` has a stream: the hub's read does not take it.
+    missed = await commit(late, "committed before the subscription")
+    slowed(monkeypatch, {fn: (lambda fn=fn: slow(fn)) for fn in (feed.fetch, feed.signed_out)})
+    hub._poke()
+    async with asyncio.timeout(WAIT):
+        await inside.wait()
+    tab = Tab(hub, late)  # a new client: everything after the hub's position
+    await tab.until(lambda t: bool(t.events))
+    subscribed.set()
+    await reconnected_has_it_once(hub, tab, late, missed)
+    for t in others:
+        await t.close()
 
 
 async def reconnected_has_it_once(hub: Hub, tab: Tab, user: Any, nid: int) -> None:
@@ -162,40 +172,3 @@ async def reconnected_has_it_once(hub: Hub, tab: Tab, user: Any, nid: int) -> No
     await again.close()
     assert tab.ids().count(nid) == 1, f"the stream got {tab.ids()}, its reconnect {again.ids()}"
     assert again.ids() == [second]
-
-
-def test_a_stream_that_subscribes_during_the_read_while_a_login_check_waits_gets_its_row_once(
-    make_user, monkeypatch
-):
-    reader, changed, late = make_user(), make_user(), make_user()
-
-    async def scenario() -> None:
-        hub = get_hub()
-        others = [Tab(hub, reader), Tab(hub, changed)]
-        for tab in others:
-            await tab.until(lambda t: bool(t.events))
-        reading, subscribed = asyncio.Event(), asyncio.Event()
-
-        async def slow_read() -> None:
-            hub.on_message({"type": "notifications.check", "user": str(changed.pk)})
-            reading.set()
-            async with asyncio.timeout(WAIT):
-                await subscribed.wait()
-            await asyncio.sleep(SLOW)
-
-        async def slow_check() -> None:
-            await asyncio.sleep(SLOW)
-
-        missed = await commit(late, "committed before the subscription")
-        slowed(monkeypatch, {feed.fetch: slow_read, feed.signed_out: slow_check})
-        hub._poke()
-        async with asyncio.timeout(WAIT):
-            await reading.wait()
-        tab = Tab(hub, late)
-        await tab.until(lambda t: bool(t.events))
-        subscribed.set()
-        await reconnected_has_it_once(hub, tab, late, missed)
-        for t in others:
-            await t.close()
-
-    asyncio.run(scenario())
