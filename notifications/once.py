@@ -35,7 +35,7 @@ model of transactions that commit out of order and roll back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 
 from .finality import Cursor, Position, Sequence
@@ -52,9 +52,9 @@ class Read:
 
     start: Position
     end: Position
-    users: frozenset[int]
+    users: frozenset[Hashable]
 
-    def serves(self, start: Position, user_id: int) -> bool:
+    def serves(self, start: Position, user_id: Hashable) -> bool:
         """
         Does this read give a subscription that started at ``start`` every row
         of ``user_id`` it is owed in the read's window? Rows of the read from
@@ -62,7 +62,7 @@ class Read:
         """
         return user_id in self.users and start.covers(self.start)
 
-    def unserved(self, users: Iterable[int]) -> frozenset[int]:
+    def unserved(self, users: Iterable[Hashable]) -> frozenset[Hashable]:
         """
         Of the users with a subscription now, those whose rows this read did
         not take. Every subscription starts at the hub's position, which only
@@ -70,7 +70,7 @@ class Read:
         """
         return frozenset(users) - self.users
 
-    def taking(self, users: Iterable[int]) -> Read:
+    def taking(self, users: Iterable[Hashable]) -> Read:
         """The same read once the rows of ``users`` were read too (same window)."""
         return Read(self.start, self.end, self.users | frozenset(users))
 
