@@ -93,7 +93,7 @@ def position_now() -> tuple[Position, Position]:
             qn = connections[_alias()].ops.quote_name
             last = {}
             for table in tables:
-                cursor.execute(f"SELECT MAX(id) FROM {qn(table)}")
+                cursor.execute(f"SELECT MAX(id) FROM {qn(table)}")  # noqa: S608  # the table name from quote_name
                 last[table] = cursor.fetchone()[0]
     return Sequence(int(last.get(tables[0]) or 0)), Sequence(int(last.get(tables[1]) or 0))
 
@@ -134,7 +134,7 @@ def _after(position: Position, key: str) -> str:
 def _in_window(rows: QuerySet[Any], model: Any, start: Position, end: Position) -> QuerySet[Any]:
     """The rows of ``rows`` that committed after ``start`` and by ``end``."""
     key = _key(model)
-    return rows.extra(where=[_after(start, key), _visible(end, key)])
+    return rows.extra(where=[_after(start, key), _visible(end, key)])  # noqa: S610  # the SQL holds only integers, cast by int()
 
 
 def _undelivered(rows: QuerySet[Any], cursor: Cursor, end: Position) -> QuerySet[Any]:
@@ -144,11 +144,11 @@ def _undelivered(rows: QuerySet[Any], cursor: Cursor, end: Position) -> QuerySet
     if cursor.window is not None:
         pk = f"{connections[_alias()].ops.quote_name(Notification._meta.db_table)}.id"
         where.append(f"NOT ({_visible(cursor.window, key)} AND {pk} <= {int(cursor.through)})")
-    return rows.extra(where=where)
+    return rows.extra(where=where)  # noqa: S610  # the SQL holds only integers, cast by int()
 
 
 def _with_key(rows: QuerySet[Any], model: Any = Notification) -> QuerySet[Any]:
-    return rows.extra(select={"finality_key": _key(model)})
+    return rows.extra(select={"finality_key": _key(model)})  # noqa: S610  # the SQL holds only integers, cast by int()
 
 
 def usable(cursor: Cursor, now: Position, read_now: Position | None = None) -> bool:
