@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from django.db import connections, router
-from django.db.models import Q, QuerySet
+from django.db import connections, router, transaction
+from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
 from . import visibility
 from .auth import signed_out as signed_out  # the hub's sweep: who must stop streaming
-from .finality import Cursor, Position, Sequence, parse_snapshot
+from .finality import Cursor, Position, Sequence, Snapshot, parse_snapshot
 from .models import Audiences, BroadcastReceipt, Notification, ReadEvent, superseded
 from .render import as_dict, dumps, prepare
 
@@ -93,9 +93,14 @@ def position_now() -> tuple[Position, Position]:
             qn = connections[_alias()].ops.quote_name
             last = {}
             for table in tables:
-                cursor.execute(f"SELECT MAX(id) FROM {qn(table)}")
+                cursor.execute(f"SELECT MAX(id) FROM {qn(table)}")  # noqa: S608  # the table name from quote_name
                 last[table] = cursor.fetchone()[0]
     return Sequence(int(last.get(tables[0]) or 0)), Sequence(int(last.get(tables[1]) or 0))
+
+
+def cursor_now() -> Cursor:
+    """A cursor for a client that has everything committed by now: read it before the list it goes with."""
+    return Cursor.at(*position_now())
 
 
 def _key(model: Any) -> str:
@@ -129,7 +134,7 @@ def _after(position: Position, key: str) -> str:
 def _in_window(rows: QuerySet[Any], model: Any, start: Position, end: Position) -> QuerySet[Any]:
     """The rows of ``rows`` that committed after ``start`` and by ``end``."""
     key = _key(model)
-    return rows.extra(where=[_after(start, key), _visible(end, key)])
+    return rows.extra(where=[_after(start, key), _visible(end, key)])  # noqa: S610  # the SQL holds only integers, cast by int()
 
 
 def _undelivered(rows: QuerySet[Any], cursor: Cursor, end: Position) -> QuerySet[Any]:
@@ -139,16 +144,18 @@ def _undelivered(rows: QuerySet[Any], cursor: Cursor, end: Position) -> QuerySet
     if cursor.window is not None:
         pk = f"{connections[_alias()].ops.quote_name(Notification._meta.db_table)}.id"
         where.append(f"NOT ({_visible(cursor.window, key)} AND {pk} <= {int(cursor.through)})")
-    return rows.extra(where=where)
+    return rows.extra(where=where)  # noqa: S610  # the SQL holds only integers, cast by int()
 
 
-def _with_key(rows: QuerySet[Any]) -> QuerySet[Any]:
-    return rows.extra(select={"finality_key": _key(Notification)})
+def _with_key(rows: QuerySet[Any], model: Any = Notification) -> QuerySet[Any]:
+    return rows.extra(select={"finality_key": _key(model)})  # noqa: S610  # the SQL holds only integers, cast by int()
 
 
-def usable(cursor: Cursor, now: Position) -> bool:
+def usable(cursor: Cursor, now: Position, read_now: Position | None = None) -> bool:
     """Is ``cursor`` from this database, at or before ``now``? (Else: a reset.)"""
     if type(cursor.done) is not type(now):
+        return False
+    if cursor.reads is not None and not (read_now is not None and read_now.covers(cursor.reads)):
         return False
     return now.covers(cursor.done) and (cursor.window is None or now.covers(cursor.window))
 
@@ -163,7 +170,7 @@ class Fetched:
     end: Position
     read_end: Position
     rows: list[Row]
-    reads: list[tuple[int, str]]  # (user id, read event JSON)
+    reads: list[tuple[int, int, str]]  # (user id, finality key, read event JSON), in id order
 
     def add(self, more: Fetched) -> None:
         """Take in the rows and reads of ``more`` (same window, other users)."""
@@ -235,8 +242,11 @@ def rows_between(
     return out
 
 
-def new_reads(start: Position, end: Position, users: Collection[int]) -> list[tuple[int, str]]:
-    """The read events for these users that committed after ``start`` and by ``end``: (user, JSON)."""
+def new_reads(start: Position, end: Position, users: Collection[int]) -> list[tuple[int, int, str]]:
+    """
+    The read events for these users that committed after ``start`` and by
+    ``end``: (user, finality key, JSON), in id order.
+    """
     if start.covers(end) or not users:
         return []
     rows = _in_window(ReadEvent.objects.all(), ReadEvent, start, end)
@@ -244,10 +254,40 @@ def new_reads(start: Position, end: Position, users: Collection[int]) -> list[tu
     if len(wanted) <= _SQL_USERS:
         rows = rows.filter(user_id__in=wanted)
     return [
-        (uid, payload)
-        for uid, payload in rows.order_by("id").values_list("user_id", "payload")
-        if uid in wanted
+        (r.user_id, int(r.finality_key), r.payload)
+        for r in _with_key(rows, ReadEvent).order_by("id").only("user_id", "payload")
+        if r.user_id in wanted
     ]
+
+
+# The payload ``prune_read_events`` leaves on each user's newest pruned-away
+# read event: "changes before this one are gone".
+PRUNED = '{"pruned": true}'
+
+
+def _missed_reads(
+    cursor: Cursor, read_end: Position, kept: list[tuple[int, str]]
+) -> list[str] | None:
+    """
+    Of ``kept`` (a user's read events still kept, as (key, JSON) in id order),
+    those in ``read_end`` that ``cursor`` does not have. None when that cannot
+    be told: the cursor does not say which read events it has (and there are
+    some), or it misses one that stands for pruned ones.
+    """
+    kept = [(key, payload) for key, payload in kept if read_end.visible(key)]
+    if cursor.read_done is None:
+        return None if kept else []
+    missed = [payload for key, payload in kept if not cursor.has_read(key)]
+    return None if PRUNED in missed else missed
+
+
+def _kept_reads(users: Collection[int]) -> dict[int, list[tuple[int, str]]]:
+    """Every kept read event of these users: user -> [(key, JSON)] in id order."""
+    found: dict[int, list[tuple[int, str]]] = {}
+    rows = _with_key(ReadEvent.objects.filter(user_id__in=set(users)), ReadEvent)
+    for r in rows.order_by("id").only("user_id", "payload"):
+        found.setdefault(r.user_id, []).append((int(r.finality_key), r.payload))
+    return found
 
 
 # -- replay --------------------------------------------------------------------
@@ -258,24 +298,51 @@ class Replay:
     rows: list[tuple[int, str]]  # (id, JSON), oldest first
     overflow: bool  # more than the limit were waiting
     end: Position  # the replay holds everything up to here
-    usable: bool = True  # False: the cursor is not from this database
+    # False: a reset (the client reloads). The cursor is not from this
+    # database, or what read-state changes it misses cannot be told, or it
+    # misses both notifications and read-state changes: each read event
+    # carries the badge of its own moment, and the rows committed before it
+    # would be counted twice; the list and badge the client reloads are exact.
+    usable: bool = True
+    read_end: Position | None = None  # ... and every read event up to here
+    reads: list[str] = field(default_factory=list)  # read events missed, JSON, oldest first
 
 
-def replay(who: Audiences, cursor: Cursor, limit: int, end: Position | None = None) -> Replay:
+def _replay_reads(cursor: Cursor, result: Replay, kept: list[tuple[int, str]]) -> Replay:
+    """``result`` with the read events ``cursor`` misses (a reset when that cannot be told)."""
+    if not result.usable or result.read_end is None:
+        return result
+    reads = _missed_reads(cursor, result.read_end, kept)
+    if reads is None or (reads and result.rows):
+        return Replay([], False, result.end, usable=False, read_end=result.read_end)
+    result.reads = reads
+    return result
+
+
+def replay(
+    who: Audiences,
+    cursor: Cursor,
+    limit: int,
+    end: Position | None = None,
+    read_end: Position | None = None,
+) -> Replay:
     """
     What ``who`` missed after ``cursor``, oldest first, up to where the database
-    is now, as (id, json) pairs. ``overflow`` is set when more than ``limit``
-    rows are waiting.
+    is now, as (id, json) pairs, and the read-state changes it missed.
+    ``overflow`` is set when more than ``limit`` rows are waiting.
     """
     if end is None:
-        end, _ = position_now()
-    if not usable(cursor, end):
-        return Replay([], False, end, usable=False)
+        end, read_end = position_now()
+    elif read_end is None:  # one snapshot orders both; or the read events' own sequence
+        read_end = end if isinstance(end, Snapshot) else position_now()[1]
+    if not usable(cursor, end, read_end):
+        return Replay([], False, end, usable=False, read_end=read_end)
     missed = _undelivered(Notification.objects.for_audiences(who), cursor, end)
     found = list(missed.order_by("id").only("id", "recipient_id", *_RENDER_FIELDS)[: limit + 1])
     prepare(found)
     rows = [(n.id, dumps(as_dict(n))) for n in found]
-    return Replay(rows[:limit], len(rows) > limit, end)
+    result = Replay(rows[:limit], len(rows) > limit, end, read_end=read_end)
+    return _replay_reads(cursor, result, _kept_reads([who.user_id]).get(who.user_id, []))
 
 
 BATCH_ROWS = 5000
@@ -292,16 +359,16 @@ def replay_many(requests: list[tuple[Audiences, Cursor, int]]) -> list[Replay]:
     """
     if not requests:
         return []
-    end, _ = position_now()
+    end, read_end = position_now()
     if len(requests) == 1:
-        return [replay(*requests[0], end=end)]
+        return [replay(*requests[0], end=end, read_end=read_end)]
     results: list[Replay | None] = [None] * len(requests)
     todo = []
     for i, (_, cursor, _) in enumerate(requests):
-        if usable(cursor, end):
+        if usable(cursor, end, read_end):
             todo.append(i)
         else:
-            results[i] = Replay([], False, end, usable=False)
+            results[i] = Replay([], False, end, usable=False, read_end=read_end)
     if not todo:
         return [r for r in results if r is not None]
     earliest = requests[todo[0]][1].done
@@ -323,6 +390,7 @@ def replay_many(requests: list[tuple[Audiences, Cursor, int]]) -> list[Replay]:
         for i in todo:
             results[i] = replay(*requests[i], end=end)
         return [r for r in results if r is not None]
+    kept = _kept_reads(users)
     prepare(candidates)
     personal: dict[int, list[Notification]] = {}
     shared: list[Notification] = []
@@ -367,12 +435,21 @@ def replay_many(requests: list[tuple[Audiences, Cursor, int]]) -> list[Replay]:
             rows.append((n.id, data))
             if len(rows) > limit:
                 break
-        results[i] = Replay(rows[:limit], len(rows) > limit, end)
+        result = Replay(rows[:limit], len(rows) > limit, end, read_end=read_end)
+        results[i] = _replay_reads(cursor, result, kept.get(who.user_id, []))
     return [r for r in results if r is not None]
 
 
 def prune_read_events(older_than: float) -> int:
-    """Delete read events older than ``older_than`` seconds; how many went."""
+    """
+    Delete read events older than ``older_than`` seconds; how many went. Each
+    user's newest of those stays, its payload replaced by ``PRUNED``: a
+    replay from a cursor that misses it cannot tell what changed, and resets.
+    """
     cutoff = timezone.now() - timedelta(seconds=older_than)
-    deleted, _ = ReadEvent.objects.using(_alias()).filter(created__lt=cutoff).delete()
+    old = ReadEvent.objects.using(_alias()).filter(created__lt=cutoff)
+    newest = old.values("user_id").annotate(last=Max("id")).values_list("last", flat=True)
+    with transaction.atomic(using=_alias()):
+        deleted, _ = old.exclude(id__in=newest).delete()
+        old.exclude(payload=PRUNED).update(payload=PRUNED)
     return deleted

@@ -22,6 +22,12 @@ id it got to: "everything in ``done``, and everything in ``window`` with an id
 up to ``through``". Its size depends on the number of transactions open at one
 moment, never on the number of notifications delivered.
 
+A cursor also says which read-state changes (``ReadEvent`` rows) the client
+has. On PostgreSQL one snapshot orders both tables, so ``done`` says it; on
+SQLite each table has its own id sequence, and the cursor carries the read
+events' one after a ``+`` (``12+5``). A cursor without it, from before read
+changes were replayed, says nothing about them (``read_done`` is None).
+
 This module is pure: no I/O. ``feed`` turns positions into SQL.
 """
 
@@ -35,6 +41,7 @@ MAX_XID = 2**63 - 1
 # A snapshot lists the transactions in progress; no database has more at once.
 MAX_IN_PROGRESS = 4096
 SEPARATOR = "/"
+READS_SEPARATOR = "+"
 
 _SEQUENCE_RE = re.compile(r"\A[0-9]{1,19}\Z")
 _SNAPSHOT_RE = re.compile(r"\A([0-9]{1,19}):([0-9]{1,19}):((?:[0-9]{1,19})(?:,[0-9]{1,19})*)?\Z")
@@ -138,7 +145,8 @@ def parse_position(value: str) -> Position:
 def parse_snapshot(value: str) -> Snapshot:
     """The text PostgreSQL gives for ``pg_current_snapshot()``."""
     position = parse_position(value)
-    assert isinstance(position, Snapshot), value
+    if not isinstance(position, Snapshot):
+        raise InvalidCursor(f"Not a PostgreSQL snapshot: {value!r}.")
     return position
 
 
@@ -158,12 +166,28 @@ class Cursor:
     done: Position
     window: Position | None = None
     through: int = 0
+    # The read events the client has, where they have a position of their own
+    # (SQLite); None: those in ``done`` (PostgreSQL), or unknown (see read_done).
+    reads: Sequence | None = None
+
+    @classmethod
+    def at(cls, position: Position, read_position: Position) -> Cursor:
+        """The cursor of a client that has everything in these positions (``feed.position_now``)."""
+        if isinstance(position, Sequence) and isinstance(read_position, Sequence):
+            return cls(position, reads=read_position)
+        return cls(position)
 
     @classmethod
     def parse(cls, value: str) -> Cursor:
         """Parse a cursor, raising ``InvalidCursor`` for anything malformed."""
         if len(value) > 64 * 1024:
             raise InvalidCursor("A cursor is at most 64 KiB.")
+        if READS_SEPARATOR in value:
+            main, _, rest = value.partition(READS_SEPARATOR)
+            done, reads = parse_position(main), parse_position(rest)
+            if not isinstance(done, Sequence) or not isinstance(reads, Sequence):
+                raise InvalidCursor("Only an id cursor carries read events after '+': 12+5.")
+            return cls(done, reads=reads)
         parts = value.split(SEPARATOR)
         if len(parts) == 1:
             return cls(parse_position(parts[0]))
@@ -192,21 +216,47 @@ class Cursor:
     def within(self, window: Position, notification_id: int) -> Cursor:
         """The cursor after the row ``notification_id`` of ``window`` (rows in id order)."""
         if isinstance(window, Sequence):
-            return Cursor(Sequence(max(notification_id, self.last_id())))
+            return Cursor(Sequence(max(notification_id, self.last_id())), reads=self.reads)
         return Cursor(self.done, window, notification_id)
 
     def upto(self, position: Position) -> Cursor:
         """The cursor once everything in ``position`` was delivered."""
-        return Cursor(later(self.done, position))
+        return Cursor(later(self.done, position), reads=self.reads)
+
+    @property
+    def read_done(self) -> Position | None:
+        """The read events the client has: every one in this position; None: unknown."""
+        if self.reads is not None:
+            return self.reads
+        return self.done if isinstance(self.done, Snapshot) else None
+
+    def has_read(self, key: int) -> bool:
+        """Does the client have the read event written under ``key`` (its transaction, or its id)?"""
+        done = self.read_done
+        return done is not None and done.visible(key)
+
+    def reads_upto(self, read_position: Position) -> Cursor:
+        """
+        The cursor once every read event in ``read_position`` was delivered.
+        On PostgreSQL that is the notifications' position too: only call it
+        once the notifications up to there were delivered as well.
+        """
+        if isinstance(read_position, Sequence):
+            reads = read_position if self.reads is None else later(self.reads, read_position)
+            assert isinstance(reads, Sequence)  # noqa: S101  # narrows the type for mypy: a Sequence cursor's reads are one too
+            return Cursor(self.done, self.window, self.through, reads)
+        return self.upto(read_position)
 
     def last_id(self) -> int:
-        assert isinstance(self.done, Sequence)
+        assert isinstance(self.done, Sequence)  # noqa: S101  # narrows the type for mypy: only SQLite's cursors have a last id
         return self.done.last
 
     def covers(self, position: Position) -> bool:
         return self.done.covers(position)
 
     def __str__(self) -> str:
+        if self.reads is not None:
+            return f"{self.done}{READS_SEPARATOR}{self.reads}"
         if self.window is None:
             return str(self.done)
         return SEPARATOR.join((str(self.done), str(self.window), str(self.through)))

@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Hashable
 from typing import Any
 
-from . import db, feed, grouping
+from . import db, feed, grouping, once
 from .conf import conf
 from .finality import Position
 from .membership import LINGER, Membership
@@ -86,6 +86,20 @@ class Batch:
         self.complete = complete
 
 
+class Reads:
+    """
+    One user's read events from one read of the hub, as (finality key, JSON)
+    in id order, and the read position they complete (``once.take_reads``).
+    Queued after that read's batches.
+    """
+
+    __slots__ = ("events", "end")
+
+    def __init__(self, events: list[tuple[int, str]], end: Position):
+        self.events = events
+        self.end = end
+
+
 def _batches(rows: list[tuple[int, int, str]], end: Position) -> list[Batch]:
     """``rows`` as batches of at most BATCH_ROWS; only the last one completes ``end``."""
     if len(rows) <= BATCH_ROWS:
@@ -102,7 +116,7 @@ def _wake(waiter: asyncio.Future[None]) -> None:
 class Subscription:
     """
     One stream's place in the hub: a bounded queue of pending items (``Batch``
-    objects and read-event JSON strings) and the future its stream waits on.
+    and ``Reads`` objects) and the future its stream waits on.
     The bound counts notifications, so a stream that stops reading holds at
     most NOTIFICATIONS_STREAM_QUEUE_SIZE of them before it is cut off.
 
@@ -121,26 +135,35 @@ class Subscription:
         "wake_at",
         "closed_reason",
         "start",
+        "read_start",
         "task",
     )
 
-    def __init__(self, who: Audiences, start: Position, reservation: Reservation):
+    def __init__(
+        self,
+        who: Audiences,
+        start: Position,
+        reservation: Reservation,
+        read_start: Position | None = None,
+    ):
         self.who = who
         self.reservation = reservation
-        self.pending: deque[Batch | str] = deque()
+        self.pending: deque[Batch | Reads] = deque()
         self.size = 0
         self.waiter: asyncio.Future[None] | None = None
         self.wake_at = 0.0
         self.closed_reason: str | None = None
         # Every row committed after ``start`` reaches this subscription.
         self.start = start
+        # ...and every read event committed after ``read_start``.
+        self.read_start = start if read_start is None else read_start
         # The task serving the stream: cancelled when the client stops reading,
         # since it may be stuck writing to a full socket.
         self.task = asyncio.current_task()
 
-    def push(self, item: Batch | str) -> bool:
+    def push(self, item: Batch | Reads) -> bool:
         """Queue ``item``; False when the queue is full (the stream is too slow)."""
-        count = len(item.rows) if isinstance(item, Batch) else 1
+        count = len(item.rows) if isinstance(item, Batch) else len(item.events)
         if self.size and self.size + count > conf.STREAM_QUEUE_SIZE:
             return False  # (an empty queue takes any batch, or it could never drain)
         self.pending.append(item)
@@ -152,7 +175,7 @@ class Subscription:
         if self.waiter is not None:
             _wake(self.waiter)
 
-    async def next(self, timeout: float) -> list[Batch | str] | None:
+    async def next(self, timeout: float) -> list[Batch | Reads] | None:
         """Everything queued, waiting up to ``timeout``; None when nothing came."""
         if not self.pending and self.closed_reason is None:
             self.wake_at = time.monotonic() + timeout  # the hub's ticker sees to it
@@ -206,7 +229,7 @@ class Hub:
         except BaseException:
             self.registry.release(reservation)
             raise
-        sub = Subscription(who, self.position, reservation)
+        sub = Subscription(who, self.position, reservation, self.read_position)
         self._idle_since = None
         self.registry.add(who.user_id, sub)
         try:
@@ -341,21 +364,31 @@ class Hub:
         await self._check_now()
         users = frozenset(self.registry.by_user)
         fetched = await db.run(feed.fetch, start, read_start, users)
-        # Streams that subscribed during the read start at ``start`` too, but
-        # their users' rows were not read: their replay may have run before
-        # those rows committed. Read them now, or no path would deliver them.
-        while epoch == self._epoch and (late := frozenset(self.registry.by_user) - users):
-            users |= late
-            fetched.add(await db.run(feed.fetch_late, start, read_start, fetched, late))
-        # A login that changed while we read is checked before its rows go out.
-        await self._check_now()
+        read = once.Read(start, fetched.end, users)
+        # Until the hand-out below, every await lets in streams the read does
+        # not serve (they start at ``start`` too, but their users' rows were
+        # not read) and logins that changed meanwhile. Read the former, check
+        # the latter, and ask again, until neither is left: only then hand out,
+        # with nothing awaited in between (``once``).
+        while epoch == self._epoch:
+            if late := read.unserved(self.registry.by_user):
+                fetched.add(await db.run(feed.fetch_late, start, read_start, fetched, late))
+                read = read.taking(late)
+            elif self._to_check:  # a login that changed is checked before its rows go out
+                await self._check_now()
+            else:
+                break
         if epoch != self._epoch:  # every stream left while we read
             return False
         self.position, self.read_position = fetched.end, fetched.read_end
         self._dispatch(fetched.rows, fetched.end)
-        for user_id, payload in fetched.reads:
+        reads: dict[int, list[tuple[int, str]]] = {}
+        for user_id, key, payload in fetched.reads:
+            reads.setdefault(user_id, []).append((key, payload))
+        for user_id, events in reads.items():
+            item = Reads(events, fetched.read_end)
             for sub in list(self.registry.by_user.get(user_id, ())):
-                self._push(sub, payload)
+                self._push(sub, item)
         return bool(fetched.rows)
 
     def _dispatch(self, rows: list[feed.Row], end: Position) -> None:
@@ -478,7 +511,7 @@ class Hub:
 
     # -- streams, continued --------------------------------------------------------
 
-    def _push(self, sub: Subscription, item: Batch | str) -> None:
+    def _push(self, sub: Subscription, item: Batch | Reads) -> None:
         if sub.closed_reason is None and not sub.push(item):
             self._close(sub, "overflow")
             if sub.task is not None and sub.task is not asyncio.current_task():

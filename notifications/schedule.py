@@ -87,7 +87,7 @@ def schedule(rows: Sequence[Notification], kind: Kind | None = None) -> None:
         except EmptyResultSet:
             continue
         selects.append(
-            f"SELECT n.{qn('id')}, n.{qn('recipient_id')}, %s, n.{qn('group')}, %s, %s, 0, '', '', "
+            f"SELECT n.{qn('id')}, n.{qn('recipient_id')}, %s, n.{qn('group')}, %s, %s, 0, '', '', "  # noqa: S608  # identifiers from quote_name, values as parameters
             f"{_EMPTY_LIST.get(connection.vendor, chr(39) + '[]' + chr(39))} "
             f"FROM {qn(Notification._meta.db_table)} n "
             f"WHERE n.{qn('kind')} = %s AND n.{qn('created')} = %s "

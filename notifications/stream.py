@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator
 
 from django.db import DatabaseError
 
-from . import db, feed, sse
+from . import db, feed, once, sse
 from .conf import conf
 from .finality import Cursor
-from .hub import Batch, Hub, Subscription
+from .hub import Batch, Hub, Reads, Subscription
 from .models import Audiences
 from .registry import Reservation
 from .render import dumps
@@ -77,7 +77,7 @@ async def event_stream(
         yield opening
         # Following live, inline rather than in a nested generator: every frame
         # to every stream passes here, so one generator level is measurable.
-        life = conf.MAX_STREAM_LIFE * random.uniform(0.9, 1.0)  # spread reconnects
+        life = conf.MAX_STREAM_LIFE * random.uniform(0.9, 1.0)  # spread reconnects  # noqa: S311  # spreads reconnects in time; nothing secret
         deadline = time.monotonic() + life
         while True:
             remaining = deadline - time.monotonic()
@@ -109,7 +109,7 @@ async def _replay(sub: Subscription, cursor: Cursor | None, *, reset: bool) -> t
     frames = [sse.retry(conf.RETRY_MS)]
     if cursor is None and not reset:
         # A new client: everything after the hub's position reaches it live.
-        start = Cursor(sub.start)
+        start = Cursor.at(sub.start, sub.read_start)
         frames.append(sse.frame("open", dumps({"cursor": str(start)}), id=str(start)))
         return b"".join(frames), start
     missed = None
@@ -119,41 +119,34 @@ async def _replay(sub: Subscription, cursor: Cursor | None, *, reset: bool) -> t
             reset = True
     if reset or cursor is None or missed is None:
         # Unusable (or too far behind): the client reloads its list instead.
-        end = missed.end if missed is not None else (await db.run(feed.position_now))[0]
-        fresh = Cursor(end)
+        if missed is not None and missed.read_end is not None:
+            fresh = Cursor.at(missed.end, missed.read_end)
+        else:
+            fresh = await db.run(feed.cursor_now)
         frames.append(sse.frame("reset", dumps({"cursor": str(fresh)}), id=str(fresh)))
         frames.append(sse.frame("open", dumps({"cursor": str(fresh)}), id=str(fresh)))
         return b"".join(frames), fresh
-    after = cursor.upto(missed.end)
-    opening = cursor if missed.rows else after
+    opening, missed_frames, after = once.replayed(
+        cursor, missed.rows, missed.end, missed.reads, missed.read_end
+    )
     frames.append(sse.frame("open", dumps({"cursor": str(opening)}), id=str(opening)))
-    last = len(missed.rows) - 1
-    for i, (nid, data) in enumerate(missed.rows):
-        if i == last:
-            at: Cursor | None = after
-        elif cursor.window is None or nid >= cursor.through:
-            at = cursor.within(missed.end, nid)
-        else:
-            at = None  # not expressible: the frame keeps the client's cursor
-        frames.append(sse.frame("notification", data, id=None if at is None else str(at)))
+    frames.extend(_encode(missed_frames))
     return b"".join(frames), after
 
 
-def _frames(items: list[Batch | str], cursor: Cursor) -> tuple[bytes, Cursor]:
+def _frames(items: list[Batch | Reads], cursor: Cursor) -> tuple[bytes, Cursor]:
     """The frames for what the hub queued, and the cursor after them."""
     out = []
-    for item in items:
-        if isinstance(item, str):
-            out.append(sse.frame("read", item))
-            continue
-        if cursor.covers(item.end):
-            continue  # the replay had all of it
-        new = [(nid, data) for nid, key, data in item.rows if not cursor.delivered(nid, key)]
-        after = cursor.upto(item.end)
-        last = len(new) - 1 if item.complete else -1
-        for i, (nid, data) in enumerate(new):
-            at = after if i == last else cursor.within(item.end, nid)
-            out.append(sse.frame("notification", data, id=str(at)))
-        if item.complete:
-            cursor = after
+    for i, item in enumerate(items):
+        if isinstance(item, Reads):
+            frames, cursor = once.take_reads(cursor, item.events, item.end)
+        else:
+            following = items[i + 1] if i + 1 < len(items) else None
+            reads_follow = isinstance(following, Reads) and following.end == item.end
+            frames, cursor = once.take(cursor, item.rows, item.end, item.complete, reads_follow)
+        out.extend(_encode(frames))
     return b"".join(out), cursor
+
+
+def _encode(frames: list[once.Frame]) -> list[bytes]:
+    return [sse.frame(event, data, id=None if at is None else str(at)) for event, data, at in frames]

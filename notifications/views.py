@@ -288,7 +288,7 @@ def _page_cursor() -> str:
     A cursor to pair with a list read next: everything it has is in the list
     (what commits in between may come both ways; clients drop repeated ids).
     """
-    return str(Cursor(position_now()[0]))
+    return str(Cursor.at(*position_now()))
 
 
 @require_GET

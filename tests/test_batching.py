@@ -44,7 +44,7 @@ from notifications import api, auth, db, feed
 from notifications.feed import Replay
 from notifications.finality import Cursor, Position, Sequence
 from notifications.finality import Snapshot as PgSnapshot
-from notifications.models import Audiences, Notification
+from notifications.models import Audiences, Notification, ReadEvent
 
 from .conftest import rolled_back
 
@@ -760,7 +760,18 @@ def build_world(rng: random.Random) -> World:
         Audiences(ghost + 1, False, frozenset()),
     ]
     ids = sorted(Notification.objects.values_list("id", flat=True))
+    forget_read_events()
     return World(who, ids, positions)
+
+
+def forget_read_events() -> None:
+    """
+    Here only the replayed rows are compared: read-state changes after a
+    cursor have their own rules (a replay that misses rows and read changes
+    resets; tests/test_read_replay.py), so the feeds keep their read state
+    but not the events that changed it.
+    """
+    ReadEvent.objects.all().delete()
 
 
 def future(position: Position) -> Position:
@@ -886,6 +897,7 @@ def test_a_hidden_broadcast_a_read_one_and_a_deleted_row_are_replayed_alike(tran
     gone = api.notify(staff, "gone")[0]
     api.mark_read(staff, [everyone.pk, mine.pk])
     api.delete(staff, [for_group.pk, gone.pk])
+    forget_read_events()
     batch = [
         (Audiences.of(staff), start, 500),
         (Audiences.of(other), start, 500),
@@ -938,16 +950,19 @@ def test_any_batch_rows_gives_the_same_replays(
     assert fell_back[0] and not fell_back[-1]  # both paths were taken
 
 
-def test_a_batch_of_40_streams_takes_three_queries(
+def test_a_batch_of_40_streams_takes_four_queries(
     world: World, django_assert_max_num_queries: Any, replay_calls: list[Request]
 ) -> None:
-    """Where the database is, the rows after the earliest cursor, and their receipts."""
+    """
+    Where the database is, the rows after the earliest cursor, their receipts,
+    and these users' read events.
+    """
     rng = random.Random(40)
     batch = [random_request(rng, world) for _ in range(40)]
     expected = [reference_replay(*copy(request)) for request in batch]
     replay_calls.clear()
 
-    with django_assert_max_num_queries(3):
+    with django_assert_max_num_queries(4):
         got = feed.replay_many(batch)
 
     assert [(r.rows, r.overflow, r.usable) for r in got] == [(r.rows, r.overflow, r.usable) for r in expected]

@@ -8,7 +8,7 @@ import asyncio
 
 from notifications import db, feed
 from notifications.finality import Cursor, Snapshot
-from notifications.hub import Batch, Hub, Subscription
+from notifications.hub import Batch, Hub, Reads, Subscription
 from notifications.models import Audiences
 from notifications.registry import Reservation
 from notifications.stream import _frames
@@ -45,8 +45,8 @@ def test_a_batch_the_replay_covered_is_skipped_whole():
 
 
 def test_read_events_pass_through():
-    out, _ = _frames(['{"ids":[1]}'], Cursor(snap(3, 3)))
-    assert out == b'event: read\ndata: {"ids":[1]}\n\n'
+    out, _ = _frames([Reads([(4, '{"ids":[1]}')], snap(5, 5))], Cursor(snap(3, 3)))
+    assert out == b'id: 5:5:\nevent: read\ndata: {"ids":[1]}\n\n'
 
 
 def test_a_row_read_while_its_user_subscribes_is_rendered_and_delivered(monkeypatch):
@@ -79,7 +79,7 @@ def test_a_row_read_while_its_user_subscribes_is_rendered_and_delivered(monkeypa
                 late.append(sub)
                 return feed.Fetched(end, end, [row(13, 1)], [])
             assert fn is feed.fetch_late and set(args[3]) == {2} and args[2].end == end
-            return feed.Fetched(end, end, [row(11, 2)], [(2, '{"ids": [3]}')])
+            return feed.Fetched(end, end, [row(11, 2)], [(2, 12, '{"ids": [3]}')])
 
         monkeypatch.setattr(db, "run", run)
         await hub._fetch()
@@ -90,7 +90,7 @@ def test_a_row_read_while_its_user_subscribes_is_rendered_and_delivered(monkeypa
     assert hub.position == end
     batch, read = late[0].pending
     assert [r[0] for r in batch.rows] == [11] and batch.end == end
-    assert read == '{"ids": [3]}'
+    assert read.events == [(12, '{"ids": [3]}')] and read.end == end
 
 
 def test_a_batch_in_parts_completes_its_position_only_with_the_last_part():

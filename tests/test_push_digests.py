@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from notifications import api, worker
 from notifications.kinds import Channel, Kind
 
-from .test_away_push import service, subscribe, vapid  # noqa: F401  # fixtures
+from .test_away_push import subscribe
 from .test_group_away import clock  # noqa: F401  # the fixture
 
 pytestmark = pytest.mark.django_db

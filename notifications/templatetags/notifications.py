@@ -90,7 +90,7 @@ def notifications_bell(
     user = getattr(request, "user", None)
     if request is None or user is None or not user.is_authenticated:
         return {"show": False}
-    cursor = str(Cursor(position_now()[0]))  # read before the list, see the API
+    cursor = str(Cursor.at(*position_now()))  # read before the list, see the API
     rows = list(api.visible(user).order_by("-id")[:limit])
     prepare(rows)
     items = [as_dict(n) for n in rows]
