@@ -279,3 +279,19 @@ def declare() -> Iterator[Any]:
 
     for key in declared:
         register.unregister(key)
+
+
+# Hypothesis profiles: HYPOTHESIS_PROFILE=thorough runs the model test
+# (tests/test_model.py) with many more and longer sequences than CI's budget.
+from hypothesis import HealthCheck as _HealthCheck  # noqa: E402
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile(
+    "thorough",
+    max_examples=200,
+    stateful_step_count=60,
+    deadline=None,
+    suppress_health_check=[_HealthCheck.function_scoped_fixture, _HealthCheck.too_slow],
+)
+if os.environ.get("HYPOTHESIS_PROFILE"):
+    _hypothesis_settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
