@@ -30,8 +30,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -70,7 +69,7 @@ PATHS = ["api", "http", "hq_instance", "hq_queryset", "push_link"]
 
 
 def real_now() -> datetime:
-    return datetime.now(dt_timezone.utc)
+    return datetime.now(UTC)
 
 
 class Clock:
