@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 # The demo's kinds (project/notifications.py), as the model sees them: the
-# email channel's default and delay, grouping, criticality. None: no kind.
-# Push is left out: the model's users subscribe no browser, so none is due.
+# away channels' defaults and delay, grouping, criticality. None: no kind.
 
 
 @dataclass(frozen=True)
 class KindSpec:
-    email: bool | None  # None: no email channel; else its default
+    away: dict[str, bool]  # away channel -> its default (absent: not declared)
     delay: timedelta = timedelta(0)
     grouped: bool = False
     window: timedelta = timedelta(minutes=10)
@@ -28,12 +27,12 @@ class KindSpec:
 
 
 KINDS: dict[str | None, KindSpec] = {
-    None: KindSpec(email=None),
-    "mention": KindSpec(email=True, delay=timedelta(minutes=2)),
-    "comment": KindSpec(email=False, grouped=True),
-    "security": KindSpec(email=True, critical=True),
+    None: KindSpec(away={}),
+    "mention": KindSpec(away={"email": True, "push": True}, delay=timedelta(minutes=2)),
+    "comment": KindSpec(away={"email": False, "push": False}, grouped=True),
+    "security": KindSpec(away={"email": True, "push": True}, critical=True),
 }
-CHANNELS = ("in_app", "email")
+AWAY = ("email", "push")
 
 
 @dataclass
@@ -60,14 +59,16 @@ class User:
     groups: set[int] = field(default_factory=set)
     # (kind or "" for the whole channel, channel) -> enabled
     prefs: dict[tuple[str, str], bool] = field(default_factory=dict)
+    pushable: bool = False  # has a browser subscribed to Web Push
 
 
 @dataclass
-class Email:
-    """One scheduled email: for one row, or one group (keyed by its first row)."""
+class Away:
+    """One scheduled email or push: for one row, or one group (keyed by its first row)."""
 
     user: int
     key: int  # the row's id, or the group's first row id
+    channel: str
     grouped: bool
     due: datetime
     state: str = "pending"  # pending, sent, skipped
@@ -79,7 +80,7 @@ class Model:
         self.rows: dict[int, Row] = {}
         # (broadcast id, user id) -> hidden: a receipt means read for that user
         self.receipts: dict[tuple[int, int], bool] = {}
-        self.emails: dict[tuple[int, int], Email] = {}  # (user, key)
+        self.away: dict[tuple[int, int, str], Away] = {}  # (user, key, channel)
         self.serial = 0
 
     # -- who wants what ---------------------------------------------------------
@@ -89,7 +90,7 @@ class Model:
         spec = KINDS[kind]
         if kind is None:
             return channel == "in_app"
-        default = True if channel == "in_app" else spec.email
+        default = True if channel == "in_app" else spec.away.get(channel)
         if default is None:
             return False
         if spec.critical:
@@ -140,14 +141,17 @@ class Model:
 
     def _schedule(self, row: Row, spec: KindSpec) -> None:
         assert row.recipient is not None
-        if spec.email is None or not self.enabled(row.recipient, row.kind, "email"):
-            return
-        key = row.group if row.group is not None else row.id
-        if (row.recipient, key) in self.emails:
-            return  # a group gets one email
-        self.emails[row.recipient, key] = Email(
-            row.recipient, key, row.group is not None, row.created + spec.delay
-        )
+        for channel in AWAY:
+            if not self.enabled(row.recipient, row.kind, channel):
+                continue
+            if channel == "push" and not self.users[row.recipient].pushable:
+                continue
+            key = row.group if row.group is not None else row.id
+            if (row.recipient, key, channel) in self.away:
+                continue  # a group gets one per channel
+            self.away[row.recipient, key, channel] = Away(
+                row.recipient, key, channel, row.group is not None, row.created + spec.delay
+            )
 
     def broadcast(self, nid: int, verb: str, audience: str, group: int | None, expires_at: datetime | None, now: datetime) -> None:
         self.serial += 1
@@ -233,37 +237,27 @@ class Model:
         unread = [nid for nid, is_unread in self.visible(user, now).items() if is_unread]
         self.change(user, unread, now, action="read")
 
-    # -- email --------------------------------------------------------------------------
+    # -- email and push -------------------------------------------------------------------
 
-    def drain(self, now: datetime) -> set[tuple[int, int]]:
-        """Settle every email due by ``now``; returns the (user, key) of those sent."""
+    def drain(self, now: datetime) -> set[tuple[int, int, str]]:
+        """Settle every email and push due by ``now``; returns the (user, key, channel) sent."""
         sent = set()
-        for (user, key), email in self.emails.items():
-            if email.state != "pending" or email.due > now:
+        for (user, key, channel), away in self.away.items():
+            if away.state != "pending" or away.due > now:
                 continue
-            email.state = "sent" if self._still_wanted(email) else "skipped"
-            if email.state == "sent":
-                sent.add((user, key))
+            away.state = "sent" if self._still_wanted(away) else "skipped"
+            if away.state == "sent":
+                sent.add((user, key, channel))
         return sent
 
-    def _still_wanted(self, email: Email) -> bool:
-        if email.grouped:
+    def _still_wanted(self, away: Away) -> bool:
+        if away.grouped:
             members = [
                 r for r in self.rows.values()
-                if r.group == email.key and r.recipient == email.user and not r.deleted
+                if r.group == away.key and r.recipient == away.user and not r.deleted
             ]
         else:
-            members = [r for r in [self.rows[email.key]] if not r.deleted]
+            members = [r for r in [self.rows[away.key]] if not r.deleted]
         if not members or not any(r.unread for r in members):
             return False
-        return self.enabled(email.user, self.rows[email.key].kind, "email")
-
-    def email_text_row(self, user: int, key: int) -> Row:
-        """The row an email for (user, key) is written from: a group's newest live member."""
-        email = self.emails[user, key]
-        if not email.grouped:
-            return self.rows[key]
-        return max(
-            (r for r in self.rows.values() if r.group == key and r.recipient == user and not r.deleted),
-            key=lambda r: r.id,
-        )
+        return self.enabled(away.user, self.rows[away.key].kind, away.channel)

@@ -52,7 +52,13 @@ from hypothesis.stateful import (
 )
 
 from notifications import api, push, worker
-from notifications.models import BroadcastReceipt, Delivery, Notification, ReadEvent
+from notifications.models import (
+    BroadcastReceipt,
+    Delivery,
+    Notification,
+    PushSubscription,
+    ReadEvent,
+)
 from notifications.preferences import set_preferences
 
 from .conftest import CSRF, session_cookies
@@ -104,6 +110,7 @@ class ProductMachine(RuleBasedStateMachine):
 
     server: Any = None
     clock: Clock
+    push_service: Any = None
 
     def __init__(self) -> None:
         super().__init__()
@@ -122,9 +129,15 @@ class ProductMachine(RuleBasedStateMachine):
         self._join(0, 0, True)
         self._join(1, 0, True)
         self._join(2, 1, True)
+        # Two of the three have a browser subscribed to Web Push.
+        for i in (0, 1):
+            device = self.push_service.device(f"{self.tag}-{i}")
+            push.subscribe(self.users[i], device.as_json())
+            self.model.users[self.users[i].pk].pushable = True
         self.tabs: list[Tab] = []
         self.outbox_seen = 0
-        self.sent: dict[tuple[int, int], int] = {}  # (user, key) -> emails seen
+        self.pushes_seen = self.pushes_before = len(self.push_service.received)
+        self.sent: set[tuple[int, int, str]] = set()  # (user, key, channel) that went out
 
     # -- helpers -----------------------------------------------------------------
 
@@ -336,7 +349,7 @@ class ProductMachine(RuleBasedStateMachine):
     @rule(
         i=st.integers(0, 2),
         kind=st.sampled_from([None, "mention", "comment"]),
-        channel=st.sampled_from(["in_app", "email"]),
+        channel=st.sampled_from(["in_app", "email", "push"]),
         enabled=st.sampled_from([True, False, None]),
     )
     def prefer(self, i: int, kind: str | None, channel: str, enabled: bool | None) -> None:
@@ -359,13 +372,25 @@ class ProductMachine(RuleBasedStateMachine):
         kind = self._kind_of(message)
         self.model.set_preference(user.pk, kind, "email", False)
 
+    @precondition(lambda self: self.pushes_seen > self.pushes_before)
+    @rule(pick=st.integers(0, 10**6))
+    def click_a_push(self, pick: int) -> None:
+        """The service worker posts a shown push's read link (no session)."""
+        mine = self.push_service.received[self.pushes_before : self.pushes_seen]
+        received = mine[pick % len(mine)]
+        response = Client().post(received.payload["read_url"])
+        assert response.status_code == 200, response.content
+        user = next(self.users[i].pk for i in (0, 1) if received.path == f"/push/{self.tag}-{i}")
+        self.model.change(user, [received.payload["id"]], self._now(), action="read")
+
     def _kind_of(self, message: Any) -> str | None:
-        serial = self._serial_of(message)
+        serial = self._serial_of(message.subject + message.body)
         return next(r.kind for r in self.model.rows.values() if r.serial == serial)
 
-    def _serial_of(self, message: Any) -> int:
-        found = re.search(rf"v(\d+)x{self.tag}", message.subject + message.body)
-        assert found, (message.subject, message.body)
+    def _serial_of(self, text: str) -> int:
+        """The model's serial of the row whose verb ``text`` quotes."""
+        found = re.search(rf"v(\d+)x{self.tag}", text)
+        assert found, text
         return int(found.group(1))
 
     # -- rights --------------------------------------------------------------------------------
@@ -408,26 +433,33 @@ class ProductMachine(RuleBasedStateMachine):
                 t.join(60)
             assert not errors, errors
         expected = self.model.drain(self._now())
-        got = self._new_emails()
-        assert got == expected, f"emails sent {sorted(got)}, the model expected {sorted(expected)}"
+        got = self._new_messages()
+        assert got == expected, f"sent {sorted(got)}, the model expected {sorted(expected)}"
 
-    def _new_emails(self) -> set[tuple[int, int]]:
-        """The (user, key) of the emails sent since the last look; each at most once ever."""
-        got = set()
+    def _new_messages(self) -> set[tuple[int, int, str]]:
+        """
+        The (user, key, channel) of the emails and pushes sent since the last
+        look; each at most once ever.
+        """
+        got = []
         by_email = {u.email: u.pk for u in self.users}
         for message in mail.outbox[self.outbox_seen :]:
             (to,) = message.to
-            user = by_email[to]
-            serial = self._serial_of(message)
-            row = next(
-                r for r in self.model.rows.values() if r.serial == serial and r.recipient == user
-            )
-            key = row.group if row.group is not None else row.id
-            assert (user, key) not in self.sent, f"a second email for {(user, key)}"
-            self.sent[user, key] = 1
-            got.add((user, key))
+            got.append((by_email[to], self._serial_of(message.subject + message.body), "email"))
         self.outbox_seen = len(mail.outbox)
-        return got
+        by_device = {f"/push/{self.tag}-{i}": self.users[i].pk for i in (0, 1)}
+        for received in self.push_service.received[self.pushes_seen :]:
+            got.append((by_device[received.path], self._serial_of(received.payload["body"]), "push"))
+        self.pushes_seen = len(self.push_service.received)
+        assert self.push_service.errors == []
+        keys = set()
+        for user, serial, channel in got:
+            row = next(r for r in self.model.rows.values() if r.serial == serial and r.recipient == user)
+            key = (user, row.group if row.group is not None else row.id, channel)
+            assert key not in self.sent and key not in keys, f"a second {channel} for {key}"
+            keys.add(key)
+        self.sent |= keys
+        return keys
 
     # -- streams -------------------------------------------------------------------------------
 
@@ -536,9 +568,10 @@ class ProductMachine(RuleBasedStateMachine):
         assert body["unread_count"] == self.model.unread_count(user.pk, now)
 
     @invariant()
-    def emails_go_out_only_when_the_worker_runs(self) -> None:
+    def emails_and_pushes_go_out_only_when_the_worker_runs(self) -> None:
         assert len(mail.outbox) == self.outbox_seen
-        assert Delivery.objects.filter(channel="email", state="sent").count() == len(self.sent)
+        assert len(self.push_service.received) == self.pushes_seen
+        assert Delivery.objects.filter(state="sent").count() == len(self.sent)
 
     def teardown(self) -> None:
         try:
@@ -566,6 +599,7 @@ def _clear() -> None:
     ReadEvent.objects.all().delete()
     BroadcastReceipt.objects.all().delete()
     Delivery.objects.all().delete()
+    PushSubscription.objects.all().delete()
     User.objects.all().delete()
     Group.objects.all().delete()
     mail.outbox.clear()
@@ -590,7 +624,17 @@ def budget() -> settings:
 @pytest.mark.server
 @pytest.mark.django_db(transaction=True)
 def test_the_product_behaves_as_its_model(make_server: Any, monkeypatch: Any, settings: Any) -> None:
+    pytest.importorskip("pywebpush")
+    from .pushservice import PushService
+
     settings.DJANGO_NOTIFICATIONS_CONFIG = {"SOFT_DELETE": True}  # hq's mark_all_as_deleted()
+    public, private = push.generate_vapid_keys()
+    settings.NOTIFICATIONS_VAPID_PUBLIC_KEY = public
+    settings.NOTIFICATIONS_VAPID_PRIVATE_KEY = private
+    settings.NOTIFICATIONS_VAPID_SUBJECT = "mailto:ops@example.com"
+    settings.DEBUG = True  # the local push service speaks http
+    service = PushService()
+    ProductMachine.push_service = service
     clock = Clock()
     monkeypatch.setattr(timezone, "now", clock)
     ProductMachine.server = make_server(
@@ -598,7 +642,10 @@ def test_the_product_behaves_as_its_model(make_server: Any, monkeypatch: Any, se
     )
     ProductMachine.clock = clock
     _clear()
-    run_state_machine_as_test(ProductMachine, settings=budget())
+    try:
+        run_state_machine_as_test(ProductMachine, settings=budget())
+    finally:
+        service.close()
 
 
 assert set(KINDS) == set(KIND_NAMES)
