@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import threading
 import time
 import uuid
@@ -72,6 +73,10 @@ HEARTBEAT = 1.0
 WAIT = 15.0  # the most a row may take to reach a stream (a loaded machine)
 KIND_NAMES = list(KINDS)  # None (no kind), plain, grouped, critical
 PATHS = ["api", "http", "hq_instance", "hq_queryset", "push_link"]
+# hq's instance and queryset methods change only the row they are given, not
+# the group it stands for: the machine keeps them to ungrouped rows until that
+# is fixed (then set False and drop the xfail marks of the reproductions below).
+HQ_SPLITS_GROUPS = True
 
 
 def real_now() -> datetime:
@@ -307,6 +312,9 @@ class ProductMachine(RuleBasedStateMachine):
         if path == "push_link" and action != "read":
             path = "api"
             candidates = self._visible_ids(i)
+        if path.startswith("hq_") and HQ_SPLITS_GROUPS:
+            # Known defect (see the reproductions at the end): leave groups to the other paths.
+            candidates = [nid for nid in candidates if self.model.rows[nid].group is None]
         if not candidates:
             return
         nid = candidates[pick % len(candidates)]
@@ -675,3 +683,63 @@ def run_steps(machine_class: type[ProductMachine], steps: list[tuple[str, dict[s
 @pytest.mark.django_db(transaction=True)
 def test_the_product_behaves_as_its_model(product: Any) -> None:
     run_state_machine_as_test(product, settings=budget())
+
+
+# -- defects the machine found, kept as explicit steps ------------------------------------
+
+# A user gets two comments on the same post: one item (a group of two) in their list.
+GROUP_OF_TWO = [
+    ("notify", {"who": "user", "i": 2, "j": 0, "g": 0, "kind": "comment", "post": 0}),
+    ("notify", {"who": "user", "i": 2, "j": 0, "g": 0, "kind": "comment", "post": 0}),
+]
+
+
+@pytest.fixture
+def hq_on_groups(product: Any, monkeypatch: Any) -> Any:
+    """The machine with hq's methods let loose on grouped rows."""
+    monkeypatch.setattr(sys.modules[__name__], "HQ_SPLITS_GROUPS", False)
+    return product
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="hq's mark_all_as_deleted() on a group's item soft-deletes only that row: the "
+    "group's older member shows in the list and the unread count again (app {older: True}, "
+    "model {}). The API's delete removes the whole group.",
+)
+def test_deleting_a_group_through_hqs_queryset_method_removes_the_whole_item(hq_on_groups: Any) -> None:
+    run_steps(hq_on_groups, [*GROUP_OF_TWO, ("change", {"i": 2, "pick": 0, "action": "delete", "path": "hq_queryset"})])
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("path", ["hq_instance", "hq_queryset"])
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="hq's mark_as_read() / mark_all_as_read() on a group's item marks only that row "
+    "read: the group's older member stays unread, and the group's email (scheduled.check: "
+    "'any member unread') goes out although the user read the item.",
+)
+def test_reading_a_group_through_hq_stops_its_email(hq_on_groups: Any, path: str) -> None:
+    run_steps(hq_on_groups, [
+        ("prefer", {"i": 2, "kind": "comment", "channel": "email", "enabled": True}),
+        *GROUP_OF_TWO,
+        ("change", {"i": 2, "pick": 0, "action": "read", "path": path}),
+        ("advance", {"minutes": 1, "workers": 1}),
+    ])
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("action", ["read", "delete"])
+def test_the_same_steps_through_the_api_keep_the_group_whole(hq_on_groups: Any, action: str) -> None:
+    run_steps(hq_on_groups, [
+        ("prefer", {"i": 2, "kind": "comment", "channel": "email", "enabled": True}),
+        *GROUP_OF_TWO,
+        ("change", {"i": 2, "pick": 0, "action": action, "path": "api"}),
+        ("advance", {"minutes": 1, "workers": 1}),
+    ])
