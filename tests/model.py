@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 # The demo's kinds (project/notifications.py), as the model sees them: the
 # away channels' defaults and delay, grouping, criticality. None: no kind.
@@ -60,6 +61,7 @@ class User:
     # (kind or "" for the whole channel, channel) -> enabled
     prefs: dict[tuple[str, str], bool] = field(default_factory=dict)
     pushable: bool = False  # has a browser subscribed to Web Push
+    quiet: tuple[time, time, str] | None = None  # quiet hours: start, end, time zone
 
 
 @dataclass
@@ -245,10 +247,30 @@ class Model:
         for (user, key, channel), away in self.away.items():
             if away.state != "pending" or away.due > now:
                 continue
-            away.state = "sent" if self._still_wanted(away) else "skipped"
-            if away.state == "sent":
-                sent.add((user, key, channel))
+            if not self._still_wanted(away):
+                away.state = "skipped"
+                continue
+            until = self.quiet_until(user, now)
+            if until is not None and not KINDS[self.rows[key].kind].critical:
+                away.due = until  # held, then looked at again
+                continue
+            away.state = "sent"
+            sent.add((user, key, channel))
         return sent
+
+    def quiet_until(self, user: int, now: datetime) -> datetime | None:
+        """When the user's quiet hours holding ``now`` end (start after end spans midnight)."""
+        quiet = self.users[user].quiet
+        if quiet is None:
+            return None
+        start, end, zone = quiet[0], quiet[1], ZoneInfo(quiet[2])
+        local = now.astimezone(zone)
+        clock = local.time().replace(tzinfo=None)
+        inside = start <= clock < end if start < end else (clock >= start or clock < end)
+        if not inside:
+            return None
+        until = datetime.combine(local.date(), end, tzinfo=zone)
+        return until if until > local else until + timedelta(days=1)
 
     def _still_wanted(self, away: Away) -> bool:
         if away.grouped:

@@ -33,6 +33,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -58,9 +59,11 @@ from notifications.models import (
     Delivery,
     Notification,
     PushSubscription,
+    QuietHours,
     ReadEvent,
 )
 from notifications.preferences import set_preferences
+from notifications.schedule import set_quiet_hours
 
 from .conftest import CSRF, session_cookies
 from .model import KINDS, Model
@@ -401,6 +404,25 @@ class ProductMachine(RuleBasedStateMachine):
         assert found, text
         return int(found.group(1))
 
+    @rule(
+        i=st.integers(0, 2),
+        on=st.booleans(),
+        start=st.sampled_from([-30, 5, 600]),
+        length=st.sampled_from([20, 90, 23 * 60]),
+    )
+    def quiet_hours(self, i: int, on: bool, start: int, length: int) -> None:
+        """Quiet hours (Tokyo time) from ``start`` minutes from now, ``length`` minutes long, or none."""
+        user = self.users[i]
+        if not on:
+            set_quiet_hours(user, None)
+            self.model.users[user.pk].quiet = None
+            return
+        local = self._now().astimezone(ZoneInfo("Asia/Tokyo")).replace(second=0, microsecond=0)
+        begin = (local + timedelta(minutes=start)).time().replace(tzinfo=None)
+        end = (local + timedelta(minutes=start + length)).time().replace(tzinfo=None)
+        set_quiet_hours(user, begin, end, "Asia/Tokyo")
+        self.model.users[user.pk].quiet = (begin, end, "Asia/Tokyo")
+
     # -- rights --------------------------------------------------------------------------------
 
     @rule(i=st.integers(0, 2))
@@ -616,6 +638,7 @@ def _clear() -> None:
     BroadcastReceipt.objects.all().delete()
     Delivery.objects.all().delete()
     PushSubscription.objects.all().delete()
+    QuietHours.objects.all().delete()
     User.objects.all().delete()
     Group.objects.all().delete()
     mail.outbox.clear()
@@ -633,7 +656,7 @@ def budget() -> settings:
 
     return settings(
         phases=[Phase.explicit, Phase.reuse, Phase.generate] if os.environ.get("NOSHRINK") else list(Phase),
-        max_examples=8, stateful_step_count=20, deadline=None, database=None, suppress_health_check=quiet
+        max_examples=10, stateful_step_count=20, deadline=None, database=None, suppress_health_check=quiet
     )
 
 
