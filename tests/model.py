@@ -196,6 +196,15 @@ class Model:
                 seen[row.id] = row.unread
         return seen
 
+    def count(self, row: Row) -> int:
+        """How many notifications a group's item stands for, at ``row`` (a lone row: 1)."""
+        if row.group is None:
+            return 1
+        return sum(
+            1 for r in self.rows.values()
+            if r.group == row.group and r.recipient == row.recipient and r.id <= row.id and not r.deleted
+        )
+
     def unread_count(self, user: int, now: datetime) -> int:
         return sum(self.visible(user, now).values())
 

@@ -193,7 +193,15 @@ class ProductMachine(RuleBasedStateMachine):
             assert owed <= set(conn.notification_ids()), (
                 f"stream of user {tab.user} ended without {owed - set(conn.notification_ids())}"
             )
+            self._check_shown(conn, owed, {nid: True for nid in owed})
             self._check_tab(tab)
+
+    def _check_shown(self, conn: Stream, ids: set[int], unread: dict[int, bool]) -> None:
+        """The stream showed rows ``ids`` with the model's unread flags and group counts."""
+        for shown in conn.notifications():
+            if shown["id"] in ids:
+                row = self.model.rows[shown["id"]]
+                assert (shown["unread"], shown["count"]) == (unread[row.id], self.model.count(row)), shown
 
     def _check_tab(self, tab: Tab) -> None:
         ids = tab.ids()
@@ -530,6 +538,7 @@ class ProductMachine(RuleBasedStateMachine):
         tab.owed |= missed
         conn.wait_for(lambda s: s.ended or missed <= set(s.notification_ids()), timeout=WAIT)
         assert missed <= set(conn.notification_ids()), f"replay missed {missed - set(conn.notification_ids())}"
+        self._check_shown(conn, missed, self.model.visible(tab.user, now))
         self._check_tab(tab)
 
     # -- signing out -----------------------------------------------------------------------------
@@ -604,6 +613,11 @@ class ProductMachine(RuleBasedStateMachine):
         client.force_login(user)
         body = client.get("/notifications/api/unread-count/").json()
         assert body["unread_count"] == self.model.unread_count(user.pk, now)
+        listed = client.get("/notifications/api/", {"page_size": 100}).json()["results"]
+        expected = self.model.visible(user.pk, now)
+        assert [n["id"] for n in listed] == sorted(expected, reverse=True)[:100], "the list, newest first"
+        for n in listed:
+            assert (n["unread"], n["count"]) == (expected[n["id"]], self.model.count(self.model.rows[n["id"]])), n
 
     @invariant()
     def emails_and_pushes_go_out_only_when_the_worker_runs(self) -> None:
