@@ -666,10 +666,7 @@ def budget() -> settings:
     quiet = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
     if os.environ.get("HYPOTHESIS_PROFILE"):
         return settings(settings.default, deadline=None, suppress_health_check=quiet)
-    from hypothesis import Phase
-
     return settings(
-        phases=[Phase.explicit, Phase.reuse, Phase.generate] if os.environ.get("NOSHRINK") else list(Phase),
         max_examples=10, stateful_step_count=20, deadline=None, database=None, suppress_health_check=quiet
     )
 
