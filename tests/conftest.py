@@ -319,3 +319,26 @@ def vapid(settings: Any) -> str:
     settings.NOTIFICATIONS_VAPID_PRIVATE_KEY = private
     settings.NOTIFICATIONS_VAPID_SUBJECT = "mailto:ops@example.com"
     return public
+
+
+# Hypothesis profiles: HYPOTHESIS_PROFILE=thorough runs the model test
+# (tests/test_model.py) with many more and longer sequences than CI's budget.
+from hypothesis import HealthCheck as _HealthCheck  # noqa: E402
+from hypothesis import Phase as _Phase  # noqa: E402
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile(
+    "thorough",
+    max_examples=200,
+    stateful_step_count=60,
+    deadline=None,
+    suppress_health_check=[_HealthCheck.function_scoped_fixture, _HealthCheck.too_slow],
+)
+# "search": as many, without shrinking a failure (faster to a first failing sequence).
+_hypothesis_settings.register_profile(
+    "search",
+    _hypothesis_settings.get_profile("thorough"),
+    phases=[_Phase.explicit, _Phase.reuse, _Phase.generate],
+)
+if os.environ.get("HYPOTHESIS_PROFILE"):
+    _hypothesis_settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])

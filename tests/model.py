@@ -1,0 +1,294 @@
+"""
+A small reference model of the product, for tests/test_model.py: who may see
+what, what is unread, and which email is due, in plain Python.
+
+It knows nothing of the app's code: it is the README's promises written as
+data structures. The state machine feeds it the same steps as the real app
+(taking only the ids the database gave) and compares the two after each step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+# The demo's kinds (project/notifications.py), as the model sees them: the
+# away channels' defaults and delay, grouping, criticality. None: no kind.
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    away: dict[str, bool]  # away channel -> its default (absent: not declared)
+    delay: timedelta = timedelta(0)
+    grouped: bool = False
+    window: timedelta = timedelta(minutes=10)
+    critical: bool = False
+
+
+KINDS: dict[str | None, KindSpec] = {
+    None: KindSpec(away={}),
+    "mention": KindSpec(away={"email": True, "push": True}, delay=timedelta(minutes=2)),
+    "comment": KindSpec(away={"email": False, "push": False}, grouped=True),
+    "security": KindSpec(away={"email": True, "push": True}, critical=True),
+}
+AWAY = ("email", "push")
+
+
+@dataclass
+class Row:
+    id: int
+    serial: int  # the model's step counter when it was written
+    verb: str
+    created: datetime
+    recipient: int | None = None  # None: a broadcast
+    audience: str = "user"  # user, all, staff, group
+    audience_group: int | None = None
+    expires_at: datetime | None = None
+    kind: str | None = None
+    group_key: str = ""  # (kind, target) of a grouped kind
+    group: int | None = None  # the id of the group's first row
+    unread: bool = True
+    deleted: bool = False
+
+
+@dataclass
+class User:
+    id: int
+    staff: bool = False
+    groups: set[int] = field(default_factory=set)
+    # (kind or "" for the whole channel, channel) -> enabled
+    prefs: dict[tuple[str, str], bool] = field(default_factory=dict)
+    pushable: bool = False  # has a browser subscribed to Web Push
+    quiet: tuple[time, time, str] | None = None  # quiet hours: start, end, time zone
+
+
+@dataclass
+class Away:
+    """One scheduled email or push: for one row, or one group (keyed by its first row)."""
+
+    user: int
+    key: int  # the row's id, or the group's first row id
+    channel: str
+    grouped: bool
+    due: datetime
+    state: str = "pending"  # pending, sent, skipped
+
+
+class Model:
+    def __init__(self) -> None:
+        self.users: dict[int, User] = {}
+        self.rows: dict[int, Row] = {}
+        # (broadcast id, user id) -> hidden: a receipt means read for that user
+        self.receipts: dict[tuple[int, int], bool] = {}
+        self.away: dict[tuple[int, int, str], Away] = {}  # (user, key, channel)
+        self.serial = 0
+
+    # -- who wants what ---------------------------------------------------------
+
+    def enabled(self, user: int, kind: str | None, channel: str) -> bool:
+        """Critical, then the user's choice for the kind, for the channel, then the default."""
+        spec = KINDS[kind]
+        if kind is None:
+            return channel == "in_app"
+        default = True if channel == "in_app" else spec.away.get(channel)
+        if default is None:
+            return False
+        if spec.critical:
+            return True
+        prefs = self.users[user].prefs
+        if (kind, channel) in prefs:
+            return prefs[kind, channel]
+        if ("", channel) in prefs:
+            return prefs["", channel]
+        return default
+
+    def set_preference(self, user: int, kind: str | None, channel: str, enabled: bool | None) -> None:
+        prefs = self.users[user].prefs
+        key = (kind or "", channel)
+        if enabled is None:
+            prefs.pop(key, None)
+        else:
+            prefs[key] = enabled
+
+    # -- writing ------------------------------------------------------------------
+
+    def receivers(self, users: Iterable[int], kind: str | None) -> list[int]:
+        """Of ``users``, those who get a row of ``kind`` (in-app on), in id order."""
+        return sorted(u for u in set(users) if self.enabled(u, kind, "in_app"))
+
+    def notify(self, rows: dict[int, int], verb: str, kind: str | None, target: int | None, now: datetime) -> None:
+        """Record what ``notify()`` wrote: ``rows`` maps recipient -> row id."""
+        self.serial += 1
+        spec = KINDS[kind]
+        for user, nid in sorted(rows.items()):
+            row = Row(nid, self.serial, verb, now, recipient=user, kind=kind)
+            if spec.grouped and target is not None:
+                row.group_key = f"{kind}:{target}"
+                row.group = self._open_group(user, row.group_key, now - spec.window) or nid
+            self.rows[nid] = row
+            self._schedule(row, spec)
+
+    def _open_group(self, user: int, key: str, since: datetime) -> int | None:
+        newest = max(
+            (
+                r for r in self.rows.values()
+                if r.recipient == user and r.group_key == key and not r.deleted and r.created >= since
+            ),
+            key=lambda r: r.id,
+            default=None,
+        )
+        return None if newest is None else newest.group
+
+    def _schedule(self, row: Row, spec: KindSpec) -> None:
+        assert row.recipient is not None
+        for channel in AWAY:
+            if not self.enabled(row.recipient, row.kind, channel):
+                continue
+            if channel == "push" and not self.users[row.recipient].pushable:
+                continue
+            key = row.group if row.group is not None else row.id
+            if (row.recipient, key, channel) in self.away:
+                continue  # a group gets one per channel
+            self.away[row.recipient, key, channel] = Away(
+                row.recipient, key, channel, row.group is not None, row.created + spec.delay
+            )
+
+    def broadcast(self, nid: int, verb: str, audience: str, group: int | None, expires_at: datetime | None, now: datetime) -> None:
+        self.serial += 1
+        self.rows[nid] = Row(
+            nid, self.serial, verb, now, audience=audience, audience_group=group, expires_at=expires_at
+        )
+
+    # -- reading --------------------------------------------------------------------
+
+    def in_audience(self, user: int, row: Row) -> bool:
+        u = self.users[user]
+        if row.recipient is not None:
+            return row.recipient == user
+        if row.audience == "all":
+            return True
+        if row.audience == "staff":
+            return u.staff
+        return row.audience_group in u.groups
+
+    def superseded(self, row: Row) -> bool:
+        return row.group is not None and any(
+            r.group == row.group and r.recipient == row.recipient and r.id > row.id and not r.deleted
+            for r in self.rows.values()
+        )
+
+    def visible(self, user: int, now: datetime) -> dict[int, bool]:
+        """What ``user`` sees at ``now``: id -> unread."""
+        seen = {}
+        for row in self.rows.values():
+            if not self.in_audience(user, row) or row.deleted:
+                continue
+            if row.expires_at is not None and row.expires_at <= now:
+                continue
+            if row.recipient is None:
+                receipt = self.receipts.get((row.id, user))
+                if receipt:  # hidden
+                    continue
+                seen[row.id] = receipt is None
+            elif not self.superseded(row):
+                seen[row.id] = row.unread
+        return seen
+
+    def count(self, row: Row) -> int:
+        """How many notifications a group's item stands for, at ``row`` (a lone row: 1)."""
+        if row.group is None:
+            return 1
+        return sum(
+            1 for r in self.rows.values()
+            if r.group == row.group and r.recipient == row.recipient and r.id <= row.id and not r.deleted
+        )
+
+    def unread_count(self, user: int, now: datetime) -> int:
+        return sum(self.visible(user, now).values())
+
+    # -- changing read state ------------------------------------------------------------
+
+    def members(self, row: Row) -> list[Row]:
+        """A group's item stands for its members up to it; another row for itself."""
+        if row.group is None:
+            return [row]
+        return [
+            r for r in self.rows.values()
+            if r.group == row.group and r.recipient == row.recipient and r.id <= row.id
+        ]
+
+    def change(self, user: int, ids: Iterable[int], now: datetime, *, action: str) -> list[int]:
+        """Apply ``action`` (read, unread, delete) to the ids ``user`` sees; returns those."""
+        seen = self.visible(user, now)
+        done = []
+        for nid in ids:
+            if nid not in seen:
+                continue
+            done.append(nid)
+            row = self.rows[nid]
+            if row.recipient is None:
+                if action == "read":
+                    self.receipts.setdefault((nid, user), False)
+                elif action == "unread":
+                    if self.receipts.get((nid, user)) is False:
+                        del self.receipts[nid, user]
+                else:
+                    self.receipts[nid, user] = True
+                continue
+            for member in self.members(row):
+                if action == "delete":
+                    member.deleted = True
+                else:
+                    member.unread = action == "unread"
+        return done
+
+    def read_all(self, user: int, now: datetime) -> None:
+        unread = [nid for nid, is_unread in self.visible(user, now).items() if is_unread]
+        self.change(user, unread, now, action="read")
+
+    # -- email and push -------------------------------------------------------------------
+
+    def drain(self, now: datetime) -> set[tuple[int, int, str]]:
+        """Settle every email and push due by ``now``; returns the (user, key, channel) sent."""
+        sent = set()
+        for (user, key, channel), away in self.away.items():
+            if away.state != "pending" or away.due > now:
+                continue
+            if not self._still_wanted(away):
+                away.state = "skipped"
+                continue
+            until = self.quiet_until(user, now)
+            if until is not None and not KINDS[self.rows[key].kind].critical:
+                away.due = until  # held, then looked at again
+                continue
+            away.state = "sent"
+            sent.add((user, key, channel))
+        return sent
+
+    def quiet_until(self, user: int, now: datetime) -> datetime | None:
+        """When the user's quiet hours holding ``now`` end (start after end spans midnight)."""
+        quiet = self.users[user].quiet
+        if quiet is None:
+            return None
+        start, end, zone = quiet[0], quiet[1], ZoneInfo(quiet[2])
+        local = now.astimezone(zone)
+        clock = local.time().replace(tzinfo=None)
+        inside = start <= clock < end if start < end else (clock >= start or clock < end)
+        if not inside:
+            return None
+        until = datetime.combine(local.date(), end, tzinfo=zone)
+        return until if until > local else until + timedelta(days=1)
+
+    def _still_wanted(self, away: Away) -> bool:
+        if away.grouped:
+            members = [
+                r for r in self.rows.values()
+                if r.group == away.key and r.recipient == away.user and not r.deleted
+            ]
+        else:
+            members = [r for r in [self.rows[away.key]] if not r.deleted]
+        if not members or not any(r.unread for r in members):
+            return False
+        return self.enabled(away.user, self.rows[away.key].kind, away.channel)
