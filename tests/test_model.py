@@ -686,33 +686,23 @@ def budget() -> settings:
 
 
 @pytest.fixture
-def product(make_server: Any, monkeypatch: Any, settings: Any) -> Any:
+def product(make_server: Any, monkeypatch: Any, settings: Any, service: Any, vapid: str) -> Any:
     """
     The machine's world: a server with a short heartbeat and poll, the test
     process's clock under the machine's control, VAPID keys and a local push
-    service. Yields the machine class, ready to run.
+    service (conftest's, allowed by NOTIFICATIONS_PUSH_SERVICES). Yields the
+    machine class, ready to run.
     """
-    pytest.importorskip("pywebpush")
-    from .pushservice import PushService
-
     settings.DJANGO_NOTIFICATIONS_CONFIG = {"SOFT_DELETE": True}  # hq's mark_all_as_deleted()
-    public, private = push.generate_vapid_keys()
-    settings.NOTIFICATIONS_VAPID_PUBLIC_KEY = public
-    settings.NOTIFICATIONS_VAPID_PRIVATE_KEY = private
-    settings.NOTIFICATIONS_VAPID_SUBJECT = "mailto:ops@example.com"
-    settings.DEBUG = True  # the local push service speaks http
     clock = Clock()
     monkeypatch.setattr(timezone, "now", clock)
     ProductMachine.server = make_server(
         NOTIFICATIONS_HEARTBEAT=str(HEARTBEAT), NOTIFICATIONS_POLL_INTERVAL="0.1"
     )
     ProductMachine.clock = clock
-    ProductMachine.push_service = service = PushService()
+    ProductMachine.push_service = service
     _clear()
-    try:
-        yield ProductMachine
-    finally:
-        service.close()
+    return ProductMachine
 
 
 def run_steps(machine_class: type[ProductMachine], steps: list[tuple[str, dict[str, Any]]]) -> None:
