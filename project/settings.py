@@ -87,6 +87,12 @@ else:
         )
     }
 
+# DATABASE_URL names PgBouncer in transaction pooling mode (README, Deploying):
+# no server-side cursors, no prepared statements (Django's default).
+NOTIFICATIONS_TRANSACTION_POOLING = os.environ.get("DATABASE_TRANSACTION_POOLING") == "1"
+if NOTIFICATIONS_TRANSACTION_POOLING:
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+
 REDIS_URL = os.environ.get("REDIS_URL")
 if REDIS_URL:
     CHANNEL_LAYERS = {

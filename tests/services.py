@@ -84,3 +84,64 @@ class PrivatePostgres:
         except subprocess.CalledProcessError:
             pass
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+PGBOUNCER_INI = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pgbouncer.ini")
+
+
+class PgBouncer:
+    """
+    Debian's pgbouncer in transaction pooling mode (tests/pgbouncer.ini, the
+    README's configuration) on its own port, in front of the PostgreSQL on 5432.
+    """
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.dir = tempfile.mkdtemp(prefix="notifications-pgbouncer-")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> PgBouncer:
+        with open(PGBOUNCER_INI) as template:
+            ini = template.read().replace("@PORT@", str(self.port)).replace("@DIR@", self.dir)
+        with open(os.path.join(self.dir, "pgbouncer.ini"), "w") as out:
+            out.write(ini)
+        with open(os.path.join(self.dir, "users.txt"), "w") as out:
+            out.write('"postgres" ""\n')
+        command = ["pgbouncer", os.path.join(self.dir, "pgbouncer.ini")]
+        if os.geteuid() == 0:  # pgbouncer refuses to run as root
+            shutil.chown(self.dir, "postgres")
+            command[1:1] = ["-u", "postgres"]
+        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", str(self.port)]).returncode != 0:
+            assert self.proc.poll() is None and time.monotonic() < deadline, "pgbouncer did not start"
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def pgbouncer_admin(host: str, port: int | str, command: str) -> list[list[str]]:
+    """Run ``command`` on PgBouncer's admin console; its rows."""
+    out = subprocess.run(
+        ["psql", "-h", host, "-p", str(port), "-U", "postgres", "-At", "-F", "\t", "-c", command, "pgbouncer"],
+        capture_output=True, text=True, timeout=30, check=True,
+    ).stdout
+    return [line.split("\t") for line in out.splitlines() if line]
+
+
+def pgbouncer_clients(host: str, port: int | str, database: str) -> int:
+    """Client connections PgBouncer has open to ``database``."""
+    rows = pgbouncer_admin(host, port, "SHOW CLIENTS")
+    return sum(1 for row in rows if row[2] == database)
+
+
+def pgbouncer_release(host: str, port: int | str, database: str) -> None:
+    """Close PgBouncer's server connections to ``database``, so it can be dropped."""
+    pgbouncer_admin(host, port, f"KILL {database}")
+    pgbouncer_admin(host, port, f"RESUME {database}")
+
