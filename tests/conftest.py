@@ -151,8 +151,8 @@ def django_db_setup(django_db_setup: Any) -> Iterator[None]:
     if getattr(settings, "NOTIFICATIONS_TRANSACTION_POOLING", False):
         from .services import pgbouncer_release
 
-        db = settings.DATABASES["default"]
-        pgbouncer_release(db["HOST"], db["PORT"], db["NAME"])
+        for db in settings.DATABASES.values():
+            pgbouncer_release(db["HOST"], db["PORT"], db["NAME"])
 
 
 @pytest.fixture(scope="session")

@@ -141,7 +141,9 @@ def pgbouncer_clients(host: str, port: int | str, database: str) -> int:
 
 
 def pgbouncer_release(host: str, port: int | str, database: str) -> None:
-    """Close PgBouncer's server connections to ``database``, so it can be dropped."""
+    """Close PgBouncer's server connections to ``database`` (if it has any), so it can be dropped."""
+    if database not in {row[0] for row in pgbouncer_admin(host, port, "SHOW DATABASES")}:
+        return
     pgbouncer_admin(host, port, f"KILL {database}")
     pgbouncer_admin(host, port, f"RESUME {database}")
 
