@@ -510,3 +510,44 @@ def check_push_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
         ]
     return []
+
+
+@register(Tags.database)
+def check_transaction_pooling(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """
+    Behind PgBouncer in transaction pooling (NOTIFICATIONS_TRANSACTION_POOLING),
+    each transaction may run on another server connection: what a session keeps
+    (server-side cursors held across transactions, prepared statements) is lost.
+    """
+    from django.db import connections, router
+
+    from .conf import conf
+    from .models import Notification
+
+    if not conf.TRANSACTION_POOLING:
+        return []
+    alias = router.db_for_write(Notification)
+    settings_dict = connections[alias].settings_dict
+    warnings = []
+    if not settings_dict.get("DISABLE_SERVER_SIDE_CURSORS"):
+        warnings.append(
+            Warning(
+                f"DATABASES[{alias!r}] uses server-side cursors behind transaction pooling: "
+                "QuerySet.iterator() declares a cursor WITH HOLD in one server session and "
+                "reads it from another.",
+                hint=f"Set DATABASES[{alias!r}]['DISABLE_SERVER_SIDE_CURSORS'] = True.",
+                id="notifications.W050",
+            )
+        )
+    if settings_dict.get("OPTIONS", {}).get("prepare_threshold") is not None:
+        warnings.append(
+            Warning(
+                f"DATABASES[{alias!r}]['OPTIONS'] turns on prepared statements (prepare_threshold) "
+                "behind transaction pooling: a statement prepared in one server session is "
+                "missing in the next.",
+                hint="Remove prepare_threshold (Django's default is None), or use PgBouncer 1.21 "
+                "or later with max_prepared_statements set.",
+                id="notifications.W051",
+            )
+        )
+    return warnings

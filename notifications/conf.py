@@ -104,6 +104,9 @@ DEFAULTS: dict[str, Any] = {
     # Seconds a ``notify(..., key=...)`` key holds: a second call with the same
     # key for the same recipient within it writes and sends nothing.
     "NOTIFICATIONS_IDEMPOTENCY_WINDOW": 86400.0,
+    # The database is reached through PgBouncer in transaction pooling mode: the
+    # system checks warn about settings that need a session of their own.
+    "NOTIFICATIONS_TRANSACTION_POOLING": False,
     # Most emails / pushes per user and hour (None: no cap); what goes past
     # folds into the user's next digest. Critical kinds are never capped.
     "NOTIFICATIONS_EMAIL_HOURLY_CAP": None,
@@ -284,6 +287,10 @@ class Settings:
     @property
     def IDEMPOTENCY_WINDOW(self) -> float:
         return float(self._get("NOTIFICATIONS_IDEMPOTENCY_WINDOW"))
+
+    @property
+    def TRANSACTION_POOLING(self) -> bool:
+        return bool(self._get("NOTIFICATIONS_TRANSACTION_POOLING"))
 
     def hourly_cap(self, channel: str) -> int | None:
         """NOTIFICATIONS_EMAIL_HOURLY_CAP or NOTIFICATIONS_PUSH_HOURLY_CAP."""

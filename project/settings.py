@@ -3,7 +3,8 @@ Settings of the demo and test project.
 
 Runs with no services: SQLite and the in-memory channel layer. Set
 DATABASE_URL (e.g. postgres://localhost/test) and REDIS_URL
-(e.g. redis://127.0.0.1:6379/0) to use PostgreSQL and Redis.
+(e.g. redis://127.0.0.1:6379/0) to use PostgreSQL and Redis; see below for
+PgBouncer (DATABASE_TRANSACTION_POOLING) and Sentinel (REDIS_SENTINELS).
 """
 
 import os
@@ -89,26 +90,44 @@ else:
         )
     }
 
+# DATABASE_URL names PgBouncer in transaction pooling mode (README, Deploying):
+# no server-side cursors, no prepared statements (Django's default).
+NOTIFICATIONS_TRANSACTION_POOLING = os.environ.get("DATABASE_TRANSACTION_POOLING") == "1"
+if NOTIFICATIONS_TRANSACTION_POOLING:
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+
 REDIS_URL = os.environ.get("REDIS_URL")
-if REDIS_URL:
+# Redis behind Sentinel (README, Deploying): REDIS_SENTINELS lists the
+# sentinels ("127.0.0.1:26379,127.0.0.1:26380,..."), REDIS_MASTER_NAME the
+# master they watch; it takes the place of REDIS_URL.
+REDIS_SENTINELS = os.environ.get("REDIS_SENTINELS")
+REDIS_CONNECTION = {
+    # receive() blocks in BZPOPMIN for up to 5 s: the socket
+    # timeout must be longer, or an idle hub's receive fails.
+    "socket_timeout": 30,
+    "socket_connect_timeout": 5,
+    "socket_keepalive": True,
+    "health_check_interval": 15,
+    # One hub per process shares these, however many streams
+    # it serves; publishers borrow one per send.
+    "max_connections": 200,
+}
+if REDIS_SENTINELS:
+    REDIS_HOST = {
+        "sentinels": [(h, int(p)) for h, p in (a.rsplit(":", 1) for a in REDIS_SENTINELS.split(","))],
+        "master_name": os.environ.get("REDIS_MASTER_NAME", "mymaster"),
+        # A dead sentinel must not hold up finding the master.
+        "sentinel_kwargs": {"socket_timeout": 1, "socket_connect_timeout": 1},
+        **REDIS_CONNECTION,
+    }
+elif REDIS_URL:
+    REDIS_HOST = {"address": REDIS_URL, **REDIS_CONNECTION}
+if REDIS_SENTINELS or REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [
-                    {
-                        "address": REDIS_URL,
-                        # receive() blocks in BZPOPMIN for up to 5 s: the socket
-                        # timeout must be longer, or an idle hub's receive fails.
-                        "socket_timeout": 30,
-                        "socket_connect_timeout": 5,
-                        "socket_keepalive": True,
-                        "health_check_interval": 15,
-                        # One hub per process shares these, however many streams
-                        # it serves; publishers borrow one per send.
-                        "max_connections": 200,
-                    }
-                ],
+                "hosts": [REDIS_HOST],
                 # A full channel drops messages silently. Pokes are only
                 # wake-ups (the hub reads the database), so an overflow costs
                 # latency, never a notification; 1000 absorbs large bursts.

@@ -142,6 +142,20 @@ def _close_thread_connections() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: Any) -> Iterator[None]:
+    """
+    pytest-django's test database; behind PgBouncer (DATABASE_TRANSACTION_POOLING=1)
+    its pooled server connections are closed first, so that it can be dropped.
+    """
+    yield
+    if getattr(settings, "NOTIFICATIONS_TRANSACTION_POOLING", False):
+        from .services import pgbouncer_release
+
+        for db in settings.DATABASES.values():
+            pgbouncer_release(db["HOST"], db["PORT"], db["NAME"])
+
+
+@pytest.fixture(scope="session")
 def server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Server]:
     srv = Server().start()
     yield srv

@@ -10,6 +10,8 @@ whatever DATABASE_URL / REDIS_URL they are given:
     python -m tests.scripts write SEED COUNT USER_ID...   random users, widened commit windows,
         backdated timestamps, a writer clock 5 minutes off, and one transaction held open
         for LONG_TRANSACTION seconds (environment, default 0: none)
+    python -m tests.scripts publish INTERVAL STOP USERNAME...   notify the users in turn every
+        INTERVAL seconds until the file STOP exists; print "user_id id seconds" per notify()
 """
 
 from __future__ import annotations
@@ -92,6 +94,20 @@ def main(argv: list[str]) -> None:
                     time.sleep(long_transaction)
                 elif rng.random() < 0.3:
                     time.sleep(rng.random() * 0.004)
+    elif command == "publish":
+        from pathlib import Path
+
+        interval, stop, *usernames = args
+        users = list(User.objects.filter(username__in=usernames))
+        deadline = time.monotonic() + 120
+        i = 0
+        while not Path(stop).exists() and time.monotonic() < deadline:
+            user = users[i % len(users)]
+            started = time.monotonic()
+            nid = api.notify(user, f"published {i}")[0].pk
+            print(user.pk, nid, f"{time.monotonic() - started:.4f}", flush=True)
+            i += 1
+            time.sleep(float(interval))
     else:
         raise SystemExit(f"unknown command {command!r}")
 

@@ -63,3 +63,38 @@ def test_deploy_check_warns_when_open_files_are_below_the_stream_budget(settings
     assert "notifications.W005" in ids(check_deploy())
     settings.NOTIFICATIONS_MAX_STREAMS = max(1, soft - 1000)
     assert "notifications.W005" not in ids(check_deploy())
+
+
+
+def test_server_side_cursors_behind_transaction_pooling_warn(monkeypatch, settings):
+    from django.db import connections
+
+    from notifications.checks import check_transaction_pooling
+
+    settings.NOTIFICATIONS_TRANSACTION_POOLING = True
+    monkeypatch.setitem(connections["default"].settings_dict, "DISABLE_SERVER_SIDE_CURSORS", False)
+    (message,) = check_transaction_pooling()
+    assert message.id == "notifications.W050" and "DISABLE_SERVER_SIDE_CURSORS" in message.hint
+
+
+def test_prepared_statements_behind_transaction_pooling_warn(monkeypatch, settings):
+    from django.db import connections
+
+    from notifications.checks import check_transaction_pooling
+
+    settings.NOTIFICATIONS_TRANSACTION_POOLING = True
+    settings_dict = connections["default"].settings_dict
+    monkeypatch.setitem(settings_dict, "DISABLE_SERVER_SIDE_CURSORS", True)
+    monkeypatch.setitem(settings_dict, "OPTIONS", {**settings_dict.get("OPTIONS", {}), "prepare_threshold": 5})
+    (message,) = check_transaction_pooling()
+    assert message.id == "notifications.W051" and "prepare_threshold" in message.hint
+
+
+def test_pooling_settings_the_readme_gives_pass(monkeypatch, settings):
+    from django.db import connections
+
+    from notifications.checks import check_transaction_pooling
+
+    settings.NOTIFICATIONS_TRANSACTION_POOLING = True
+    monkeypatch.setitem(connections["default"].settings_dict, "DISABLE_SERVER_SIDE_CURSORS", True)
+    assert ids(check_transaction_pooling()) == []

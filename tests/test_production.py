@@ -19,6 +19,7 @@ import time
 from collections import Counter
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.db import connections as db_connections
 
@@ -26,7 +27,7 @@ from notifications import api
 from notifications.models import Notification
 
 from .conftest import ROOT, Server, session_cookies
-from .services import PrivatePostgres, PrivateRedis
+from .services import PrivatePostgres, PrivateRedis, pgbouncer_clients
 from .sse import Stream, open_raw_stream, read_events
 
 pytestmark = [
@@ -259,6 +260,11 @@ def test_postgres_restart_streams_recover_and_nothing_is_lost(make_server):
 
 
 def pg_connections() -> int:
+    """Connections others hold to the test database (through PgBouncer: its clients)."""
+    if settings.NOTIFICATIONS_TRANSACTION_POOLING:
+        connection.close()
+        db = settings.DATABASES["default"]
+        return pgbouncer_clients(db["HOST"], db["PORT"], db["NAME"])
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
