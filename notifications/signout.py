@@ -16,8 +16,10 @@ logins and users of open streams), ``audiences_changed`` (the rights a
 stream opened with), ``on_check`` (what a check message ends). Every path
 goes through it:
 
-- Opening (``auth``): a user ``may_stream`` or is refused; the stream
-  belongs to its session's login when the user is that login's.
+- Opening (``auth``): a user ``may_stream`` or is refused (the batched path
+  and Django's ``get_user`` alike); the stream keeps its session's key and
+  auth hash when its user is that login's, and its staff flag and groups
+  (``users``: what a custom user model offers), for the checks below.
 - The sweep: every half heartbeat, each hub passes all its streams to
   ``signed_out`` (``Hub._sweep_loop``), in three queries per CHUNK streams.
   Changes made another way than below (``is_staff`` or ``is_active`` edited,
@@ -32,7 +34,8 @@ goes through it:
   streams end now (the logged-out login's) and whose logins the hub passes
   to ``signed_out`` before its next hand-out (``Hub._check_now``).
 
-The away delivery (email, Web Push) is not tied to a login and does not ask.
+The away delivery (email, Web Push) is addressed to the user, not to a
+login: it does not go through this module.
 """
 
 from __future__ import annotations
