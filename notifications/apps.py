@@ -11,8 +11,9 @@ class NotificationsConfig(AppConfig):
 
         from . import checks  # noqa: F401  (registers the system checks)
         from .kinds import autodiscover
-        from .receivers import connect_login_checks, on_notify
+        from .receivers import on_notify
         from .signals import notify
+        from .signout import connect as connect_login_checks
         from .texts import clear_cache
 
         notify.connect(on_notify, dispatch_uid="notifications.on_notify")

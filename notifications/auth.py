@@ -17,15 +17,14 @@ Anything else, and any request whose session hash does not verify at once
 session), goes through ``django.contrib.auth.get_user`` one by one, so the
 outcome is always exactly Django's.
 
-While a stream is open, ``signed_out`` tells the hub's sweep which streams
-Django would no longer authenticate, or whose user's rights changed.
+Who may stream is ``signout.may_stream``'s answer; while a stream is open,
+``signout`` decides when it ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection
 from functools import partial
 from importlib import import_module
 from typing import Any
@@ -42,13 +41,12 @@ from django.contrib.auth import (
 )
 from django.contrib.auth import middleware as auth_middleware
 from django.contrib.auth.backends import ModelBackend
-from django.contrib.sessions.backends import signed_cookies
 from django.db import DatabaseError
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
-from . import db
+from . import db, signout
 from .models import Audiences
 from .users import group_ids, is_staff
 
@@ -113,7 +111,7 @@ def stream_user_in_thread(
 
 def _audiences(request: HttpRequest, user: Any) -> Audiences | None:
     """What ``user``, the request's user, may see; None when they may not stream."""
-    if not user.is_authenticated or not getattr(user, "is_active", True):
+    if not signout.may_stream(user):
         return None
     key = session_hash = None
     session = getattr(request, "session", None)
@@ -287,7 +285,7 @@ def _batched(
         ):
             slow.extend(by_key[key])  # get_user() flushes it, or cycles it on a fallback key
             continue
-        if not user.is_authenticated or not getattr(user, "is_active", True):
+        if not signout.may_stream(user):
             continue
         for index in by_key[key]:
             found[index] = (user, key, session_hash)
@@ -299,98 +297,7 @@ def _one(request: HttpRequest, engine: Any) -> Audiences | None:
     if not hasattr(request, "session"):  # the stream works without SessionMiddleware
         request.session = engine.SessionStore(request.COOKIES.get(settings.SESSION_COOKIE_NAME))
     user = get_user(request)
-    if not user.is_authenticated or not user.is_active:
+    if not signout.may_stream(user):
         return None
     session = request.session
     return Audiences.of(user, session.session_key, session.get(HASH_SESSION_KEY))
-
-
-# -- while streams are open ----------------------------------------------------
-
-
-def signed_out(streams: Collection[Audiences]) -> tuple[set[str], set[Any]]:
-    """
-    Of these open streams, the logins (session keys) and the users (ids)
-    whose streams must end, because Django would no longer authenticate the
-    login (logout, expiry, deletion, a password change: the session auth hash,
-    with SECRET_KEY_FALLBACKS as ``get_user`` applies them; the user deleted
-    or made inactive), or because the user's rights changed since the stream
-    opened (staff, groups): the client reconnects with fresh rights, or is
-    refused. Signed-cookie sessions are checked for what the server can see:
-    the cookie's signature and age, the password hash and ``is_active``.
-
-    At most three queries per CHUNK streams for a whole process, whatever
-    the number of streams.
-    """
-    ended = _ended_sessions({who.session_key for who in streams if who.session_key})
-    User = get_user_model()
-    ids = list({who.user_id for who in streams})
-    users: dict[Any, Any] = {}
-    for start in range(0, len(ids), CHUNK):
-        users.update(User._default_manager.in_bulk(ids[start : start + CHUNK]))
-    groups = group_ids(users)
-    gone: set[Any] = set()
-    logins: dict[Any, _Login] = {}
-    for who in streams:
-        user = users.get(who.user_id)
-        if user is None or not getattr(user, "is_active", True):
-            gone.add(who.user_id)
-            continue
-        if who.session_key is not None and who.session_hash is not None:
-            login = logins.get(who.user_id)
-            if login is None:
-                login = logins[who.user_id] = _Login(user)
-            if not login.verifies(who.session_hash):
-                ended.add(who.session_key)
-        rights_changed = is_staff(user) != who.is_staff or groups.get(
-            who.user_id, frozenset()
-        ) != frozenset(who.group_ids)
-        if rights_changed:
-            if who.session_key is not None:
-                ended.add(who.session_key)
-            else:
-                gone.add(who.user_id)
-    return ended, gone
-
-
-class _Login:
-    """A user's current session auth hashes, computed once per sweep."""
-
-    def __init__(self, user: Any) -> None:
-        self.user = user
-        self.current: str | None = None
-        self.fallbacks: list[str] | None = None
-
-    def verifies(self, session_hash: str) -> bool:
-        """Would ``get_user`` accept a session holding ``session_hash``?"""
-        if not hasattr(self.user, "get_session_auth_hash"):
-            return True
-        if self.current is None:
-            self.current = self.user.get_session_auth_hash()
-        if constant_time_compare(session_hash, self.current):
-            return True
-        if self.fallbacks is None:
-            self.fallbacks = list(self.user.get_session_auth_fallback_hash())
-        return any(constant_time_compare(session_hash, other) for other in self.fallbacks)
-
-
-def _ended_sessions(keys: set[str]) -> set[str]:
-    """The session keys that no longer name a live session."""
-    store = import_module(settings.SESSION_ENGINE).SessionStore
-    if hasattr(store, "get_model_class"):  # database-backed sessions
-        model = store.get_model_class()
-        now = timezone.now()
-        ordered = list(keys)
-        alive: set[str] = set()
-        for start in range(0, len(ordered), CHUNK):
-            alive.update(
-                model.objects.filter(
-                    session_key__in=ordered[start : start + CHUNK], expire_date__gt=now
-                ).values_list("session_key", flat=True)
-            )
-        return keys - alive
-    if issubclass(store, signed_cookies.SessionStore):
-        # The key is the cookie itself: its signature and age are checkable,
-        # a logout is not (the old cookie stays valid for Django too).
-        return {key for key in keys if SESSION_KEY not in store(session_key=key).load()}
-    return {key for key in keys if not store().exists(key)}

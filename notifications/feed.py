@@ -21,10 +21,10 @@ from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
 from . import visibility
-from .auth import signed_out as signed_out  # the hub's sweep: who must stop streaming
 from .finality import Cursor, Position, Sequence, Snapshot, parse_snapshot
 from .models import Audiences, BroadcastReceipt, Notification, ReadEvent, superseded
 from .render import as_dict, dumps, prepare
+from .signout import signed_out as signed_out  # the hub's sweep: who must stop streaming
 
 # What rendering needs, besides routing.
 _RENDER_FIELDS = (

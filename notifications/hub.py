@@ -9,7 +9,7 @@ Streams subscribe to the hub instead of the channel layer. The hub composes:
   it reads what committed since its last position (``finality``), once for the
   whole process, encodes each row once and hands it to every local stream
   whose user may see it; read events likewise;
-- its sweep: every half heartbeat, streams whose session ended stop;
+- its sweep: every half heartbeat, streams whose session ended stop (``signout``);
 - its ticker: one timer that wakes the streams due a heartbeat.
 
 The database stays the source of truth: a poke only says "look now".
@@ -27,13 +27,12 @@ from collections import deque
 from collections.abc import Hashable
 from typing import Any
 
-from . import db, feed, grouping, once
+from . import db, feed, grouping, once, signout
 from .conf import conf
 from .finality import Position
 from .membership import LINGER, Membership
 from .models import Audience, Audiences
 from .registry import Registry, Reservation
-from .users import user_id_from_text
 
 logger = logging.getLogger(__name__)
 
@@ -300,17 +299,10 @@ class Hub:
         """A message of the channel layer (or handed over in this process: ``delivery``)."""
         kind = message.get("type")
         if kind == "notifications.check":
-            user = str(message.get("user"))  # (a user's pk, as text)
-            session = message.get("session")
-            for uid in {user, user_id_from_text(user)}:
-                subs = self.registry.by_user.get(uid)
-                if not subs:
-                    continue
-                if session:  # a logout: that login's streams end now
-                    for sub in [s for s in subs if s.who.session_key == session]:
-                        self._close(sub, "signed out")
-                else:
-                    self._to_check.add(uid)
+            ending, users = signout.on_check(message, self.registry.by_user)
+            for sub in ending:
+                self._close(sub, "signed out")
+            self._to_check |= users
             self._poke()
         elif kind in ("notifications.poke", "notifications.read"):
             self._poke()
@@ -493,7 +485,7 @@ class Hub:
         """End the streams (of ``subs``, or all) whose login Django would no longer accept."""
         if subs is None:
             subs = list(self.registry.streams)
-        ended, inactive = await db.run(feed.signed_out, [s.who for s in subs])
+        ended, inactive = await db.run(signout.signed_out, [s.who for s in subs])
         for sub in subs:
             if sub.closed_reason is None and (
                 sub.who.session_key in ended or sub.who.user_id in inactive
