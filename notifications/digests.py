@@ -42,7 +42,7 @@ from django.db import router, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import grouping, preferences
+from . import grouping, schedule
 from .conf import conf
 from .kinds import Kind, register
 from .models import Delivery, DigestChoice, Notification, QuietHours
@@ -312,18 +312,7 @@ def send(batch: Sequence[Delivery], now: datetime | None = None) -> Counter[str]
 
 def _why_not(d: Delivery) -> str:
     """Why this member of a digest is left out, or "" to send it."""
-    n = d.notification
-    kind = register.get(n.kind)
-    if kind is None or kind.channel(d.channel) is None:
-        return f"kind {n.kind!r} no longer declares {d.channel}"
-    n.refresh_from_db(fields=["unread", "deleted"])
-    if n.deleted:
-        return "deleted"
-    if not n.unread:
-        return "read"
-    if not preferences.is_enabled(d.recipient, kind.key, d.channel):
-        return "muted"
-    return ""
+    return schedule.why_not(d)
 
 
 def _items(rows: list[Notification]) -> list[Notification]:

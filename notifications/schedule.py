@@ -253,6 +253,31 @@ class Verdict:
     wait_until: datetime | None = None
 
 
+def why_not(delivery: Delivery) -> str:
+    """
+    Why ``delivery`` must not go out any more, as things are now, or "" if it
+    may: its kind no longer declares the channel, the notification was deleted
+    or read, its recipient is no longer active (``is_active`` False: Django
+    would not let them log in), or they muted the kind on that channel.
+    Single deliveries and digests both ask this.
+    """
+    n = delivery.notification
+    kind = register.get(n.kind)
+    if kind is None or kind.channel(delivery.channel) is None:
+        return f"kind {n.kind!r} no longer declares {delivery.channel}"
+    n.refresh_from_db(fields=["unread", "deleted"])
+    if n.deleted:
+        return "deleted"
+    if not n.unread:
+        return "read"
+    user = delivery.recipient
+    if not getattr(user, "is_active", True):
+        return "inactive user"
+    if not preferences.is_enabled(user, kind.key, delivery.channel):
+        return "muted"
+    return ""
+
+
 def check(delivery: Delivery, now: datetime | None = None) -> Verdict:
     """
     Look at a claimed delivery again, as it is now: the notification to send
@@ -260,18 +285,12 @@ def check(delivery: Delivery, now: datetime | None = None) -> Verdict:
     or why nothing is sent, or until when quiet hours hold it.
     """
     now = now or timezone.now()
+    reason = why_not(delivery)
+    if reason:
+        return Verdict(skip=reason)
     n = delivery.notification
-    kind = register.get(n.kind)
-    if kind is None or kind.channel(delivery.channel) is None:
-        return Verdict(skip=f"kind {n.kind!r} no longer declares {delivery.channel}")
-    n.refresh_from_db(fields=["unread", "deleted"])
-    if n.deleted:
-        return Verdict(skip="deleted")
-    if not n.unread:
-        return Verdict(skip="read")
+    kind = register[n.kind]
     user = delivery.recipient
-    if not preferences.is_enabled(user, kind.key, delivery.channel):
-        return Verdict(skip="muted")
     if not kind.critical:
         until = quiet_until(user, now)
         if until is not None:

@@ -35,7 +35,8 @@ goes through it:
   to ``signed_out`` before its next hand-out (``Hub._check_now``).
 
 The away delivery (email, Web Push) is addressed to the user, not to a
-login: it does not go through this module.
+login: it does not go through this module, but it sends nothing to a user
+made inactive (``schedule.why_not``).
 """
 
 from __future__ import annotations

@@ -360,3 +360,11 @@ def test_a_notification_of_a_kind_no_longer_declared_is_skipped(alice, declare):
     register.unregister(kind.key)
     assert worker.drain() == {"skipped": 1}
     assert not mail.outbox
+
+
+def test_a_user_made_inactive_before_the_email_is_due_gets_none(alice, at_once):
+    api.notify(alice, "asked for a review", kind="awaytest")
+    User.objects.filter(pk=alice.pk).update(is_active=False)
+    assert worker.drain() == {"skipped": 1}
+    assert not mail.outbox
+    assert list(Delivery.objects.values_list("note", flat=True)) == ["inactive user"]

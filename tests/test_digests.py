@@ -267,3 +267,14 @@ def test_a_group_whose_first_member_was_read_still_comes_in_the_digest(clock, al
     assert [line for line in message.body.splitlines() if line.startswith("- ")] == [
         "- bob, carol and dave commented on Post 7"
     ]
+
+
+def test_a_digest_for_a_user_made_inactive_is_not_sent(clock, alice, half_hourly):  # noqa: F811
+    api.notify(alice, "asked", kind="digested")
+    api.notify(alice, "asked again", kind="digested")
+    worker.drain()
+    type(alice).objects.filter(pk=alice.pk).update(is_active=False)
+    clock.advance(timedelta(minutes=30))
+    worker.drain()
+    assert not mail.outbox
+    assert set(Delivery.objects.values_list("state", flat=True)) == {"skipped"}
