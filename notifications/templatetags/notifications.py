@@ -55,15 +55,16 @@ def notifications_bell(
     if request is None or user is None or not user.is_authenticated:
         return {"show": False}
     cursor = str(Cursor.at(*position_now()))  # read before the list, see the API
-    rows = list(api.visible(user).order_by("-id")[:limit])
+    rows = list(api.inbox(user).order_by("-id")[:limit])
     prepare(rows)
     items = [as_dict(n) for n in rows]
-    count = api.unread_count(user)
+    unread, unseen = api.counts(user)
     return {
         "show": True,
         "items": items,
-        "unread_count": count,
-        "badge": badge_text(count),
+        "unread_count": unread,
+        "unseen_count": unseen,  # what the badge counts
+        "badge": badge_text(unseen),
         "cursor": cursor,
         "csrf_token": get_token(request),
         "stream_url": reverse("notifications:stream"),
@@ -73,6 +74,11 @@ def notifications_bell(
         "push_subscribe_url": reverse("notifications:push-subscribe"),
         "push_unsubscribe_url": reverse("notifications:push-unsubscribe"),
         "read_all_url": reverse("notifications:read-all"),
+        "seen_url": reverse("notifications:seen"),
+        "archive_url": reverse("notifications:archive", args=[0]),
+        "unarchive_url": reverse("notifications:unarchive", args=[0]),
+        "snooze_url": reverse("notifications:snooze", args=[0]),
+        "archive_read_url": reverse("notifications:archive-read"),
         "desktop": desktop,
         "limit": limit,
         "badge_max": conf.BADGE_MAX,
