@@ -87,3 +87,21 @@ def test_a_snoozed_item_returns_live_once_in_both_tabs(alice: tuple[Bell, Bell],
         expect(tab.item("after the wake")).to_have_count(1)
         expect(tab.item("reviewed your draft")).to_have_count(1)
         expect(tab.badge).to_have_text("2")
+
+
+READ = """async (id) => {
+  const root = document.querySelector("[data-notifications]");
+  const response = await fetch(root.dataset.readUrl.replace("/0/", `/${id}/`), {
+    method: "POST", credentials: "same-origin", headers: {"X-CSRFToken": root.dataset.csrfToken},
+  });
+  return response.status;
+}"""
+
+
+def test_reading_an_unseen_item_takes_it_off_the_badge_in_both_tabs(alice: tuple[Bell, Bell]) -> None:
+    first, second = alice
+    nid = first.item("reviewed your draft").get_attribute("data-notification-id")
+    assert first.page.evaluate(READ, int(nid or 0)) == 200
+    for tab in (first, second):
+        expect(tab.item("reviewed your draft")).to_have_attribute("data-unread", "0")
+        expect(tab.badge).to_have_text("1")
