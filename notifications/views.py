@@ -318,7 +318,19 @@ def _own(request: HttpRequest, pk: int) -> int:
     return pk
 
 
-def _state_change(change: Callable[[Any, list[int]], list[int]]) -> Callable[..., HttpResponse]:
+def _state_change(
+    change: Callable[..., list[int]],
+    parse: Callable[[dict[str, Any]], Any] | None = None,
+    *,
+    with_counts: bool = False,
+) -> Callable[..., HttpResponse]:
+    """
+    A POST view that applies ``change(user, [pk])`` to one notification the
+    user may see (else 404); with ``parse``, also the value it reads from the
+    request's fields (a ValueError from either is a 400 with its message).
+    ``with_counts``: answer with the unseen count too.
+    """
+
     @require_POST
     @login_required_json
     def view(request: HttpRequest, pk: int) -> HttpResponse:
@@ -326,8 +338,12 @@ def _state_change(change: Callable[[Any, list[int]], list[int]]) -> Callable[...
             _own(request, pk)
         except Http404:
             return error(404, "No such notification.")
-        ids = change(request.user, [pk])
-        if change in (api.archive, api.unarchive):
+        try:
+            values = () if parse is None else (parse(_body(request)),)
+            ids = change(request.user, [pk], *values)
+        except ValueError as exc:
+            return error(400, str(exc))
+        if with_counts:
             return JsonResponse(_counts(request, ids=ids))
         return JsonResponse({"ids": ids, "unread_count": api.unread_count(request.user)})  # type: ignore[arg-type]
 
@@ -342,36 +358,11 @@ def _counts(request: HttpRequest, **answer: Any) -> dict[str, Any]:
     return {**answer, "unread_count": unread, "unseen_count": unseen}
 
 
-def _state_change_with(
-    change: Callable[[Any, list[int], Any], list[int]], parse: Callable[[Any], Any]
-) -> Callable[..., HttpResponse]:
-    """``_state_change`` for a change that takes a value from the JSON body (``parse`` it, or ValueError)."""
-
-    @require_POST
-    @login_required_json
-    def view(request: HttpRequest, pk: int) -> HttpResponse:
-        try:
-            _own(request, pk)
-        except Http404:
-            return error(404, "No such notification.")
-        try:
-            value = parse(_body(request))
-        except ValueError as exc:
-            return error(400, str(exc))
-        try:
-            ids = change(request.user, [pk], value)
-        except ValueError as exc:
-            return error(400, str(exc))
-        return JsonResponse(_counts(request, ids=ids))
-
-    return view
-
-
 mark_read = _state_change(api.mark_read)
 mark_unread = _state_change(api.mark_unread)
 delete = _state_change(api.delete)
-archive = _state_change(api.archive)
-unarchive = _state_change(api.unarchive)
+archive = _state_change(api.archive, with_counts=True)
+unarchive = _state_change(api.unarchive, with_counts=True)
 
 
 def _body(request: HttpRequest) -> dict[str, Any]:
@@ -400,7 +391,7 @@ def _until(body: dict[str, Any]) -> datetime:
     return until
 
 
-snooze = _state_change_with(lambda user, ids, until: api.snooze(user, ids, until), _until)
+snooze = _state_change(api.snooze, _until, with_counts=True)
 
 
 @require_POST

@@ -12,16 +12,11 @@ from django.utils import timezone
 
 from notifications import api
 
+from .test_read_replay import sentinel
+
 pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
 
 WAIT = 15.0
-
-
-def sentinel(stream, user, verb: str = "sentinel") -> int:
-    """Notify ``user`` and wait for it on ``stream``: everything sent before it has arrived too."""
-    nid = api.notify(user, verb)[0].pk
-    stream.wait_for(lambda s: nid in s.notification_ids(), timeout=WAIT)
-    return nid
 
 
 def states(stream, state: str) -> list[dict]:
