@@ -836,15 +836,22 @@
 
     // -- inbox states --
 
-    /** Mark what the open list shows seen; the badge follows the answer (and the other tabs the event). */
+    /**
+     * Mark what the open list shows seen. The badge drops at once; the exact
+     * count comes with the ``seen`` event, in the stream's order (an answer
+     * to the POST could be older than a notification the stream brought since).
+     */
     async markSeen() {
       if (!this.config.seenUrl || this.view !== "inbox") return;
       const unseen = this.items().filter(itemUnseen);
       if (!unseen.length) return;
       unseen.forEach((item) => (item.dataset.seen = "1"));
+      this.setCount(this.count - unseen.length);
       const result = await this.post(this.config.seenUrl, { ids: unseen.map((item) => Number(item.dataset.notificationId)) });
-      if (result) this.setCount(result.unseen_count);
-      else unseen.forEach((item) => (item.dataset.seen = "0"));
+      if (!result) {
+        unseen.forEach((item) => (item.dataset.seen = "0"));
+        this.setCount(this.count + unseen.length);
+      }
     }
 
     /** Archive, restore or snooze ``item`` (``action``); the item leaves this list at once. */
@@ -854,16 +861,17 @@
       if (!template) return;
       const body = action === "snooze" ? { until: new Date(Date.now() + this.config.snoozeMinutes * 60000).toISOString() } : undefined;
       if (item.contains(document.activeElement)) this.find("bell").focus();
+      const wasUnseen = itemUnseen(item);
       item.remove();
       this.updateEmpty();
+      if (wasUnseen && action !== "restore") this.setCount(this.count - 1); // the event brings the exact count
       const result = await this.post(template.replace(/\/0\/(?=[^/]*\/?$)/, `/${id}/`), body);
-      if (result) this.setCount(result.unseen_count);
-      else this.reload(); // not changed after all: show the list as it is
+      if (!result) this.reload(); // not changed after all: show the list as it is
     }
 
     async archiveRead() {
       const result = await this.post(this.config.archiveReadUrl);
-      if (result) this.applyRead({ ids: result.ids, state: "archived", unseen_count: result.unseen_count });
+      if (result) this.applyRead({ ids: result.ids, state: "archived" }); // read items: the badge stays
     }
 
     /** Show the inbox or what was archived ("Archived"). */
