@@ -19,17 +19,21 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import EmptyResultSet
 from django.db import connections, models, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Count, Q
 from django.db.models.signals import post_save
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from . import delivery, grouping, links, preferences, schedule
+from . import inbox as states
 from .conf import conf
 from .kinds import IN_APP, Kind, get_kind
 from .models import (
     Audience,
     Audiences,
     BroadcastReceipt,
+    InboxState,
     Level,
     Notification,
     NotificationQuerySet,
@@ -41,15 +45,22 @@ from .signals import notifications_created, notifications_read
 from .users import members
 
 __all__ = [
+    "archive",
+    "archive_all_read",
     "broadcast",
     "delete",
+    "inbox",
     "mark_all_read",
     "mark_read",
+    "mark_seen",
     "mark_unread",
     "notify",
     "notify_on_save",
     "restore",
+    "snooze",
+    "unarchive",
     "unread_count",
+    "unseen_count",
     "visible",
 ]
 
@@ -310,6 +321,151 @@ def visible(user: AbstractBaseUser, *, members: bool = False) -> NotificationQue
 def unread_count(user: AbstractBaseUser) -> int:
     """How many notifications ``user`` has not read, broadcasts included."""
     return visible(user).unread().count()
+
+
+def inbox(user: AbstractBaseUser, *, archived: bool = False) -> NotificationQuerySet:
+    """
+    ``visible(user)`` without what ``user`` archived or snoozed until later,
+    annotated with ``is_seen`` and ``is_archived`` (see inbox.py); with
+    ``archived``, only what they archived instead.
+    """
+    rows = states.with_states(visible(user), user.pk)
+    if archived:
+        return rows.filter(states.archived_q(user.pk))
+    return states.in_inbox(rows, user.pk, timezone.now())
+
+
+def unseen_count(user: AbstractBaseUser) -> int:
+    """What the badge shows: the unread items of ``user``'s inbox they have not seen."""
+    return counts(user)[1]
+
+
+def counts(user: AbstractBaseUser) -> tuple[int, int]:
+    """``unread_count(user)`` and ``unseen_count(user)``, in one query."""
+    unread = Q(is_unread=True)
+    unseen = unread & ~states.seen_q(user.pk) & states.inbox_q(user.pk, timezone.now())
+    found = visible(user).aggregate(unread=Count("id", filter=unread), unseen=Count("id", filter=unseen))
+    return found["unread"], found["unseen"]
+
+
+def mark_seen(
+    user: AbstractBaseUser, ids: Iterable[int] | Literal["all"], *, through: int | None = None
+) -> list[int]:
+    """
+    Mark these notifications of ``user``'s inbox seen (``"all"``: everything
+    in it, up to id ``through`` if given, e.g. what a list showed) and
+    return the ids that were unseen. Read state and scheduled email or push
+    stay as they are: seen is not read.
+    """
+    rows = states.unseen(inbox(user), user.pk)
+    if ids != "all":
+        rows = rows.filter(id__in=_ids(ids))
+    elif through is not None:
+        rows = rows.filter(id__lte=through)
+    found = rows.values_list("id", "recipient_id", "group")
+    return _set_state(user, found, states.SEEN, seen_at=timezone.now())
+
+
+def archive(user: AbstractBaseUser, ids: Iterable[int]) -> list[int]:
+    """
+    Take these notifications out of ``user``'s inbox, kept under "Archived"
+    (a grouped one with its group up to it); returns the ids archived. Ids
+    ``user`` cannot see are ignored.
+    """
+    found = visible(user, members=True).filter(id__in=_ids(ids)).exclude(states.archived_q(user.pk))
+    return _set_state(
+        user, found.values_list("id", "recipient_id", "group"), states.ARCHIVED, archived_at=timezone.now()
+    )
+
+
+def unarchive(user: AbstractBaseUser, ids: Iterable[int]) -> list[int]:
+    """Put these archived notifications back in ``user``'s inbox; returns the ids restored."""
+    found = visible(user, members=True).filter(id__in=_ids(ids)).filter(states.archived_q(user.pk))
+    return _set_state(
+        user, found.values_list("id", "recipient_id", "group"), states.UNARCHIVED, archived_at=None
+    )
+
+
+def archive_all_read(user: AbstractBaseUser) -> list[int]:
+    """Archive everything in ``user``'s inbox they have read; returns the ids archived."""
+    found = inbox(user).read().values_list("id", "recipient_id", "group")
+    return _set_state(user, found, states.ARCHIVED, archived_at=timezone.now())
+
+
+def snooze(user: AbstractBaseUser, ids: Iterable[int], until: datetime) -> list[int]:
+    """
+    Hide these notifications from ``user``'s inbox until ``until`` (an aware
+    datetime in the future; else ``ValueError``). When it comes, the hub wakes
+    them: back as unread and unseen, live in every tab (``wake_due``).
+    Returns the ids snoozed.
+    """
+    if not isinstance(until, datetime) or timezone.is_naive(until):
+        raise ValueError(gettext("until must be an aware datetime (with a time zone)."))
+    if until <= timezone.now():
+        raise ValueError(gettext("until must be in the future."))
+    found = visible(user, members=True).filter(id__in=_ids(ids))
+    return _set_state(
+        user, found.values_list("id", "recipient_id", "group"), states.SNOOZED, snoozed_until=until
+    )
+
+
+def wake_due(now: datetime | None = None) -> int:
+    """
+    Wake every snooze due by ``now``: its notifications become unread and
+    unseen again, and each user gets one ``woken`` state event carrying them
+    as they now look. Safe to run in several processes at once: each due
+    snooze is claimed by one (rows locked, skipping those another holds).
+    Returns how many notifications woke.
+    """
+    now = now or timezone.now()
+    db = router.db_for_write(Notification)
+    with transaction.atomic(using=db):
+        due = list(
+            InboxState.objects.using(db)
+            .select_for_update(skip_locked=True)
+            .filter(snoozed_until__lte=now)
+            .values_list("pk", "user_id", "notification_id")
+        )
+        if not due:
+            return 0
+        InboxState.objects.using(db).filter(pk__in=[pk for pk, _, _ in due]).update(
+            snoozed_until=None, seen_at=None
+        )
+        by_user: dict[Any, list[int]] = {}
+        for _, uid, nid in due:
+            by_user.setdefault(uid, []).append(nid)
+        for user in get_user_model()._default_manager.db_manager(db).filter(pk__in=list(by_user)):
+            _wake(user, by_user[user.pk], db)
+    return len(due)
+
+
+def _wake(user: AbstractBaseUser, ids: list[int], db: str) -> None:
+    """Make ``ids`` unread again for ``user`` and record the ``woken`` event with them."""
+    Notification.objects.using(db).filter(id__in=ids, recipient_id=user.pk).update(unread=True)
+    BroadcastReceipt.objects.using(db).filter(
+        notification_id__in=ids, user_id=user.pk, hidden=False
+    ).delete()
+    items = list(inbox(user).filter(id__in=ids).order_by("id"))
+    if not items:
+        return  # deleted, or out of the audience, meanwhile
+    from .render import as_dict, prepare
+
+    prepare(items)
+    _record(user, {"ids": ids, "state": states.WOKEN, "items": [as_dict(n) for n in items]})
+
+
+def _set_state(
+    user: AbstractBaseUser, rows: Iterable[tuple[int, int | None, str]], state: str, **values: Any
+) -> list[int]:
+    """Set ``values`` on the inbox states of ``rows`` (with their group members) and record ``state``."""
+    ids = [nid for nid, _ in grouping.with_members(user.pk, rows)]
+    if not ids:
+        return []
+    db = router.db_for_write(Notification)
+    with transaction.atomic(using=db):
+        states.ensure(user.pk, ids, db).update(**values)
+        _record(user, {"ids": ids, "state": state})
+    return ids
 
 
 def mark_read(
@@ -774,6 +930,9 @@ def _set_read(
             BroadcastReceipt.objects.filter(
                 notification_id__in=shared, user_id=user.pk, hidden=False
             ).delete()
+            InboxState.objects.filter(
+                user_id=user.pk, notification_id__in=[nid for nid, _ in pairs]
+            ).update(seen_at=None)  # unread again: new, so unseen too
         else:
             schedule.cancel(personal, "read")
             BroadcastReceipt.objects.bulk_create(
@@ -793,16 +952,29 @@ def _read_changed(
     row (every stream of the user hears of it from the database, layer or not),
     then, after commit, poke the user's streams and send ``notifications_read``.
     """
-    payload = {
-        "ids": ids,
-        "unread": unread,
-        "deleted": deleted,
-        "unread_count": unread_count(user),
-    }
-    ReadEvent.objects.create(user_id=user.pk, payload=dumps(payload))
+    payload = {"ids": ids, "unread": unread, "deleted": deleted}
 
     def committed() -> None:
-        delivery.poke_users([user.pk])
         notifications_read.send(sender=Notification, user=user, ids=ids, unread=unread)
 
-    transaction.on_commit(committed, using=router.db_for_write(Notification))
+    _record(user, payload, committed)
+
+
+def _record(
+    user: AbstractBaseUser, payload: dict[str, Any], committed: Callable[[], None] | None = None
+) -> None:
+    """
+    Inside the transaction of a change: keep ``payload``, with the user's
+    counts as of now, as a read event (streams hand it to every tab once),
+    and poke the user's streams after commit, then call ``committed``.
+    """
+    unread, unseen = counts(user)
+    payload = {**payload, "unread_count": unread, "unseen_count": unseen}
+    ReadEvent.objects.create(user_id=user.pk, payload=dumps(payload))
+
+    def poke() -> None:
+        delivery.poke_users([user.pk])
+        if committed is not None:
+            committed()
+
+    transaction.on_commit(poke, using=router.db_for_write(Notification))

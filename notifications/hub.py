@@ -9,6 +9,9 @@ Streams subscribe to the hub instead of the channel layer. The hub composes:
   it reads what committed since its last position (``finality``), once for the
   whole process, encodes each row once and hands it to every local stream
   whose user may see it; read events likewise;
+- its snooze check: at most every NOTIFICATIONS_POLL_INTERVAL, before a read,
+  it wakes the snoozes that came due (``api.wake_due``), whose ``woken``
+  events that read then hands out like any read event;
 - its sweep: every half heartbeat, streams whose session ended stop (``signout``);
 - its ticker: one timer that wakes the streams due a heartbeat.
 
@@ -206,6 +209,7 @@ class Hub:
         self._spacing = 0.0  # the wait after a read while a burst lasts
         self._to_check: set[Any] = set()  # users whose logins changed (delivery.check_users)
         self._rows_at = -1e9  # when a read last found rows
+        self._woken_at = -1e9  # when due snoozes were last woken
 
     # -- streams ---------------------------------------------------------------
 
@@ -354,6 +358,7 @@ class Hub:
             return False
         epoch = self._epoch
         await self._check_now()
+        await self._wake_due()
         users = frozenset(self.registry.by_user)
         fetched = await db.run(feed.fetch, start, read_start, users)
         read = once.Read(start, fetched.end, users)
@@ -382,6 +387,23 @@ class Hub:
             for sub in list(self.registry.by_user.get(user_id, ())):
                 self._push(sub, item)
         return bool(fetched.rows)
+
+    async def _wake_due(self) -> None:
+        """
+        Wake the snoozes that came due, at most every POLL_INTERVAL: each
+        becomes a ``woken`` read event, committed before the read that follows,
+        which hands it out (and replays give it to streams that missed it).
+        """
+        now = time.monotonic()
+        if now - self._woken_at < conf.POLL_INTERVAL:
+            return
+        self._woken_at = now
+        from .api import wake_due  # (api reaches the hub through delivery)
+
+        try:
+            await db.run(wake_due)
+        except Exception:  # the next check retries; rows and reads still go out
+            logger.exception("Waking due snoozes failed; retrying.")
 
     def _dispatch(self, rows: list[feed.Row], end: Position) -> None:
         """

@@ -289,6 +289,41 @@ class BroadcastReceipt(models.Model):
         indexes = [models.Index(fields=["user", "notification"], name="notif_receipt_user")]
 
 
+class InboxState(models.Model):
+    """
+    One user's inbox state of one notification, personal or broadcast (see
+    inbox.py): seen (the badge counts what is unread and not seen), archived
+    (out of the inbox, listed under "Archived"), snoozed until a time (out of
+    the inbox until then, then back as new). No row: unseen, in the inbox.
+    """
+
+    notification = models.ForeignKey(
+        Notification, on_delete=models.CASCADE, related_name="+"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    seen_at = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "notification"], name="notif_inbox_unique")
+        ]
+        indexes = [
+            # The snoozes that came due (inbox.due_snoozes).
+            models.Index(
+                fields=["snoozed_until"],
+                name="notif_inbox_snoozed",
+                condition=Q(snoozed_until__isnull=False),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.notification_id} for user {self.user_id}"
+
+
 class Preference(models.Model):
     """
     One user's choice for one channel of one kind (``kind`` empty: the whole

@@ -53,6 +53,9 @@ def as_dict(notification: Notification, *, unread: bool | None = None) -> dict[s
         "data": safe_data(notification.data),
         "created": notification.created.isoformat(),
         "unread": bool(unread),
+        # Inbox states (inbox.py), where the query carried them (``inbox.with_states``).
+        "seen": bool(getattr(notification, "is_seen", False)) or not unread,
+        "archived": bool(getattr(notification, "is_archived", False)),
         "broadcast": notification.recipient_id is None,
         "kind": notification.kind or None,
         "text": render_text(notification),

@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Callable
 from contextvars import ContextVar
+from datetime import datetime
 from functools import wraps
 from inspect import iscoroutinefunction
 from typing import Any
@@ -30,11 +31,12 @@ from django.http import (
 )
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
-from . import api, preferences
+from . import api, inbox, preferences
 from .auth import stream_user, stream_user_in_thread
 from .conf import conf
 from .feed import position_now
@@ -237,7 +239,9 @@ def _positive_int(request: HttpRequest, name: str, default: int, maximum: int) -
     if raw is None or raw == "":
         return default
     if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= maximum:
-        raise ValueError(f"{name} must be an integer from 1 to {maximum}.")
+        raise ValueError(
+            _("%(name)s must be an integer from 1 to %(maximum)s.") % {"name": name, "maximum": maximum}
+        )
     return int(raw)
 
 
@@ -248,39 +252,57 @@ _FLAGS = {"1": True, "true": True, "0": False, "false": False}
 @login_required_json
 def notification_list(request: HttpRequest) -> HttpResponse:
     """
-    ``GET api/``: the user's notifications, newest first.
+    ``GET api/``: the user's inbox, newest first (``archived=1``: what they
+    archived instead).
 
-    Query: ``unread=1`` for unread only, ``page`` (from 1), ``page_size`` (up to
-    NOTIFICATIONS_MAX_PAGE_SIZE). The response carries ``cursor``: connect the
-    stream with it to receive everything after this list.
+    Query: ``unread=1`` for unread only, ``unseen=1`` for unseen only,
+    ``page`` (from 1) or ``before`` (an id: the items older than it, the
+    cursor pagination ``next_before`` gives), ``page_size`` (up to
+    NOTIFICATIONS_MAX_PAGE_SIZE). The response carries ``cursor``: connect
+    the stream with it to receive everything after this list.
     """
     try:
         page = _positive_int(request, "page", 1, 1_000_000)
         size = _positive_int(request, "page_size", conf.PAGE_SIZE, conf.MAX_PAGE_SIZE)
-        unread = _FLAGS.get(request.GET.get("unread", "0").lower())
-        if unread is None:
-            raise ValueError("unread must be 1, 0, true or false.")
+        unread, unseen, archived = (_flag(request, name) for name in ("unread", "unseen", "archived"))
+        before = _positive_int(request, "before", 0, 2**63 - 1)
     except ValueError as exc:
         return error(400, str(exc))
     user = request.user
     assert isinstance(user, AbstractBaseUser)  # noqa: S101  # narrows the type for mypy; checked just before
     cursor = _page_cursor()
-    rows = api.visible(user)
+    rows = api.inbox(user, archived=archived)
     if unread:
         rows = rows.unread()
-    start = (page - 1) * size
+    if unseen:
+        rows = inbox.unseen(rows, user.pk)
+    if before:
+        rows, start = rows.filter(id__lt=before), 0
+    else:
+        start = (page - 1) * size
     items = list(rows.order_by("-id")[start : start + size + 1])
     prepare(items)
+    has_next = len(items) > size
+    unread_total, unseen_total = api.counts(user)
     return JsonResponse(
         {
             "results": [as_dict(n) for n in items[:size]],
             "page": page,
-            "has_next": len(items) > size,
-            "unread_count": api.unread_count(user),
+            "has_next": has_next,
+            "next_before": items[size - 1].pk if has_next else None,
+            "unread_count": unread_total,
+            "unseen_count": unseen_total,
             "cursor": cursor,
         },
         json_dumps_params={"ensure_ascii": False},
     )
+
+
+def _flag(request: HttpRequest, name: str) -> bool:
+    value = _FLAGS.get(request.GET.get(name, "0").lower())
+    if value is None:
+        raise ValueError(_("%(name)s must be 1, 0, true or false.") % {"name": name})
+    return value
 
 
 def _page_cursor() -> str:
@@ -304,7 +326,19 @@ def _own(request: HttpRequest, pk: int) -> int:
     return pk
 
 
-def _state_change(change: Callable[[Any, list[int]], list[int]]) -> Callable[..., HttpResponse]:
+def _state_change(
+    change: Callable[..., list[int]],
+    parse: Callable[[dict[str, Any]], Any] | None = None,
+    *,
+    with_counts: bool = False,
+) -> Callable[..., HttpResponse]:
+    """
+    A POST view that applies ``change(user, [pk])`` to one notification the
+    user may see (else 404); with ``parse``, also the value it reads from the
+    request's fields (a ValueError from either is a 400 with its message).
+    ``with_counts``: answer with the unseen count too.
+    """
+
     @require_POST
     @login_required_json
     def view(request: HttpRequest, pk: int) -> HttpResponse:
@@ -312,15 +346,94 @@ def _state_change(change: Callable[[Any, list[int]], list[int]]) -> Callable[...
             _own(request, pk)
         except Http404:
             return error(404, _("No such notification."))
-        ids = change(request.user, [pk])
+        try:
+            values = () if parse is None else (parse(_body(request)),)
+            ids = change(request.user, [pk], *values)
+        except ValueError as exc:
+            return error(400, str(exc))
+        if with_counts:
+            return JsonResponse(_counts(request, ids=ids))
         return JsonResponse({"ids": ids, "unread_count": api.unread_count(request.user)})  # type: ignore[arg-type]
 
     return view
 
 
+def _counts(request: HttpRequest, **answer: Any) -> dict[str, Any]:
+    """``answer`` with the user's unread and unseen counts after the change."""
+    user = request.user
+    assert isinstance(user, AbstractBaseUser)  # noqa: S101  # narrows the type for mypy; checked before
+    unread, unseen = api.counts(user)
+    return {**answer, "unread_count": unread, "unseen_count": unseen}
+
+
 mark_read = _state_change(api.mark_read)
 mark_unread = _state_change(api.mark_unread)
 delete = _state_change(api.delete)
+archive = _state_change(api.archive, with_counts=True)
+unarchive = _state_change(api.unarchive, with_counts=True)
+
+
+def _body(request: HttpRequest) -> dict[str, Any]:
+    """The request's fields: a JSON object body, or form fields."""
+    if request.content_type == "application/json":
+        body = _json_body(request)
+        if not isinstance(body, dict):
+            raise ValueError(_("The body must be a JSON object."))
+        return body
+    return {key: request.POST.get(key) for key in request.POST}
+
+
+def _until(body: dict[str, Any]) -> datetime:
+    """The snooze's ``until``: an ISO 8601 time (without an offset: the current time zone's)."""
+    raw = body.get("until")
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValueError(_("until is required: an ISO 8601 time such as 2030-01-31T09:00:00Z."))
+    try:
+        until = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        raise ValueError(
+            _("until %(value)r is not an ISO 8601 time such as 2030-01-31T09:00:00Z.")
+            % {"value": raw[:40]}
+        ) from None
+    if timezone.is_naive(until):
+        until = timezone.make_aware(until)
+    return until
+
+
+snooze = _state_change(api.snooze, _until, with_counts=True)
+
+
+@require_POST
+@login_required_json
+def mark_seen(request: HttpRequest) -> HttpResponse:
+    """
+    ``POST api/seen/`` (JSON ``{"ids": [...]}``, or ``{"ids": "all"}`` with an
+    optional ``through`` id: all shown up to it): mark them seen. Ids the user
+    cannot see are ignored; answers with the ids that were unseen.
+    """
+    try:
+        body = _body(request)
+        ids, through = body.get("ids"), body.get("through")
+        if ids != "all" and not (isinstance(ids, list) and all(_is_id(i) for i in ids)):
+            raise ValueError(_('ids must be a list of notification ids, or "all".'))
+        if through is not None and not _is_id(through):
+            raise ValueError(_("through must be a notification id."))
+    except ValueError as exc:
+        return error(400, str(exc))
+    seen = api.mark_seen(request.user, ids, through=through)  # type: ignore[arg-type]
+    return JsonResponse(_counts(request, ids=seen))
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63
+
+
+@require_POST
+@login_required_json
+def archive_read(request: HttpRequest) -> HttpResponse:
+    """``POST api/archive-read/``: archive everything read; answers with the ids archived."""
+    ids = api.archive_all_read(request.user)  # type: ignore[arg-type]
+    return JsonResponse(_counts(request, ids=ids))
 
 
 @require_POST
@@ -508,7 +621,7 @@ def _json_body(request: HttpRequest) -> Any:
     try:
         return json.loads(request.body or b"null")
     except ValueError:
-        raise ValueError("The body must be JSON.") from None
+        raise ValueError(_("The body must be JSON.")) from None
 
 
 @require_GET

@@ -72,6 +72,12 @@ def client_strings() -> dict[str, Any]:
         "dismiss": gettext("Dismiss"),
         "pushOn": gettext("Notify me on this device"),
         "pushOff": gettext("Stop notifying this device"),
+        "archive": gettext("Archive"),
+        "restore": gettext("Restore"),
+        "snooze": gettext("Snooze"),
+        "archived": gettext("Archived"),
+        "inbox": gettext("Inbox"),
+        "archiveRead": gettext("Archive all read"),
     }
 
 
@@ -91,20 +97,21 @@ def notifications_bell(
     if request is None or user is None or not user.is_authenticated:
         return {"show": False}
     cursor = str(Cursor.at(*position_now()))  # read before the list, see the API
-    rows = list(api.visible(user).order_by("-id")[:limit])
+    rows = list(api.inbox(user).order_by("-id")[:limit])
     prepare(rows)
     items = [as_dict(n) for n in rows]
-    count = api.unread_count(user)
+    unread, unseen = api.counts(user)
     return {
         "show": True,
         "items": items,
-        "unread_count": count,
-        "badge": badge_text(count),
-        "bell_label": gettext("Notifications, %(count)s unread") % {"count": count},
+        "unread_count": unread,
+        "unseen_count": unseen,  # what the badge counts, and the bell's label says
+        "badge": badge_text(unseen),
+        "bell_label": gettext("Notifications, %(count)s unread") % {"count": unseen},
         "unread_text": ngettext(
-            "%(count)s unread notification", "%(count)s unread notifications", count
+            "%(count)s unread notification", "%(count)s unread notifications", unseen
         )
-        % {"count": count},
+        % {"count": unseen},
         "panel_id": "notifications-panel",
         "language": translation.get_language() or "",
         "strings": json.dumps(client_strings(), ensure_ascii=False),
@@ -117,6 +124,11 @@ def notifications_bell(
         "push_subscribe_url": reverse("notifications:push-subscribe"),
         "push_unsubscribe_url": reverse("notifications:push-unsubscribe"),
         "read_all_url": reverse("notifications:read-all"),
+        "seen_url": reverse("notifications:seen"),
+        "archive_url": reverse("notifications:archive", args=[0]),
+        "unarchive_url": reverse("notifications:unarchive", args=[0]),
+        "snooze_url": reverse("notifications:snooze", args=[0]),
+        "archive_read_url": reverse("notifications:archive-read"),
         "desktop": desktop,
         "limit": limit,
         "badge_max": conf.BADGE_MAX,

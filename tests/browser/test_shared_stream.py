@@ -117,13 +117,14 @@ def test_marking_read_in_any_tab_updates_every_tab(tabs: list[Bell], server: Dem
         expect(tab.badge).to_have_text("2")
 
     reader = tabs[5]
-    reader.open_panel()
+    reader.open_panel()  # which marks what it shows seen, in every tab
+    for tab in tabs:
+        expect(tab.badge).to_be_hidden()
     reader.item("left a comment").get_by_role("button", name="Mark read").click()
 
     for tab in tabs:
         expect(tab.item("left a comment")).to_have_attribute("data-unread", "0")
-        expect(tab.badge).to_have_text("1")
-        expect(tab.button).to_have_attribute("aria-label", "Notifications, 1 unread")
+        expect(tab.button).to_have_attribute("aria-label", "Notifications, 0 unread")
 
 
 def test_a_desktop_notification_is_raised_once_per_browser(
@@ -246,11 +247,12 @@ def test_without_web_locks_each_tab_keeps_its_own_stream(
     for tab in tabs:
         expect(tab.item("reached every tab")).to_have_count(1)
         expect(tab.badge).to_have_text("2")
-    tabs[1].open_panel()
+    tabs[1].open_panel()  # which marks what it shows seen, in every tab
+    for tab in tabs:
+        expect(tab.badge).to_be_hidden()
     tabs[1].item("reached every tab").get_by_role("button", name="Mark read").click()
     for tab in tabs:
         expect(tab.item("reached every tab")).to_have_attribute("data-unread", "0")
-        expect(tab.badge).to_have_text("1")
 
 
 @pytest.mark.parametrize(

@@ -53,7 +53,14 @@
     dismiss: "Dismiss",
     pushOn: "Notify me on this device",
     pushOff: "Stop notifying this device",
+    archive: "Archive",
+    restore: "Restore",
+    snooze: "Snooze",
+    archived: "Archived",
+    inbox: "Inbox",
+    archiveRead: "Archive all read",
   };
+  const SNOOZE_MINUTES = 60; // until the bell's data-snooze-minutes says otherwise
 
   /**
    * Milliseconds of silence after which a stream counts as dead: two
@@ -523,6 +530,15 @@
 
   // -- small DOM helpers -------------------------------------------------------
 
+  /** Is notification ``n`` (JSON) unseen: unread, and not seen? The badge counts these. */
+  function isUnseen(n) {
+    return Boolean(n.unread) && n.seen !== true;
+  }
+
+  function itemUnseen(item) {
+    return item.dataset.unread === "1" && item.dataset.seen !== "1";
+  }
+
   /** An element with attributes and children (strings become text nodes). */
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -621,6 +637,12 @@
         listUrl: d.listUrl,
         readUrl: d.readUrl,
         readAllUrl: d.readAllUrl,
+        seenUrl: d.seenUrl,
+        archiveUrl: d.archiveUrl,
+        unarchiveUrl: d.unarchiveUrl,
+        snoozeUrl: d.snoozeUrl,
+        archiveReadUrl: d.archiveReadUrl,
+        snoozeMinutes: Number(d.snoozeMinutes) > 0 ? Number(d.snoozeMinutes) : SNOOZE_MINUTES,
         csrfToken: d.csrfToken,
         cursor: d.cursor || "",
         user: d.user || "",
@@ -631,6 +653,7 @@
       };
       this.texts = new Texts(d.language || document.documentElement.lang, d.strings);
       this.find = (name) => root.querySelector(`[data-notifications-${name}]`);
+      this.view = "inbox"; // or "archived": what the list shows
       this.list = this.find("list");
       this.seen = new SeenIds(SEEN_MAX, this.items().map((item) => item.dataset.notificationId));
       this.count = Number(this.find("badge").dataset.count) || 0;
@@ -659,6 +682,10 @@
       const id = String(n.id);
       if (this.seen.has(id)) return;
       this.seen.add(id);
+      if (this.view === "archived") { // new items go to the inbox, not shown here
+        if (isUnseen(n)) this.setCount(this.count + 1);
+        return;
+      }
       const change = this.place(n);
       if (change === null) return; // older than its group's item: nothing new
       this.setCount(this.count + change);
@@ -676,18 +703,41 @@
       const group = n.group ? String(n.group) : null;
       const shown = group && this.items().find((item) => item.dataset.group === group);
       if (shown && Number(shown.dataset.notificationId) > Number(n.id)) return null;
-      const wasUnread = Boolean(shown) && shown.dataset.unread === "1";
+      const wasUnseen = Boolean(shown) && itemUnseen(shown);
       if (shown) shown.remove();
       this.renderListItem(n);
-      return (n.unread ? 1 : 0) - (wasUnread ? 1 : 0);
+      return (isUnseen(n) ? 1 : 0) - (wasUnseen ? 1 : 0);
     }
 
-    applyRead({ ids, unread, deleted, unread_count: count }) {
+    applyRead(change) {
+      const { ids, unread, deleted, state } = change;
       const wanted = ids === "all" ? null : new Set((Array.isArray(ids) ? ids : []).map(String));
       const items = this.items().filter((item) => !wanted || wanted.has(item.dataset.notificationId));
-      items.forEach((item) => (deleted ? item.remove() : this.markItem(item, unread)));
+      if (state) this.applyState(state, items, change);
+      else items.forEach((item) => (deleted ? item.remove() : this.markItem(item, unread)));
+      // The badge counts what is unread and not seen (servers before inbox states: unread).
+      const count = typeof change.unseen_count === "number" ? change.unseen_count : change.unread_count;
       if (typeof count === "number") this.setCount(count);
       this.updateEmpty();
+    }
+
+    /**
+     * A change of inbox state (a ``read`` event with a ``state``): seen,
+     * archived, unarchived, snoozed, or woken (a snooze came due: its items
+     * come back, new, once).
+     */
+    applyState(state, items, change) {
+      const inbox = this.view === "inbox";
+      if (state === "seen") items.forEach((item) => (item.dataset.seen = "1"));
+      else if (state === "archived" || state === "snoozed") {
+        if (inbox) items.forEach((item) => item.remove());
+        else if (state === "archived") this.reload();
+      } else if (state === "unarchived") {
+        if (inbox) this.reload();
+        else items.forEach((item) => item.remove());
+      } else if (state === "woken" && inbox && Array.isArray(change.items)) {
+        change.items.forEach((n) => { this.seen.add(String(n.id)); this.place(n); });
+      }
     }
 
     /**
@@ -697,6 +747,7 @@
     async reload() {
       const url = new URL(this.config.listUrl, window.location.href);
       url.searchParams.set("page_size", this.config.limit);
+      if (this.view === "archived") url.searchParams.set("archived", "1");
       const before = new Set(this.items().map((item) => item.dataset.notificationId));
       let page;
       try {
@@ -713,9 +764,11 @@
         const id = item.dataset.notificationId;
         if (before.has(id) || listed.has(id)) item.remove();
       });
-      const newer = this.items().filter((item) => item.dataset.unread === "1").length;
+      const newer = this.items().filter(itemUnseen).length;
       page.results.forEach((n) => { this.seen.add(String(n.id)); this.place(n); });
-      this.setCount(page.unread_count + newer);
+      const counted = typeof page.unseen_count === "number" ? page.unseen_count : page.unread_count;
+      this.setCount(counted + (this.view === "inbox" ? newer : 0));
+      if (this.view === "inbox" && !this.find("panel").hidden) this.markSeen();
       this.updateEmpty();
     }
 
@@ -741,6 +794,7 @@
           "data-notification-id": n.id,
           "data-group": n.group || null,
           "data-unread": n.unread ? "1" : "0",
+          "data-seen": isUnseen(n) ? "0" : "1",
           tabindex: "0",
         },
         el("span", { class: "ntf-dot", "aria-hidden": "true" }),
@@ -752,6 +806,7 @@
           el("time", { class: "ntf-time", datetime: n.created, title: n.created }, this.texts.ago(n.created)),
         ),
         n.unread ? this.markButton() : null,
+        ...this.stateButtons(),
       );
       const id = Number(n.id);
       const same = this.items().find((other) => other.dataset.notificationId === String(n.id));
@@ -765,15 +820,26 @@
       return el("button", { type: "button", class: "ntf-link", "data-notifications-mark-read": "" }, this.texts.get("markRead"));
     }
 
+    /** The item's inbox controls: archive and snooze, or restore under "Archived". */
+    stateButtons() {
+      const button = (name, text) => el("button", { type: "button", class: "ntf-link", [`data-notifications-${name}`]: "" }, text);
+      if (this.view === "archived") return [button("restore", this.texts.get("restore"))];
+      const buttons = [];
+      if (this.config.archiveUrl) buttons.push(button("archive", this.texts.get("archive")));
+      if (this.config.snoozeUrl) buttons.push(button("snooze", this.texts.get("snooze")));
+      return buttons;
+    }
+
     markItem(item, unread) {
       item.dataset.unread = unread ? "1" : "0";
+      if (unread) item.dataset.seen = "0"; // unread again: new, so unseen too
       item.classList.toggle("ntf-unread", unread);
       const button = item.querySelector("[data-notifications-mark-read]");
       if (!unread && button) {
         if (item.contains(document.activeElement)) item.focus();
         button.remove();
       }
-      if (unread && !button) item.append(this.markButton());
+      if (unread && !button) item.querySelector(".ntf-body").after(this.markButton());
     }
 
     updateEmpty() {
@@ -799,10 +865,13 @@
 
     // -- marking read --
 
-    post(url) {
+    post(url, body) {
+      const headers = { "X-CSRFToken": this.config.csrfToken, Accept: "application/json" };
+      if (body !== undefined) headers["Content-Type"] = "application/json";
       return fetch(url, {
         method: "POST",
-        headers: { "X-CSRFToken": this.config.csrfToken, Accept: "application/json" },
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
         credentials: "same-origin",
         keepalive: true, // finishes even when a click on the item's link leaves the page
       }).then((response) => (response.ok ? response.json() : null), () => null);
@@ -811,10 +880,67 @@
     async markRead(item) {
       if (item.dataset.unread !== "1") return;
       const url = this.config.readUrl.replace(/\/0\/(?=[^/]*\/?$)/, `/${item.dataset.notificationId}/`);
+      const wasUnseen = itemUnseen(item);
       this.markItem(item, false);
+      if (wasUnseen) this.setCount(this.count - 1); // the read event brings the exact count
       const result = await this.post(url);
-      if (result) this.setCount(result.unread_count);
-      else this.markItem(item, true); // not marked after all: show it as it is
+      if (!result) {
+        this.markItem(item, true); // not marked after all: show it as it is
+        if (!wasUnseen) item.dataset.seen = "1";
+        else this.setCount(this.count + 1);
+      }
+    }
+
+    // -- inbox states --
+
+    /**
+     * Mark what the open list shows seen. The badge drops at once; the exact
+     * count comes with the ``seen`` event, in the stream's order (an answer
+     * to the POST could be older than a notification the stream brought since).
+     */
+    async markSeen() {
+      if (!this.config.seenUrl || this.view !== "inbox") return;
+      const unseen = this.items().filter(itemUnseen);
+      if (!unseen.length) return;
+      unseen.forEach((item) => (item.dataset.seen = "1"));
+      this.setCount(this.count - unseen.length);
+      const result = await this.post(this.config.seenUrl, { ids: unseen.map((item) => Number(item.dataset.notificationId)) });
+      if (!result) {
+        unseen.forEach((item) => (item.dataset.seen = "0"));
+        this.setCount(this.count + unseen.length);
+      }
+    }
+
+    /** Archive, restore or snooze ``item`` (``action``); the item leaves this list at once. */
+    async changeState(item, action) {
+      const id = item.dataset.notificationId;
+      const template = { archive: this.config.archiveUrl, restore: this.config.unarchiveUrl, snooze: this.config.snoozeUrl }[action];
+      if (!template) return;
+      const body = action === "snooze" ? { until: new Date(Date.now() + this.config.snoozeMinutes * 60000).toISOString() } : undefined;
+      if (item.contains(document.activeElement)) this.find("bell").focus();
+      const wasUnseen = itemUnseen(item);
+      item.remove();
+      this.updateEmpty();
+      if (wasUnseen && action !== "restore") this.setCount(this.count - 1); // the event brings the exact count
+      const result = await this.post(template.replace(/\/0\/(?=[^/]*\/?$)/, `/${id}/`), body);
+      if (!result) this.reload(); // not changed after all: show the list as it is
+    }
+
+    async archiveRead() {
+      const result = await this.post(this.config.archiveReadUrl);
+      if (result) this.applyRead({ ids: result.ids, state: "archived" }); // read items: the badge stays
+    }
+
+    /** Show the inbox or what was archived ("Archived"). */
+    showView(view) {
+      this.view = view;
+      const toggle = this.find("archived");
+      if (toggle) {
+        toggle.textContent = view === "inbox" ? this.texts.get("archived") : this.texts.get("inbox");
+        toggle.setAttribute("aria-pressed", view === "archived" ? "true" : "false");
+      }
+      this.root.dataset.view = view;
+      this.reload();
     }
 
     async markAllRead() {
@@ -871,6 +997,7 @@
     open() {
       this.find("panel").hidden = false;
       this.find("bell").setAttribute("aria-expanded", "true");
+      this.markSeen();
     }
 
     close(focusBell) {
@@ -897,6 +1024,10 @@
       });
       const readAll = this.find("read-all");
       if (readAll) readAll.addEventListener("click", () => this.markAllRead());
+      const archiveRead = this.find("archive-read");
+      if (archiveRead) archiveRead.addEventListener("click", () => this.archiveRead());
+      const archived = this.find("archived");
+      if (archived) archived.addEventListener("click", () => this.showView(this.view === "inbox" ? "archived" : "inbox"));
       const desktop = this.find("desktop");
       if (desktop) {
         desktop.addEventListener("click", () => Notification.requestPermission().then(() => this.updateDesktopButton()));
@@ -908,7 +1039,10 @@
 
     onClick(event) {
       const item = event.target.closest("[data-notification-id]");
-      if (item) this.markRead(item); // "Mark read", the item's link, or the item itself
+      if (!item) return;
+      const action = ["archive", "restore", "snooze"].find((name) => event.target.closest(`[data-notifications-${name}]`));
+      if (action) this.changeState(item, action);
+      else this.markRead(item); // "Mark read", the item's link, or the item itself
     }
 
     onKey(event) {

@@ -1,0 +1,107 @@
+"""
+Inbox states in Chromium, across two tabs of one user: opening the list marks
+it seen, archiving takes an item out of both (and "Archived" brings it back),
+and a snoozed item comes back live, once, in both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from playwright.sync_api import expect
+
+from .demo import Bell, DemoServer
+
+pytestmark = pytest.mark.browser
+
+Login = Callable[..., Bell]
+
+SNOOZE = """async ([id, seconds]) => {
+  const root = document.querySelector("[data-notifications]");
+  const url = root.dataset.snoozeUrl.replace("/0/", `/${id}/`);
+  const until = new Date(Date.now() + seconds * 1000).toISOString();
+  const response = await fetch(url, {
+    method: "POST", credentials: "same-origin",
+    headers: {"X-CSRFToken": root.dataset.csrfToken, "Content-Type": "application/json"},
+    body: JSON.stringify({until}),
+  });
+  return response.status;
+}"""
+
+
+@pytest.fixture
+def alice(login: Login, server: DemoServer) -> tuple[Bell, Bell]:
+    """alice in two tabs of one browser, with one notification besides the demo's welcome."""
+    first = login("alice")
+    second = first.new_tab()
+    server.notify("alice", "reviewed your draft")
+    for tab in (first, second):
+        expect(tab.item("reviewed your draft")).to_have_count(1)
+        expect(tab.badge).to_have_text("2")
+    return first, second
+
+
+def test_opening_the_list_marks_it_seen_in_both_tabs(alice: tuple[Bell, Bell]) -> None:
+    first, second = alice
+    first.open_panel()
+    for tab in (first, second):
+        expect(tab.badge).to_be_hidden()
+        expect(tab.item("reviewed your draft")).to_have_attribute("data-seen", "1")
+        expect(tab.item("reviewed your draft")).to_have_attribute("data-unread", "1")  # seen is not read
+
+
+def test_archiving_takes_an_item_out_of_both_tabs_and_archived_restores_it(alice: tuple[Bell, Bell]) -> None:
+    first, second = alice
+    first.open_panel()
+    first.item("reviewed your draft").get_by_role("button", name="Archive").click()
+    for tab in (first, second):
+        expect(tab.item("reviewed your draft")).to_have_count(0)
+
+    second.open_panel()
+    second.root.get_by_role("button", name="Archived").click()
+    archived = second.item("reviewed your draft")
+    expect(archived).to_have_count(1)
+    archived.get_by_role("button", name="Restore").click()
+    expect(second.item("reviewed your draft")).to_have_count(0)
+    expect(first.item("reviewed your draft")).to_have_count(1)
+
+
+def test_a_snoozed_item_returns_live_once_in_both_tabs(alice: tuple[Bell, Bell], server: DemoServer) -> None:
+    first, second = alice
+    first.open_panel()
+    for tab in (first, second):
+        expect(tab.badge).to_be_hidden()
+    nid = first.item("reviewed your draft").get_attribute("data-notification-id")
+    assert first.page.evaluate(SNOOZE, [int(nid or 0), 2]) == 200
+    for tab in (first, second):
+        expect(tab.item("reviewed your draft")).to_have_count(0)
+
+    for tab in (first, second):  # back when its time came, new and unseen
+        expect(tab.item("reviewed your draft")).to_have_count(1)
+        expect(tab.item("reviewed your draft")).to_have_attribute("data-seen", "0")
+        expect(tab.badge).to_have_text("1")
+    # A later notification is a barrier: had the wake come twice, it would be here by now.
+    server.notify("alice", "after the wake")
+    for tab in (first, second):
+        expect(tab.item("after the wake")).to_have_count(1)
+        expect(tab.item("reviewed your draft")).to_have_count(1)
+        expect(tab.badge).to_have_text("2")
+
+
+READ = """async (id) => {
+  const root = document.querySelector("[data-notifications]");
+  const response = await fetch(root.dataset.readUrl.replace("/0/", `/${id}/`), {
+    method: "POST", credentials: "same-origin", headers: {"X-CSRFToken": root.dataset.csrfToken},
+  });
+  return response.status;
+}"""
+
+
+def test_reading_an_unseen_item_takes_it_off_the_badge_in_both_tabs(alice: tuple[Bell, Bell]) -> None:
+    first, second = alice
+    nid = first.item("reviewed your draft").get_attribute("data-notification-id")
+    assert first.page.evaluate(READ, int(nid or 0)) == 200
+    for tab in (first, second):
+        expect(tab.item("reviewed your draft")).to_have_attribute("data-unread", "0")
+        expect(tab.badge).to_have_text("1")
