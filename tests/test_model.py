@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -76,10 +76,6 @@ HEARTBEAT = 1.0
 WAIT = 15.0  # the most a row may take to reach a stream (a loaded machine)
 KIND_NAMES = list(KINDS)  # None (no kind), plain, grouped, critical
 PATHS = ["api", "http", "hq_instance", "hq_queryset", "push_link"]
-# hq's instance and queryset methods change only the row they are given, not
-# the group it stands for: the machine keeps them to ungrouped rows until that
-# is fixed (then set False and drop the xfail marks of the reproductions below).
-HQ_SPLITS_GROUPS = True
 
 
 def real_now() -> datetime:
@@ -146,7 +142,7 @@ class ProductMachine(RuleBasedStateMachine):
         self.tabs: list[Tab] = []
         self.outbox_seen = 0
         self.pushes_seen = self.pushes_before = len(self.push_service.received)
-        self.sent: set[tuple[int, int, str]] = set()  # (user, key, channel) that went out
+        self.sent = 0  # emails and pushes that went out
 
     # -- helpers -----------------------------------------------------------------
 
@@ -174,8 +170,12 @@ class ProductMachine(RuleBasedStateMachine):
     def _visible_ids(self, i: int) -> list[int]:
         return sorted(self.model.visible(self.users[i].pk, self._now()))
 
-    def _personal_visible(self, i: int) -> list[int]:
-        return [nid for nid in self._visible_ids(i) if self.model.rows[nid].recipient is not None]
+    def _changeable(self, i: int) -> list[int]:
+        """What user ``i`` sees, and the older members of their groups (an old link's id)."""
+        return sorted(self.model.changeable(self.users[i].pk, self._now()))
+
+    def _personal_changeable(self, i: int) -> list[int]:
+        return [nid for nid in self._changeable(i) if self.model.rows[nid].recipient is not None]
 
     def _sync_streams(self, new_ids: list[int]) -> None:
         """Wait until every connected tab got the new rows it may see; check it got nothing else."""
@@ -317,16 +317,17 @@ class ProductMachine(RuleBasedStateMachine):
     )
     def change(self, i: int, pick: int, action: str, path: str) -> None:
         user = self.users[i]
+        """
+        ``pick`` chooses among what the user sees and the older members of
+        their groups (every path reads a group alike, up to the row named).
+        """
         personal_only = path in ("hq_instance", "hq_queryset", "push_link")
-        candidates = self._personal_visible(i) if personal_only else self._visible_ids(i)
+        candidates = self._personal_changeable(i) if personal_only else self._changeable(i)
         if path == "hq_instance" and action == "delete":
             path = "hq_queryset"  # hq's instance API has no soft delete
         if path == "push_link" and action != "read":
             path = "api"
-            candidates = self._visible_ids(i)
-        if path.startswith("hq_") and HQ_SPLITS_GROUPS:
-            # Known defect (see the reproductions at the end): leave groups to the other paths.
-            candidates = [nid for nid in candidates if self.model.rows[nid].group is None]
+            candidates = self._changeable(i)
         if not candidates:
             return
         nid = candidates[pick % len(candidates)]
@@ -371,11 +372,25 @@ class ProductMachine(RuleBasedStateMachine):
         kind=st.sampled_from([None, "mention", "comment"]),
         channel=st.sampled_from(["in_app", "email", "push"]),
         enabled=st.sampled_from([True, False, None]),
+        with_in_app=st.booleans(),
     )
-    def prefer(self, i: int, kind: str | None, channel: str, enabled: bool | None) -> None:
+    def prefer(self, i: int, kind: str | None, channel: str, enabled: bool | None, with_in_app: bool = False) -> None:
+        """
+        One change; ``with_in_app``: the kind's in-app channel turned on in the
+        same call first. Email or push turned on for a kind off in the app is
+        refused (ValueError), and nothing is stored.
+        """
         user = self.users[i]
-        set_preferences(user, [{"kind": kind, "channel": channel, "enabled": enabled}])
-        self.model.set_preference(user.pk, kind, channel, enabled)
+        changes: list[tuple[str | None, str, bool | None]] = [(kind, channel, enabled)]
+        if with_in_app and channel != "in_app":
+            changes.insert(0, (kind, "in_app", True))
+        try:
+            self.model.set_preferences(user.pk, changes)
+        except ValueError:
+            with pytest.raises(ValueError, match="off in the app"):
+                set_preferences(user, [{"kind": k, "channel": c, "enabled": e} for k, c, e in changes])
+            return
+        set_preferences(user, [{"kind": k, "channel": c, "enabled": e} for k, c, e in changes])
 
     @precondition(lambda self: len(mail.outbox) > 0)
     @rule(pick=st.integers(0, 10**6))
@@ -476,32 +491,55 @@ class ProductMachine(RuleBasedStateMachine):
             assert not errors, errors
         expected = self.model.drain(self._now())
         got = self._new_messages()
-        assert got == expected, f"sent {sorted(got)}, the model expected {sorted(expected)}"
+        assert sorted(got) == sorted((u, spoken, c) for u, _, c, spoken in expected), (
+            f"sent {sorted(got)}, the model expected {sorted(expected)} (user, row, channel, row spoken of)"
+        )
+        self.sent += len(got)
+        self._check_deliveries()
 
-    def _new_messages(self) -> set[tuple[int, int, str]]:
+    def _check_deliveries(self) -> None:
         """
-        The (user, key, channel) of the emails and pushes sent since the last
-        look; each at most once ever.
+        The sent ``Delivery`` rows, per user, group (or lone row) and channel,
+        are as many as the model's: which member of a group took its turn may
+        differ between two workers, how many went out may not.
+        """
+        def slot(user: int, nid: int, channel: str) -> tuple[int, int, str]:
+            row = self.model.rows[nid]
+            return (user, row.group if row.group is not None else nid, channel)
+
+        got = Counter(
+            slot(u, n, c)
+            for u, n, c in Delivery.objects.filter(state="sent").values_list("recipient_id", "notification_id", "channel")
+        )
+        expected = Counter(slot(a.user, a.key, a.channel) for a in self.model.away.values() if a.state == "sent")
+        assert got == expected, f"sent deliveries {dict(got)}, the model's {dict(expected)}"
+
+    def _new_messages(self) -> list[tuple[int, int, str]]:
+        """
+        The (user, row spoken of, channel) of the emails and pushes sent since
+        the last look: a group's names its newest live member.
         """
         got = []
         by_email = {u.email: u.pk for u in self.users}
         for message in mail.outbox[self.outbox_seen :]:
             (to,) = message.to
-            got.append((by_email[to], self._serial_of(message.subject + message.body), "email"))
+            user = by_email[to]
+            got.append((user, self._row_of(user, message.subject + message.body), "email"))
         self.outbox_seen = len(mail.outbox)
         by_device = {f"/push/{self.tag}-{i}": self.users[i].pk for i in (0, 1)}
         for received in self.push_service.received[self.pushes_seen :]:
-            got.append((by_device[received.path], self._serial_of(received.payload["body"]), "push"))
+            user = by_device[received.path]
+            nid = self._row_of(user, received.payload["body"])
+            assert received.payload["id"] == nid, received.payload
+            got.append((user, nid, "push"))
         self.pushes_seen = len(self.push_service.received)
         assert self.push_service.errors == []
-        keys = set()
-        for user, serial, channel in got:
-            row = next(r for r in self.model.rows.values() if r.serial == serial and r.recipient == user)
-            key = (user, row.group if row.group is not None else row.id, channel)
-            assert key not in self.sent and key not in keys, f"a second {channel} for {key}"
-            keys.add(key)
-        self.sent |= keys
-        return keys
+        return got
+
+    def _row_of(self, user: int, text: str) -> int:
+        """The id of ``user``'s row whose verb ``text`` quotes."""
+        serial = self._serial_of(text)
+        return next(r.id for r in self.model.rows.values() if r.serial == serial and r.recipient == user)
 
     # -- streams -------------------------------------------------------------------------------
 
@@ -637,7 +675,7 @@ class ProductMachine(RuleBasedStateMachine):
     def emails_and_pushes_go_out_only_when_the_worker_runs(self) -> None:
         assert len(mail.outbox) == self.outbox_seen
         assert len(self.push_service.received) == self.pushes_seen
-        assert Delivery.objects.filter(state="sent").count() == len(self.sent)
+        assert Delivery.objects.filter(state="sent").count() == self.sent
 
     def teardown(self) -> None:
         try:
@@ -732,41 +770,22 @@ GROUP_OF_TWO = [
 ]
 
 
-@pytest.fixture
-def hq_on_groups(product: Any, monkeypatch: Any) -> Any:
-    """The machine with hq's methods let loose on grouped rows."""
-    monkeypatch.setattr(sys.modules[__name__], "HQ_SPLITS_GROUPS", False)
-    return product
-
-
 @pytest.mark.server
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="hq's mark_all_as_deleted() on a group's item soft-deletes only that row: the "
-    "group's older member shows in the list and the unread count again (app {older: True}, "
-    "model {}). The API's delete removes the whole group.",
-)
-def test_deleting_a_group_through_hqs_queryset_method_removes_the_whole_item(hq_on_groups: Any) -> None:
-    run_steps(hq_on_groups, [*GROUP_OF_TWO, ("change", {"i": 2, "pick": 0, "action": "delete", "path": "hq_queryset"})])
+def test_deleting_a_group_through_hqs_queryset_method_removes_the_whole_item(product: Any) -> None:
+    """hq's mark_all_as_deleted() on a group's item takes the older member along, as the API does."""
+    run_steps(product, [*GROUP_OF_TWO, ("change", {"i": 2, "pick": 1, "action": "delete", "path": "hq_queryset"})])
 
 
 @pytest.mark.server
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("path", ["hq_instance", "hq_queryset"])
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="hq's mark_as_read() / mark_all_as_read() on a group's item marks only that row "
-    "read: the group's older member stays unread, and the group's email (scheduled.check: "
-    "'any member unread') goes out although the user read the item.",
-)
-def test_reading_a_group_through_hq_stops_its_email(hq_on_groups: Any, path: str) -> None:
-    run_steps(hq_on_groups, [
+def test_reading_a_group_through_hq_stops_its_email(product: Any, path: str) -> None:
+    """hq's mark_as_read() / mark_all_as_read() read the whole group and cancel its members' emails."""
+    run_steps(product, [
         ("prefer", {"i": 2, "kind": "comment", "channel": "email", "enabled": True}),
         *GROUP_OF_TWO,
-        ("change", {"i": 2, "pick": 0, "action": "read", "path": path}),
+        ("change", {"i": 2, "pick": 1, "action": "read", "path": path}),
         ("advance", {"minutes": 1, "workers": 1}),
     ])
 
@@ -774,10 +793,10 @@ def test_reading_a_group_through_hq_stops_its_email(hq_on_groups: Any, path: str
 @pytest.mark.server
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("action", ["read", "delete"])
-def test_the_same_steps_through_the_api_keep_the_group_whole(hq_on_groups: Any, action: str) -> None:
-    run_steps(hq_on_groups, [
+def test_the_same_steps_through_the_api_keep_the_group_whole(product: Any, action: str) -> None:
+    run_steps(product, [
         ("prefer", {"i": 2, "kind": "comment", "channel": "email", "enabled": True}),
         *GROUP_OF_TWO,
-        ("change", {"i": 2, "pick": 0, "action": action, "path": "api"}),
+        ("change", {"i": 2, "pick": 1, "action": action, "path": "api"}),
         ("advance", {"minutes": 1, "workers": 1}),
     ])
