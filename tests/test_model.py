@@ -105,9 +105,16 @@ class Tab:
     allowed: set[int] = field(default_factory=set)  # ids it may also get (once)
     cursor: str | None = None
     closed_serial: int = 0  # the model's serial when the last connection ended
+    reads_from: int = 0  # the user's last read event (id) when the tab opened
+    page: bool = True  # opened from the page's cursor (else "from now on")
+    received_reads: list[str] = field(default_factory=list)  # read events of closed connections
 
     def ids(self) -> list[int]:
         return self.received + (self.conn.notification_ids() if self.conn else [])
+
+    def reads(self) -> list[str]:
+        """The ``read`` events' data this tab got, in order."""
+        return self.received_reads + ([e.data for e in self.conn.of("read")] if self.conn else [])
 
 
 class ProductMachine(RuleBasedStateMachine):
@@ -143,6 +150,7 @@ class ProductMachine(RuleBasedStateMachine):
         self.outbox_seen = 0
         self.pushes_seen = self.pushes_before = len(self.push_service.received)
         self.sent = 0  # emails and pushes that went out
+        self.read_log: list[tuple[int, int, str]] = []  # every read event: (id, user, data)
 
     # -- helpers -----------------------------------------------------------------
 
@@ -211,6 +219,32 @@ class ProductMachine(RuleBasedStateMachine):
         if tab.conn is not None:
             live = tab.conn.notification_ids()
             assert live == sorted(live), f"out of order: {live}"
+        self._check_reads(tab)
+
+    def _read_events(self, user: int) -> list[tuple[int, str]]:
+        """The user's read events so far, (id, data) in order (kept here: the app prunes them)."""
+        last = self.read_log[-1][0] if self.read_log else 0
+        self.read_log += list(ReadEvent.objects.filter(id__gt=last).order_by("id").values_list("id", "user_id", "payload"))
+        return [(rid, data) for rid, uid, data in self.read_log if uid == user]
+
+    def _check_reads(self, tab: Tab, complete: bool = False) -> None:
+        """
+        The tab's ``read`` events, over all its connections, are the user's
+        read events since it opened, each once and in order (a prefix of them,
+        unless ``complete``). A tab that connected "from now on" may also get
+        some from just before.
+        """
+        got = tab.reads()
+        events = self._read_events(tab.user)
+        starts = [i for i, (rid, _) in enumerate(events) if rid > tab.reads_from][:1] or [len(events)]
+        firsts = range(starts[0] + 1) if not tab.page else [starts[0]]
+        for first in firsts:
+            owed = [data for _, data in events[first:]]
+            if (got == owed) if complete else (got == owed[: len(got)]):
+                return
+        raise AssertionError(
+            f"read events of user {tab.user}: the tab got {got}, the app wrote {events} (owed from id > {tab.reads_from})"
+        )
 
     def _end_connection(self, tab: Tab) -> None:
         """The tab's connection is over (closed by us or by the server): keep what it got."""
@@ -219,6 +253,7 @@ class ProductMachine(RuleBasedStateMachine):
         conn.close()
         self._check_tab(tab)
         tab.received += conn.notification_ids()
+        tab.received_reads += [e.data for e in conn.of("read")]
         tab.cursor = conn.last_id or tab.cursor
         tab.conn = None
         tab.closed_serial = self.model.serial
@@ -553,7 +588,11 @@ class ProductMachine(RuleBasedStateMachine):
         come too (once).
         """
         user = self.users[i]
-        tab = Tab(user.pk, session_cookies(user), closed_serial=self.model.serial)
+        events = self._read_events(user.pk)
+        tab = Tab(
+            user.pk, session_cookies(user), closed_serial=self.model.serial,
+            reads_from=events[-1][0] if events else 0, page=page,
+        )
         if page:
             listed = httpx.get(self.server.url + "/notifications/api/", cookies=tab.cookies, timeout=WAIT)
             assert listed.status_code == 200, listed.text
@@ -686,6 +725,7 @@ class ProductMachine(RuleBasedStateMachine):
                     rows = api.notify(user, self._verb())
                     self.model.notify({user.pk: rows[0].pk}, rows[0].verb, None, None, self._now())
                     self._sync_streams([rows[0].pk])
+                    self._check_reads(tab, complete=True)
         finally:
             for tab in self.tabs:
                 if tab.conn is not None:
@@ -799,4 +839,66 @@ def test_the_same_steps_through_the_api_keep_the_group_whole(product: Any, actio
         *GROUP_OF_TWO,
         ("change", {"i": 2, "pick": 1, "action": action, "path": "api"}),
         ("advance", {"minutes": 1, "workers": 1}),
+    ])
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_a_read_while_a_tab_was_away_reaches_it_once_on_reconnect(product: Any) -> None:
+    """The read event written while the tab's connection was closed is replayed from its cursor, once."""
+    run_steps(product, [
+        ("open_tab", {"i": 0, "page": True}),
+        ("notify", {"who": "user", "i": 0, "j": 0, "g": 0, "kind": None, "post": 0}),
+        ("change", {"i": 0, "pick": 0, "action": "read", "path": "api"}),
+        ("close_connection", {"pick": 0}),
+        ("change", {"i": 0, "pick": 0, "action": "unread", "path": "http"}),
+        ("reconnect", {"pick": 0}),
+    ])
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("with_in_app", [False, True])
+def test_email_of_a_kind_off_in_the_app_is_refused_unless_in_app_comes_on_with_it(
+    product: Any, with_in_app: bool
+) -> None:
+    """The whole in-app channel off: a mention's email is refused alone, accepted with in-app on."""
+    run_steps(product, [
+        ("prefer", {"i": 0, "kind": None, "channel": "in_app", "enabled": False}),
+        ("prefer", {"i": 0, "kind": "mention", "channel": "email", "enabled": True, "with_in_app": with_in_app}),
+        ("notify", {"who": "user", "i": 0, "j": 0, "g": 0, "kind": "mention", "post": 0}),
+        ("advance", {"minutes": 3, "workers": 1}),
+    ])
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_an_email_scheduled_before_in_app_was_muted_is_skipped(product: Any) -> None:
+    run_steps(product, [
+        ("notify", {"who": "user", "i": 0, "j": 0, "g": 0, "kind": "mention", "post": 0}),
+        ("prefer", {"i": 0, "kind": "mention", "channel": "in_app", "enabled": False}),
+        ("advance", {"minutes": 3, "workers": 1}),
+    ])
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_a_groups_member_after_its_window_gets_its_own_email_naming_the_group(product: Any) -> None:
+    """
+    Two comments on one post: one email (by two workers) naming both; a third
+    within the window of that email: skipped; a fourth in the same group, due
+    after the window: an email of its own, naming the four.
+    """
+    comment = ("notify", {"who": "user", "i": 0, "j": 0, "g": 0, "kind": "comment", "post": 0})
+    run_steps(product, [
+        ("prefer", {"i": 0, "kind": "comment", "channel": "email", "enabled": True}),
+        comment,
+        comment,
+        ("advance", {"minutes": 3, "workers": 2}),
+        comment,
+        ("advance", {"minutes": 3, "workers": 1}),
+        ("advance", {"minutes": 3, "workers": 0}),
+        comment,
+        ("advance", {"minutes": 3, "workers": 0}),
+        ("advance", {"minutes": 3, "workers": 1}),
     ])
