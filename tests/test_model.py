@@ -9,8 +9,12 @@ Invariants checked:
 - every user's unread count (``api`` and HTTP) and list equal the model's;
 - each stream (a tab: its connections, each resuming from the last cursor)
   gets each row it may see exactly once, in id order, and nothing else;
-- each email for a notification or a group goes out at most once, and exactly
-  once when due, enabled and still unread;
+- each tab gets the user's ``read`` events since it opened, once and in order,
+  across its reconnects (replayed from its cursor);
+- each notification's email and push (a group's members have one each) goes
+  out at most once, and exactly once when due, enabled (in-app on too) and
+  still unread; a group's goes out as the group (its newest live member),
+  skipped when another of the group went out within the kind's window;
 - nothing reaches a stream after its session ended.
 
 The default budget is small (``./dev test`` and CI); HYPOTHESIS_PROFILE=thorough
