@@ -155,6 +155,7 @@ class ProductMachine(RuleBasedStateMachine):
         self.pushes_seen = self.pushes_before = len(self.push_service.received)
         self.sent = 0  # emails and pushes that went out
         self.read_log: list[tuple[int, int, str]] = []  # every read event: (id, user, data)
+        self.resets = 0  # reconnects answered with ``reset``
 
     # -- helpers -----------------------------------------------------------------
 
@@ -653,6 +654,7 @@ class ProductMachine(RuleBasedStateMachine):
             f"the tab had {tab.received_reads}"
         )
         assert tab.conn is not None and not tab.conn.notification_ids() and not tab.conn.of("read"), "frames before a reset"
+        self.resets += 1
         tab.received, tab.received_reads = [], []
         tab.owed, tab.allowed = set(), set()
         tab.reads_from = events[-1][0] if events else 0
@@ -810,8 +812,8 @@ def product(make_server: Any, monkeypatch: Any, settings: Any, service: Any, vap
     return ProductMachine
 
 
-def run_steps(machine_class: type[ProductMachine], steps: list[tuple[str, dict[str, Any]]]) -> None:
-    """Run ``steps`` (rule name, arguments) on a fresh machine, checking the invariants after each."""
+def run_steps(machine_class: type[ProductMachine], steps: list[tuple[str, dict[str, Any]]]) -> ProductMachine:
+    """Run ``steps`` (rule name, arguments) on a fresh machine, checking the invariants after each; returns it."""
     machine = machine_class()
     try:
         machine.check_all()
@@ -820,6 +822,7 @@ def run_steps(machine_class: type[ProductMachine], steps: list[tuple[str, dict[s
             machine.check_all()
     finally:
         machine.teardown()
+    return machine
 
 
 @pytest.mark.server
@@ -929,3 +932,19 @@ def test_a_groups_member_after_its_window_gets_its_own_email_naming_the_group(pr
         ("advance", {"minutes": 3, "workers": 0}),
         ("advance", {"minutes": 3, "workers": 1}),
     ])
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_a_tab_that_missed_a_notification_and_a_read_change_is_reset_and_goes_on(product: Any) -> None:
+    """The reconnect gets ``reset`` (the client reloads its list); the next row reaches it once."""
+    note = ("notify", {"who": "user", "i": 1, "j": 1, "g": 0, "kind": None, "post": 0})
+    machine = run_steps(product, [
+        ("open_tab", {"i": 1, "page": True}),
+        ("close_connection", {"pick": 0}),
+        note,
+        ("change", {"i": 1, "pick": 0, "action": "read", "path": "api"}),
+        ("reconnect", {"pick": 0}),
+        note,
+    ])
+    assert machine.resets == 1
