@@ -84,6 +84,10 @@ class Model:
         # (broadcast id, user id) -> hidden: a receipt means read for that user
         self.receipts: dict[tuple[int, int], bool] = {}
         self.away: dict[tuple[int, int, str], Away] = {}  # (user, row id, channel)
+        self.keys: dict[tuple[int, str], int | None] = {}  # (user, idempotency key) -> the row it got
+        # The app also takes a key for a recipient who has the kind muted in
+        # the app and gets no row (see the reproduction in tests/test_model.py).
+        self.muted_take_keys = False
         self.serial = 0
 
     # -- who wants what ---------------------------------------------------------
@@ -139,9 +143,34 @@ class Model:
         """Of ``users``, those who get a row of ``kind`` (in-app on), in id order."""
         return sorted(u for u in set(users) if self.enabled(u, kind, "in_app"))
 
-    def notify(self, rows: dict[int, int], verb: str, kind: str | None, target: int | None, now: datetime) -> None:
-        """Record what ``notify()`` wrote: ``rows`` maps recipient -> row id."""
+    def keyed(self, users: Iterable[int], kind: str | None, key: str | None) -> tuple[list[int], list[int]]:
+        """
+        Of ``users``, those a ``notify(kind=kind, key=key)`` writes for, and the
+        rows it returns besides: a recipient who already got a notification
+        with that key gets nothing new, and that row is returned.
+        """
+        held = [] if key is None else [
+            nid for u in sorted(set(users)) if (nid := self.keys.get((u, key))) is not None
+        ]
+        fresh = [u for u in self.receivers(users, kind) if key is None or (u, key) not in self.keys]
+        return fresh, sorted(held)
+
+    def notify(
+        self, rows: dict[int, int], verb: str, kind: str | None, target: int | None, now: datetime,
+        key: str | None = None, named: Iterable[int] = (),
+    ) -> None:
+        """
+        Record what ``notify()`` wrote: ``rows`` maps recipient -> row id
+        (``key``: they now hold it; the others ``named`` too if
+        ``muted_take_keys``).
+        """
         self.serial += 1
+        if key is not None:
+            if self.muted_take_keys:
+                for user in named:
+                    self.keys.setdefault((user, key), None)
+            for user, nid in rows.items():
+                self.keys[user, key] = nid
         spec = KINDS[kind]
         for user, nid in sorted(rows.items()):
             row = Row(nid, self.serial, verb, now, recipient=user, kind=kind)
