@@ -66,14 +66,15 @@ class User:
 
 @dataclass
 class Away:
-    """One scheduled email or push: for one row, or one group (keyed by its first row)."""
+    """One scheduled email or push of one row (a group's members get one each)."""
 
     user: int
-    key: int  # the row's id, or the group's first row id
+    key: int  # the row's id
     channel: str
-    grouped: bool
+    group: int | None  # the row's group (the id of its first row), None alone
     due: datetime
     state: str = "pending"  # pending, sent, skipped
+    sent_at: datetime | None = None  # when it took its group's turn and went out
 
 
 class Model:
@@ -82,35 +83,59 @@ class Model:
         self.rows: dict[int, Row] = {}
         # (broadcast id, user id) -> hidden: a receipt means read for that user
         self.receipts: dict[tuple[int, int], bool] = {}
-        self.away: dict[tuple[int, int, str], Away] = {}  # (user, key, channel)
+        self.away: dict[tuple[int, int, str], Away] = {}  # (user, row id, channel)
+        self.keys: dict[tuple[int, str], int | None] = {}  # (user, idempotency key) -> the row it got
+        # The app also takes a key for a recipient who has the kind muted in
+        # the app and gets no row (see the reproduction in tests/test_model.py).
+        self.muted_take_keys = False
         self.serial = 0
 
     # -- who wants what ---------------------------------------------------------
 
     def enabled(self, user: int, kind: str | None, channel: str) -> bool:
-        """Critical, then the user's choice for the kind, for the channel, then the default."""
-        spec = KINDS[kind]
+        """
+        Critical, then the user's choice for the kind, for the channel, then the
+        default; email and push follow the in-app channel (off while it is off).
+        """
         if kind is None:
             return channel == "in_app"
+        if channel != "in_app" and not self.enabled(user, kind, "in_app"):
+            return False
+        return self._chosen(self.users[user].prefs, kind, channel)
+
+    def _chosen(self, prefs: dict[tuple[str, str], bool], kind: str, channel: str) -> bool:
+        spec = KINDS[kind]
         default = True if channel == "in_app" else spec.away.get(channel)
         if default is None:
             return False
         if spec.critical:
             return True
-        prefs = self.users[user].prefs
         if (kind, channel) in prefs:
             return prefs[kind, channel]
         if ("", channel) in prefs:
             return prefs["", channel]
         return default
 
+    def set_preferences(self, user: int, changes: list[tuple[str | None, str, bool | None]]) -> None:
+        """
+        Apply (kind, channel, enabled) changes, all or nothing: ``ValueError``
+        (nothing stored) when one turns a kind's email or push on while the
+        kind would be off in the app after the call.
+        """
+        prefs = dict(self.users[user].prefs)
+        for kind, channel, enabled in changes:
+            key = (kind or "", channel)
+            if enabled is None:
+                prefs.pop(key, None)
+            else:
+                prefs[key] = enabled
+        for kind, channel, enabled in changes:
+            if kind is not None and channel != "in_app" and enabled and not self._chosen(prefs, kind, "in_app"):
+                raise ValueError(f"{kind} is off in the app: its {channel} cannot be turned on")
+        self.users[user].prefs = prefs
+
     def set_preference(self, user: int, kind: str | None, channel: str, enabled: bool | None) -> None:
-        prefs = self.users[user].prefs
-        key = (kind or "", channel)
-        if enabled is None:
-            prefs.pop(key, None)
-        else:
-            prefs[key] = enabled
+        self.set_preferences(user, [(kind, channel, enabled)])
 
     # -- writing ------------------------------------------------------------------
 
@@ -118,9 +143,34 @@ class Model:
         """Of ``users``, those who get a row of ``kind`` (in-app on), in id order."""
         return sorted(u for u in set(users) if self.enabled(u, kind, "in_app"))
 
-    def notify(self, rows: dict[int, int], verb: str, kind: str | None, target: int | None, now: datetime) -> None:
-        """Record what ``notify()`` wrote: ``rows`` maps recipient -> row id."""
+    def keyed(self, users: Iterable[int], kind: str | None, key: str | None) -> tuple[list[int], list[int]]:
+        """
+        Of ``users``, those a ``notify(kind=kind, key=key)`` writes for, and the
+        rows it returns besides: a recipient who already got a notification
+        with that key gets nothing new, and that row is returned.
+        """
+        held = [] if key is None else [
+            nid for u in sorted(set(users)) if (nid := self.keys.get((u, key))) is not None
+        ]
+        fresh = [u for u in self.receivers(users, kind) if key is None or (u, key) not in self.keys]
+        return fresh, sorted(held)
+
+    def notify(
+        self, rows: dict[int, int], verb: str, kind: str | None, target: int | None, now: datetime,
+        key: str | None = None, named: Iterable[int] = (),
+    ) -> None:
+        """
+        Record what ``notify()`` wrote: ``rows`` maps recipient -> row id
+        (``key``: they now hold it; the others ``named`` too if
+        ``muted_take_keys``).
+        """
         self.serial += 1
+        if key is not None:
+            if self.muted_take_keys:
+                for user in named:
+                    self.keys.setdefault((user, key), None)
+            for user, nid in rows.items():
+                self.keys[user, key] = nid
         spec = KINDS[kind]
         for user, nid in sorted(rows.items()):
             row = Row(nid, self.serial, verb, now, recipient=user, kind=kind)
@@ -142,17 +192,15 @@ class Model:
         return None if newest is None else newest.group
 
     def _schedule(self, row: Row, spec: KindSpec) -> None:
+        """Every row, a group's members too, gets its own email and push when on."""
         assert row.recipient is not None
         for channel in AWAY:
             if not self.enabled(row.recipient, row.kind, channel):
                 continue
             if channel == "push" and not self.users[row.recipient].pushable:
                 continue
-            key = row.group if row.group is not None else row.id
-            if (row.recipient, key, channel) in self.away:
-                continue  # a group gets one per channel
-            self.away[row.recipient, key, channel] = Away(
-                row.recipient, key, channel, row.group is not None, row.created + spec.delay
+            self.away[row.recipient, row.id, channel] = Away(
+                row.recipient, row.id, channel, row.group, row.created + spec.delay
             )
 
     def broadcast(self, nid: int, verb: str, audience: str, group: int | None, expires_at: datetime | None, now: datetime) -> None:
@@ -219,12 +267,22 @@ class Model:
             if r.group == row.group and r.recipient == row.recipient and r.id <= row.id
         ]
 
+    def changeable(self, user: int, now: datetime) -> set[int]:
+        """The ids ``user`` may read, unread or delete: what they see, and older members of their groups."""
+        return set(self.visible(user, now)) | {
+            r.id for r in self.rows.values() if r.recipient == user and not r.deleted
+        }
+
     def change(self, user: int, ids: Iterable[int], now: datetime, *, action: str) -> list[int]:
-        """Apply ``action`` (read, unread, delete) to the ids ``user`` sees; returns those."""
-        seen = self.visible(user, now)
+        """
+        Apply ``action`` (read, unread, delete) to the ids ``user`` may change
+        (a group's row: with its members up to it); returns those. Reading or
+        deleting cancels the email and push still pending for the rows changed.
+        """
+        allowed = self.changeable(user, now)
         done = []
         for nid in ids:
-            if nid not in seen:
+            if nid not in allowed:
                 continue
             done.append(nid)
             row = self.rows[nid]
@@ -242,29 +300,62 @@ class Model:
                     member.deleted = True
                 else:
                     member.unread = action == "unread"
+                if action != "unread":
+                    for channel in AWAY:
+                        away = self.away.get((user, member.id, channel))
+                        if away is not None and away.state == "pending":
+                            away.state = "skipped"
         return done
 
     def read_all(self, user: int, now: datetime) -> None:
-        unread = [nid for nid, is_unread in self.visible(user, now).items() if is_unread]
-        self.change(user, unread, now, action="read")
+        """Everything unread: what ``user`` sees and older members of their groups."""
+        seen = self.visible(user, now)
+        unread = [nid for nid, is_unread in seen.items() if is_unread] + [
+            r.id for r in self.rows.values()
+            if r.recipient == user and not r.deleted and r.unread and r.id not in seen
+        ]
+        self.change(user, sorted(unread), now, action="read")
 
     # -- email and push -------------------------------------------------------------------
 
-    def drain(self, now: datetime) -> set[tuple[int, int, str]]:
-        """Settle every email and push due by ``now``; returns the (user, key, channel) sent."""
-        sent = set()
-        for (user, key, channel), away in self.away.items():
-            if away.state != "pending" or away.due > now:
-                continue
-            if not self._still_wanted(away):
+    def drain(self, now: datetime) -> list[tuple[int, int, str, int]]:
+        """
+        Settle every email and push due by ``now``, in the order a worker claims
+        them (due, then id); returns (user, row id, channel, row spoken of) of
+        those sent: a group's member goes out as its newest live member, unless
+        another of its group went out on that channel within the kind's window.
+        """
+        sent = []
+        due = sorted(
+            (a for a in self.away.values() if a.state == "pending" and a.due <= now),
+            key=lambda a: (a.due, a.key),
+        )
+        for away in due:
+            row = self.rows[away.key]
+            if row.deleted or not row.unread or not self.enabled(away.user, row.kind, away.channel):
                 away.state = "skipped"
                 continue
-            until = self.quiet_until(user, now)
-            if until is not None and not KINDS[self.rows[key].kind].critical:
+            spec = KINDS[row.kind]
+            until = self.quiet_until(away.user, now)
+            if until is not None and not spec.critical:
                 away.due = until  # held, then looked at again
                 continue
+            spoken = row.id
+            if away.group is not None:
+                if any(
+                    other.group == away.group and other.user == away.user and other.channel == away.channel
+                    and other.sent_at is not None and other.sent_at >= now - spec.window
+                    for other in self.away.values()
+                ):
+                    away.state = "skipped"
+                    continue
+                spoken = max(
+                    r.id for r in self.rows.values()
+                    if r.group == away.group and r.recipient == away.user and not r.deleted
+                )
             away.state = "sent"
-            sent.add((user, key, channel))
+            away.sent_at = now
+            sent.append((away.user, away.key, away.channel, spoken))
         return sent
 
     def quiet_until(self, user: int, now: datetime) -> datetime | None:
@@ -280,15 +371,3 @@ class Model:
             return None
         until = datetime.combine(local.date(), end, tzinfo=zone)
         return until if until > local else until + timedelta(days=1)
-
-    def _still_wanted(self, away: Away) -> bool:
-        if away.grouped:
-            members = [
-                r for r in self.rows.values()
-                if r.group == away.key and r.recipient == away.user and not r.deleted
-            ]
-        else:
-            members = [r for r in [self.rows[away.key]] if not r.deleted]
-        if not members or not any(r.unread for r in members):
-            return False
-        return self.enabled(away.user, self.rows[away.key].kind, away.channel)
