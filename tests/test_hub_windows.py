@@ -108,16 +108,43 @@ def slowed(monkeypatch: pytest.MonkeyPatch, hooks: dict[Any, Callable[[], Any]])
     monkeypatch.setattr(db, "run", run)
 
 
+def run_bounded(coro: Any, timeout: float = 60.0) -> None:
+    """
+    ``asyncio.run(coro)``, bounded: a scenario that takes longer than
+    ``timeout`` fails, and so does a task (the hub's, a stream's) that is still
+    running 10 s after being cancelled, with where it waits, rather than the
+    test run hanging in ``asyncio.run``'s clean-up.
+    """
+    loop = asyncio.new_event_loop()
+    stuck: list[asyncio.Task[Any]] = []
+    try:
+        loop.run_until_complete(asyncio.wait_for(coro, timeout))
+    finally:
+        tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            _, pending = loop.run_until_complete(asyncio.wait(tasks, timeout=10))
+            stuck = list(pending)
+        if not stuck:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+    assert not stuck, "tasks still running after cancellation: " + "; ".join(
+        f"{t.get_name()} at {[f'{f.f_code.co_filename}:{f.f_lineno}' for f in t.get_stack()]}"
+        for t in stuck
+    )
+
+
 def test_a_stream_that_subscribes_during_a_login_check_after_the_read_gets_its_row_once(
     make_user, monkeypatch
 ):
-    asyncio.run(subscribe_during(monkeypatch, feed.signed_out, make_user(), make_user(), make_user()))
+    run_bounded(subscribe_during(monkeypatch, feed.signed_out, make_user(), make_user(), make_user()))
 
 
 def test_a_stream_that_subscribes_during_the_read_while_a_login_check_waits_gets_its_row_once(
     make_user, monkeypatch
 ):
-    asyncio.run(subscribe_during(monkeypatch, feed.fetch, make_user(), make_user(), make_user()))
+    run_bounded(subscribe_during(monkeypatch, feed.fetch, make_user(), make_user(), make_user()))
 
 
 async def subscribe_during(monkeypatch: pytest.MonkeyPatch, step: Any, reader: Any, changed: Any, late: Any) -> None:
