@@ -148,8 +148,9 @@ def _write_once(
     ``_write_kind`` for the users who do not hold ``key`` yet (see
     ``PublishKey``), in one transaction: take the key for each user (an
     insert that ignores conflicts, so a concurrent holder wins and this
-    waits for it), write for those taken here, and return those rows with
-    the rows the other holders wrote.
+    waits for it), write for those taken here, give back the keys of those
+    who got no row (muted), and return the rows written with the rows the
+    other holders wrote.
     """
     ids = list(users.values_list("pk", flat=True)) if isinstance(users, models.QuerySet) else users
     if not ids:
@@ -175,6 +176,9 @@ def _write_once(
             if claim == token and uid in by_user
         ]
         keys.bulk_update(taken, ["notification"])
+        # A recipient who got no row here (the kind muted in the app) holds no
+        # key: a later call with it, once they listen again, notifies them.
+        keys.filter(pk__in=[pk for pk, uid, claim, _ in held if claim == token and uid not in by_user]).delete()
         earlier = [nid for _, _, claim, nid in held if claim != token and nid is not None]
     existing = list(Notification.objects.using(db).filter(pk__in=earlier))
     return sorted([*rows, *existing], key=lambda n: n.pk)

@@ -85,9 +85,6 @@ class Model:
         self.receipts: dict[tuple[int, int], bool] = {}
         self.away: dict[tuple[int, int, str], Away] = {}  # (user, row id, channel)
         self.keys: dict[tuple[int, str], int | None] = {}  # (user, idempotency key) -> the row it got
-        # The app also takes a key for a recipient who has the kind muted in
-        # the app and gets no row (see the reproduction in tests/test_model.py).
-        self.muted_take_keys = False
         self.serial = 0
 
     # -- who wants what ---------------------------------------------------------
@@ -161,14 +158,10 @@ class Model:
     ) -> None:
         """
         Record what ``notify()`` wrote: ``rows`` maps recipient -> row id
-        (``key``: they now hold it; the others ``named`` too if
-        ``muted_take_keys``).
+        (``key``: they now hold it; a recipient who got no row holds nothing).
         """
         self.serial += 1
         if key is not None:
-            if self.muted_take_keys:
-                for user in named:
-                    self.keys.setdefault((user, key), None)
             for user, nid in rows.items():
                 self.keys[user, key] = nid
         spec = KINDS[kind]

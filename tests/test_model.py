@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import threading
 import time
 import uuid
@@ -81,11 +80,6 @@ HEARTBEAT = 1.0
 WAIT = 15.0  # the most a row may take to reach a stream (a loaded machine)
 KIND_NAMES = list(KINDS)  # None (no kind), plain, grouped, critical
 PATHS = ["api", "http", "hq_instance", "hq_queryset", "push_link"]
-# notify(key=...) takes the key also for a recipient muted in the app, who gets
-# no row, so a retry after unmuting writes nothing for them: the machine's model
-# follows the app here until that is fixed (then set False and drop the xfail
-# mark of the reproduction below).
-MUTED_TAKE_KEYS = True
 
 
 def real_now() -> datetime:
@@ -137,7 +131,6 @@ class ProductMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.model = Model()
-        self.model.muted_take_keys = MUTED_TAKE_KEYS
         self.tag = uuid.uuid4().hex[:8]
         self.users: list[Any] = []
         self.groups: list[Group] = []
@@ -970,18 +963,12 @@ def test_a_retried_notify_with_the_same_key_writes_nothing_new(product: Any) -> 
 
 @pytest.mark.server
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="notify(key=...) takes the key (PublishKey) for every recipient named, also one who has "
-    "the kind muted in the app and gets no row; after unmuting, a retry with the key writes "
-    "nothing for them (app [], model [their new row]) within NOTIFICATIONS_IDEMPOTENCY_WINDOW. "
-    "The README promises 'gets nothing new' only to 'a recipient who already got a notification "
-    "with that key'.",
-)
-def test_a_key_sent_while_muted_in_the_app_does_not_hold_the_recipient_off(product: Any, monkeypatch: Any) -> None:
-    """Muted in the app, a keyed mention writes nothing; unmuted, the retry with the key writes the row."""
-    monkeypatch.setattr(sys.modules[__name__], "MUTED_TAKE_KEYS", False)
+def test_a_key_sent_while_muted_in_the_app_does_not_hold_the_recipient_off(product: Any) -> None:
+    """
+    Muted in the app, a keyed mention writes nothing; unmuted, the retry with
+    the key writes the row (found by the machine: the key used to be taken
+    for the muted recipient too).
+    """
     run_steps(product, [
         ("prefer", {"i": 0, "kind": "mention", "channel": "in_app", "enabled": False}),
         ("notify", {"who": "user", "i": 0, "j": 0, "g": 0, "kind": "mention", "post": 0, "key": "k0"}),
