@@ -9,9 +9,9 @@ Streams subscribe to the hub instead of the channel layer. The hub composes:
   it reads what committed since its last position (``finality``), once for the
   whole process, encodes each row once and hands it to every local stream
   whose user may see it; read events likewise;
-- its snooze check: at most every NOTIFICATIONS_POLL_INTERVAL, before a read,
-  it wakes the snoozes that came due (``api.wake_due``), whose ``woken``
-  events that read then hands out like any read event;
+- its snooze check: at most every NOTIFICATIONS_POLL_INTERVAL, before a read
+  of its fetch loop, it wakes the snoozes that came due (``api.wake_due``),
+  whose ``woken`` events that read then hands out like any read event;
 - its sweep: every half heartbeat, streams whose session ended stop (``signout``);
 - its ticker: one timer that wakes the streams due a heartbeat.
 
@@ -327,6 +327,8 @@ class Hub:
                 pass
             self._poked.clear()
             await self.membership.renew_if_due()
+            if self.registry.streams:
+                await self._wake_due()
             try:
                 found = await self._fetch()
             except asyncio.CancelledError:
@@ -358,7 +360,6 @@ class Hub:
             return False
         epoch = self._epoch
         await self._check_now()
-        await self._wake_due()
         users = frozenset(self.registry.by_user)
         fetched = await db.run(feed.fetch, start, read_start, users)
         read = once.Read(start, fetched.end, users)

@@ -135,6 +135,16 @@ def run_bounded(coro: Any, timeout: float = 60.0) -> None:
     )
 
 
+@pytest.fixture(autouse=True)
+def in_memory_layer(settings: Any) -> None:
+    """
+    The scenarios cancel the hub's tasks when they end; a Redis layer's
+    blocking receive has been seen to outlive that (see run_bounded), which
+    is about the layer, not the windows tested here.
+    """
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
 def test_a_stream_that_subscribes_during_a_login_check_after_the_read_gets_its_row_once(
     make_user, monkeypatch
 ):
