@@ -11,6 +11,7 @@ on SQLite from the id sequence. No query here trusts a clock.
 from __future__ import annotations
 
 import heapq
+import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -25,6 +26,8 @@ from .finality import Cursor, Position, Sequence, Snapshot, parse_snapshot
 from .models import Audiences, BroadcastReceipt, Notification, ReadEvent, superseded
 from .render import as_dict, dumps, prepare
 from .signout import signed_out as signed_out  # the hub's sweep: who must stop streaming
+
+logger = logging.getLogger(__name__)
 
 # What rendering needs, besides routing.
 _RENDER_FIELDS = (
@@ -178,12 +181,24 @@ class Fetched:
         self.reads.extend(more.reads)
 
 
-def fetch(start: Position, read_start: Position, users: Collection[int]) -> Fetched:
+def fetch(
+    start: Position, read_start: Position, users: Collection[int], wake: bool = False
+) -> Fetched:
     """
     Where the database is now, the live rows that committed after ``start``
     for these users or for an audience (broadcasts), in id order and rendered,
-    and the read events of these users since ``read_start``.
+    and the read events of these users since ``read_start``. With ``wake``,
+    first wake the snoozes that came due (``api.wake_due``): their ``woken``
+    events commit before the read, which hands them out, in the same call
+    (one connection, not one more per poll).
     """
+    if wake:
+        from .api import wake_due  # (api imports this module)
+
+        try:
+            wake_due()
+        except Exception:  # the next wake retries; rows and reads still go out
+            logger.exception("Waking due snoozes failed; retrying.")
     end, read_end = position_now()
     return Fetched(
         end,

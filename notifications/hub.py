@@ -9,9 +9,9 @@ Streams subscribe to the hub instead of the channel layer. The hub composes:
   it reads what committed since its last position (``finality``), once for the
   whole process, encodes each row once and hands it to every local stream
   whose user may see it; read events likewise;
-- its snooze check: at most every NOTIFICATIONS_POLL_INTERVAL, before a read
-  of its fetch loop, it wakes the snoozes that came due (``api.wake_due``),
-  whose ``woken`` events that read then hands out like any read event;
+- its snooze check: at most every NOTIFICATIONS_POLL_INTERVAL, its read first
+  wakes the snoozes that came due (``feed.fetch(wake=True)``), whose ``woken``
+  events that read then hands out like any read event;
 - its sweep: every half heartbeat, streams whose session ended stop (``signout``);
 - its ticker: one timer that wakes the streams due a heartbeat.
 
@@ -327,8 +327,6 @@ class Hub:
                 pass
             self._poked.clear()
             await self.membership.renew_if_due()
-            if self.registry.streams:
-                await self._wake_due()
             try:
                 found = await self._fetch()
             except asyncio.CancelledError:
@@ -361,7 +359,7 @@ class Hub:
         epoch = self._epoch
         await self._check_now()
         users = frozenset(self.registry.by_user)
-        fetched = await db.run(feed.fetch, start, read_start, users)
+        fetched = await db.run(feed.fetch, start, read_start, users, self._wake_is_due())
         read = once.Read(start, fetched.end, users)
         # Until the hand-out below, every await lets in streams the read does
         # not serve (they start at ``start`` too, but their users' rows were
@@ -389,22 +387,18 @@ class Hub:
                 self._push(sub, item)
         return bool(fetched.rows)
 
-    async def _wake_due(self) -> None:
+    def _wake_is_due(self) -> bool:
         """
-        Wake the snoozes that came due, at most every POLL_INTERVAL: each
-        becomes a ``woken`` read event, committed before the read that follows,
-        which hands it out (and replays give it to streams that missed it).
+        Whether this read should first wake the snoozes that came due (at most
+        every POLL_INTERVAL): each becomes a ``woken`` read event, committed
+        before the read, which hands it out (and replays give it to streams
+        that missed it).
         """
         now = time.monotonic()
         if now - self._woken_at < conf.POLL_INTERVAL:
-            return
+            return False
         self._woken_at = now
-        from .api import wake_due  # (api reaches the hub through delivery)
-
-        try:
-            await db.run(wake_due)
-        except Exception:  # the next check retries; rows and reads still go out
-            logger.exception("Waking due snoozes failed; retrying.")
+        return True
 
     def _dispatch(self, rows: list[feed.Row], end: Position) -> None:
         """
