@@ -356,3 +356,25 @@ _hypothesis_settings.register_profile(
 )
 if os.environ.get("HYPOTHESIS_PROFILE"):
     _hypothesis_settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
+
+
+class Clock:
+    """The time ``django.utils.timezone.now()`` answers, moved by the test."""
+
+    def __init__(self) -> None:
+        from django.utils import timezone
+
+        self.now = timezone.now()
+
+    def advance(self, delta: Any) -> None:
+        self.now += delta
+
+
+@pytest.fixture
+def clock(monkeypatch: Any) -> Clock:
+    """``timezone.now()`` stands still until the test advances it."""
+    from django.utils import timezone
+
+    c = Clock()
+    monkeypatch.setattr(timezone, "now", lambda: c.now)
+    return c

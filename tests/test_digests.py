@@ -14,8 +14,6 @@ from notifications.kinds import Channel, Kind
 from notifications.models import Delivery
 from notifications.preferences import set_preferences
 
-from .test_group_away import clock  # noqa: F401  # the fixture
-
 pytestmark = pytest.mark.django_db
 
 User = get_user_model()
@@ -56,7 +54,7 @@ def at_once(declare):
     return declare(Kind("awaytest", label="Reviews", channels={"in_app": True, "email": True}))
 
 
-def test_a_digest_sends_one_email_listing_only_what_is_still_unread(clock, alice, bob, half_hourly):  # noqa: F811
+def test_a_digest_sends_one_email_listing_only_what_is_still_unread(clock, alice, bob, half_hourly):
     rows = [api.notify(alice, f"asked for review {i}", actor=bob, kind="digested")[0] for i in range(5)]
     worker.drain()
     assert not mail.outbox
@@ -74,7 +72,7 @@ def test_a_digest_sends_one_email_listing_only_what_is_still_unread(clock, alice
     assert worker.drain() == {} and len(mail.outbox) == 1
 
 
-def test_a_digest_with_nothing_unread_left_is_not_sent(clock, alice, half_hourly):  # noqa: F811
+def test_a_digest_with_nothing_unread_left_is_not_sent(clock, alice, half_hourly):
     rows = api.notify(alice, "asked", kind="digested") + api.notify(alice, "asked", kind="digested")
     worker.drain()
     api.mark_read(alice, [n.pk for n in rows])
@@ -84,7 +82,7 @@ def test_a_digest_with_nothing_unread_left_is_not_sent(clock, alice, half_hourly
     assert set(Delivery.objects.values_list("state", flat=True)) == {"skipped"}
 
 
-def test_a_digest_carries_its_one_click_unsubscribe(clock, alice, half_hourly):  # noqa: F811
+def test_a_digest_carries_its_one_click_unsubscribe(clock, alice, half_hourly):
     api.notify(alice, "asked", kind="digested")
     worker.drain()
     clock.advance(timedelta(minutes=30))
@@ -100,7 +98,7 @@ def test_a_digest_carries_its_one_click_unsubscribe(clock, alice, half_hourly): 
     assert len(mail.outbox) == 1
 
 
-def test_a_grouped_kind_appears_in_a_digest_as_its_group(clock, alice, grouped_digest):  # noqa: F811
+def test_a_grouped_kind_appears_in_a_digest_as_its_group(clock, alice, grouped_digest):
     for name in ("bob", "carol", "dave", "erin", "frank"):
         actor = User.objects.create_user(name)
         api.notify(alice, "commented on Post 7", actor=actor, kind="digested")
@@ -114,7 +112,7 @@ def test_a_grouped_kind_appears_in_a_digest_as_its_group(clock, alice, grouped_d
     assert list(Delivery.objects.values_list("state", flat=True)) == ["sent"] * 5
 
 
-def test_a_notification_in_a_digest_is_never_also_emailed_alone(clock, alice, half_hourly):  # noqa: F811
+def test_a_notification_in_a_digest_is_never_also_emailed_alone(clock, alice, half_hourly):
     api.notify(alice, "asked", kind="digested")
     worker.drain()
     clock.advance(timedelta(minutes=30))
@@ -181,7 +179,7 @@ def paris_daily(user) -> None:
         (datetime(2026, 10, 23, 12, 0, tzinfo=UTC), datetime(2026, 10, 24, 6, 0, tzinfo=UTC)),
     ],
 )
-def test_a_daily_digest_goes_once_at_eight_paris_time_across_dst(clock, alice, at_once, published, due):  # noqa: F811
+def test_a_daily_digest_goes_once_at_eight_paris_time_across_dst(clock, alice, at_once, published, due):
     paris_daily(alice)
     clock.now = published
     api.notify(alice, "asked", kind="awaytest")
@@ -234,7 +232,7 @@ def test_the_preferences_page_switches_mentions_to_a_daily_digest(alice):
         (datetime(2026, 10, 24, 12, 0, tzinfo=UTC), datetime(2026, 10, 25, 0, 30, tzinfo=UTC)),
     ],
 )
-def test_a_daily_digest_at_a_time_dst_skips_or_repeats_goes_once_that_day(clock, alice, at_once, published, due):  # noqa: F811
+def test_a_daily_digest_at_a_time_dst_skips_or_repeats_goes_once_that_day(clock, alice, at_once, published, due):
     set_preferences(
         alice, [{"kind": "awaytest", "channel": "email", "every": "daily", "at": "02:30", "time_zone": "Europe/Paris"}]
     )
@@ -253,7 +251,7 @@ def test_a_daily_digest_at_a_time_dst_skips_or_repeats_goes_once_that_day(clock,
     assert len(mail.outbox) == 1
 
 
-def test_a_group_whose_first_member_was_read_still_comes_in_the_digest(clock, alice, grouped_digest):  # noqa: F811
+def test_a_group_whose_first_member_was_read_still_comes_in_the_digest(clock, alice, grouped_digest):
     first = None
     for name in ("bob", "carol", "dave"):
         actor = User.objects.create_user(name)
@@ -269,7 +267,7 @@ def test_a_group_whose_first_member_was_read_still_comes_in_the_digest(clock, al
     ]
 
 
-def test_a_digest_for_a_user_made_inactive_is_not_sent(clock, alice, half_hourly):  # noqa: F811
+def test_a_digest_for_a_user_made_inactive_is_not_sent(clock, alice, half_hourly):
     api.notify(alice, "asked", kind="digested")
     api.notify(alice, "asked again", kind="digested")
     worker.drain()

@@ -7,7 +7,6 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
-from django.utils import timezone
 
 from notifications import api, worker
 from notifications.kinds import Kind
@@ -15,23 +14,6 @@ from notifications.kinds import Kind
 pytestmark = pytest.mark.django_db
 
 User = get_user_model()
-
-
-class Clock:
-    """The time ``django.utils.timezone.now()`` answers, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = timezone.now()
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    c = Clock()
-    monkeypatch.setattr(timezone, "now", lambda: c.now)
-    return c
 
 
 @pytest.fixture

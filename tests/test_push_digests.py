@@ -11,7 +11,6 @@ from notifications import api, worker
 from notifications.kinds import Channel, Kind
 
 from .test_away_push import subscribe
-from .test_group_away import clock  # noqa: F401  # the fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +22,7 @@ def alice():
     return User.objects.create_user("alice", email="alice@example.com")
 
 
-def test_a_push_digest_is_one_summary_push_that_opens_the_inbox(clock, alice, service, vapid, declare):  # noqa: F811
+def test_a_push_digest_is_one_summary_push_that_opens_the_inbox(clock, alice, service, vapid, declare):
     declare(Kind("buzz", channels={"in_app": True, "push": Channel(digest=timedelta(minutes=30))}))
     subscribe(alice, service.device("a"))
     for i in range(5):
@@ -37,7 +36,7 @@ def test_a_push_digest_is_one_summary_push_that_opens_the_inbox(clock, alice, se
     assert got.payload["url"] == "/notifications/" and got.payload["read_url"] == ""
 
 
-def test_pushes_past_the_hourly_cap_fold_into_one_summary_push(clock, alice, service, vapid, declare, settings):  # noqa: F811
+def test_pushes_past_the_hourly_cap_fold_into_one_summary_push(clock, alice, service, vapid, declare, settings):
     declare(Kind("buzz", channels={"in_app": True, "push": True}))
     settings.NOTIFICATIONS_PUSH_HOURLY_CAP = 2
     subscribe(alice, service.device("a"))

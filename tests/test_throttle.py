@@ -11,8 +11,6 @@ from django.core import mail
 from notifications import api, worker
 from notifications.kinds import Kind
 
-from .test_group_away import clock  # noqa: F401  # the fixture
-
 pytestmark = pytest.mark.django_db
 
 User = get_user_model()
@@ -32,7 +30,7 @@ def listed(message) -> list[str]:
     return [line for line in message.body.splitlines() if line.startswith("- ")]
 
 
-def test_past_the_hourly_cap_emails_fold_into_one_digest(clock, alice, at_once, settings):  # noqa: F811
+def test_past_the_hourly_cap_emails_fold_into_one_digest(clock, alice, at_once, settings):
     settings.NOTIFICATIONS_EMAIL_HOURLY_CAP = 3
     for i in range(10):
         api.notify(alice, f"asked {i}", kind="capped")
@@ -47,7 +45,7 @@ def test_past_the_hourly_cap_emails_fold_into_one_digest(clock, alice, at_once, 
     assert mail.outbox[3].subject == "7 new notifications" and len(listed(mail.outbox[3])) == 7
 
 
-def test_the_cap_counts_per_user(clock, alice, at_once, settings):  # noqa: F811
+def test_the_cap_counts_per_user(clock, alice, at_once, settings):
     settings.NOTIFICATIONS_EMAIL_HOURLY_CAP = 1
     bob = User.objects.create_user("bob", email="bob@example.com")
     api.notify([alice, bob], "asked", kind="capped")
@@ -56,7 +54,7 @@ def test_the_cap_counts_per_user(clock, alice, at_once, settings):  # noqa: F811
     assert sorted(m.to[0] for m in mail.outbox) == ["alice@example.com", "bob@example.com"]
 
 
-def test_critical_kinds_bypass_the_cap(clock, alice, at_once, settings):  # noqa: F811
+def test_critical_kinds_bypass_the_cap(clock, alice, at_once, settings):
     settings.NOTIFICATIONS_EMAIL_HOURLY_CAP = 1
     api.notify(alice, "asked", kind="capped")
     api.notify(alice, "asked again", kind="capped")  # past the cap
@@ -67,7 +65,7 @@ def test_critical_kinds_bypass_the_cap(clock, alice, at_once, settings):  # noqa
     assert len(mail.outbox) == 4
 
 
-def test_a_kind_may_cap_its_own_emails(clock, alice, declare):  # noqa: F811
+def test_a_kind_may_cap_its_own_emails(clock, alice, declare):
     declare(Kind("chatty", channels={"in_app": True, "email": True}, hourly_cap={"email": 2}))
     for i in range(4):
         api.notify(alice, f"chat {i}", kind="chatty")
@@ -79,7 +77,7 @@ def test_a_kind_may_cap_its_own_emails(clock, alice, declare):  # noqa: F811
     assert mail.outbox[3].subject == "2 new notifications"
 
 
-def test_a_capped_email_joins_a_digest_already_waiting(clock, alice, at_once, settings):  # noqa: F811
+def test_a_capped_email_joins_a_digest_already_waiting(clock, alice, at_once, settings):
     from notifications.preferences import set_preferences
 
     declare_digest = Kind("digested2", channels={"in_app": True, "email": True})
@@ -109,7 +107,7 @@ def test_a_cap_that_is_not_a_positive_number_is_a_system_check_error(settings):
     assert [e.msg for e in errors] == ["NOTIFICATIONS_EMAIL_HOURLY_CAP must be a positive number, not 0."]
 
 
-def test_a_kinds_own_cap_does_not_lift_the_users_cap(clock, alice, declare, settings):  # noqa: F811
+def test_a_kinds_own_cap_does_not_lift_the_users_cap(clock, alice, declare, settings):
     declare(Kind("chatty", channels={"in_app": True, "email": True}, hourly_cap={"email": 5}))
     settings.NOTIFICATIONS_EMAIL_HOURLY_CAP = 2
     for i in range(4):
