@@ -9,7 +9,8 @@ whatever DATABASE_URL / REDIS_URL they are given:
         row is written and keep the transaction open until RELEASE exists
     python -m tests.scripts write SEED COUNT USER_ID...   random users, widened commit windows,
         backdated timestamps, a writer clock 5 minutes off, and one transaction held open
-        for LONG_TRANSACTION seconds (environment, default 0: none)
+        for LONG_TRANSACTION seconds (environment, default 0: none); print "wall-clock
+        seconds" per notify() with its commit (but the one held open)
     python -m tests.scripts publish INTERVAL STOP USERNAME...   notify the users in turn every
         INTERVAL seconds until the file STOP exists; print "user_id id seconds" per notify()
 """
@@ -82,7 +83,9 @@ def main(argv: list[str]) -> None:
         # This writer's clock: odd writers run 5 minutes behind.
         skew = timedelta(minutes=-5 if int(seed) % 2 else 0)
         hold_at = int(count) // (2 + int(seed) % 3)
+        timings = []  # (wall clock at the start, seconds) of each notify() with its commit
         for i in range(int(count)):
+            started = time.monotonic()
             with transaction.atomic():
                 stamp = timezone.now() + skew
                 if rng.random() < 0.1:  # a caller passing an old timestamp
@@ -94,6 +97,9 @@ def main(argv: list[str]) -> None:
                     time.sleep(long_transaction)
                 elif rng.random() < 0.3:
                     time.sleep(rng.random() * 0.004)
+            if not (long_transaction and i == hold_at):
+                timings.append((time.time() - (time.monotonic() - started), time.monotonic() - started))
+        print("\n".join(f"{at:.3f} {seconds:.4f}" for at, seconds in timings))
     elif command == "publish":
         from pathlib import Path
 

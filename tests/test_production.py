@@ -17,6 +17,8 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -128,17 +130,21 @@ class Reader(threading.Thread):
             self.absorb(stream)
 
 
-@pytest.mark.parametrize("long_transaction", [0, 15], ids=["short", "long-transactions"])
-def test_exactly_once_with_concurrent_writers_and_reconnecting_readers(pair, make_user, long_transaction):
+def stress(servers: list[Server], users: list[Any], *, long_transaction: float = 0, env: dict[str, str] | None = None,
+           during: Callable[[Callable[[], int]], None] | None = None) -> list[tuple[float, float]]:
     """
-    Four writers (two with clocks 5 minutes behind, one in ten rows backdated
-    up to an hour, each holding one transaction open ``long_transaction``
-    seconds while the others go on) and 40 readers reconnecting at random.
+    The production stress test: four writer processes (two with clocks 5
+    minutes behind, one in ten rows backdated up to an hour, each holding one
+    transaction open ``long_transaction`` seconds while the others go on) write
+    10,000 rows to ``users`` while two readers per user reconnect at random to
+    any of ``servers``; then every reader must hold every row of its user
+    exactly once. ``during(written)`` runs while the writers write (``written()``
+    counts the rows so far). Returns each ``notify()`` call's wall-clock start
+    and seconds, with its commit.
     """
-    users = [make_user() for _ in range(20)]
     stop = threading.Event()
     readers = {
-        user.pk: [Reader(list(pair), session_cookies(user), seed=user.pk * 10 + i, stop=stop) for i in range(2)]
+        user.pk: [Reader(list(servers), session_cookies(user), seed=user.pk * 10 + i, stop=stop) for i in range(2)]
         for user in users
     }
     # Every reader starts from a cursor taken before any write.
@@ -152,15 +158,27 @@ def test_exactly_once_with_concurrent_writers_and_reconnecting_readers(pair, mak
             reader.start()
 
     ids = [str(u.pk) for u in users]
-    env = {**os.environ, "DATABASE_URL": pair[0].env["DATABASE_URL"], "LONG_TRANSACTION": str(long_transaction)}
+    env = {**servers[0].env, **(env or {}), "LONG_TRANSACTION": str(long_transaction)}
     writers = [
-        subprocess.Popen([sys.executable, "-m", "tests.scripts", "write", str(seed), "2500", *ids], cwd=ROOT, env=env)
+        subprocess.Popen([sys.executable, "-m", "tests.scripts", "write", str(seed), "2500", *ids],
+                         cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
         for seed in range(4)
     ]
     started = time.monotonic()
-    for writer in writers:
-        assert writer.wait(300) == 0
-    print(f"writers took {time.monotonic() - started:.1f}s")
+    try:
+        if during is not None:
+            during(lambda: Notification.objects.filter(recipient__in=users).count())
+        outputs = [writer.communicate(timeout=300)[0] for writer in writers]
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        for writer in writers:
+            if writer.poll() is None:
+                writer.kill()
+    assert [writer.returncode for writer in writers] == [0, 0, 0, 0]
+    calls = sorted((float(at), float(seconds)) for out in outputs for at, seconds in (line.split() for line in out.splitlines()))
+    print(f"writers took {time.monotonic() - started:.1f}s, the slowest notify() {max(s for _, s in calls) * 1000:.0f} ms")
     stop.set()
     for group in readers.values():
         for reader in group:
@@ -180,6 +198,13 @@ def test_exactly_once_with_concurrent_writers_and_reconnecting_readers(pair, mak
             assert set(reader.received) == set(expected)
             assert reader.connections > 3
     assert total == 10_000
+    return calls
+
+
+@pytest.mark.parametrize("long_transaction", [0, 15], ids=["short", "long-transactions"])
+def test_exactly_once_with_concurrent_writers_and_reconnecting_readers(pair, make_user, long_transaction):
+    """The stress test (``stress``) on a daphne and a uvicorn server."""
+    stress(list(pair), [make_user() for _ in range(20)], long_transaction=long_transaction)
 
 
 def test_redis_restart_loses_nothing_and_is_logged_once(make_server, make_user, browser):
