@@ -45,8 +45,9 @@
       reconnecting: "reconnecting",
       "signed-out": "signed out",
     },
-    bellLabel: "Notifications, %(count)s unread",
-    unread: { one: "%(count)s unread notification", other: "%(count)s unread notifications" },
+    // The badge's count: what is new (unread and not seen yet), not all that is unread.
+    bellLabel: { one: "Notifications, %(count)s new", other: "Notifications, %(count)s new" },
+    unread: { one: "%(count)s new notification", other: "%(count)s new notifications" },
     grouped: { one: "%(count)s notification", other: "%(count)s notifications" },
     actorVerb: "%(actor)s %(verb)s",
     markRead: "Mark read",
@@ -853,7 +854,7 @@
       badge.dataset.count = this.count;
       badge.textContent = this.count > this.config.badgeMax ? `${this.config.badgeMax}+` : String(this.count);
       badge.hidden = this.count === 0;
-      this.find("bell").setAttribute("aria-label", this.texts.get("bellLabel", { count: this.count }));
+      this.find("bell").setAttribute("aria-label", this.texts.plural("bellLabel", this.count));
       this.announce(this.texts.plural("unread", this.count));
     }
 
