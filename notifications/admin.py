@@ -7,6 +7,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import router, transaction
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
@@ -49,7 +50,9 @@ class NotificationForm(LinksForm):
 
 class BroadcastForm(LinksForm):
     audience = forms.ChoiceField(
-        choices=[c for c in Audience.choices if c[0] != Audience.USER], initial=Audience.ALL
+        label=capfirst(gettext_lazy("audience")),
+        choices=[c for c in Audience.choices if c[0] != Audience.USER],
+        initial=Audience.ALL,
     )
 
     class Meta:

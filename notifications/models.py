@@ -123,65 +123,90 @@ class Notification(HqNotificationMixin, models.Model):
     NULL, seen by its ``audience``). Ordered by ``id``, which is the stream cursor.
     """
 
-    id = models.BigAutoField(primary_key=True)
+    id = models.BigAutoField(primary_key=True, verbose_name=_("ID"))
     recipient = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.CASCADE,
         null=True,
         blank=True,
         related_name="notifications",
+        verbose_name=_("recipient"),
         help_text=_("Empty for a broadcast."),
         # notif_recipient_id (recipient, id) serves every lookup by recipient;
         # an index of its own would only slow down each insert.
         db_index=False,
     )
     audience = models.CharField(
-        max_length=8, choices=Audience.choices, default=Audience.USER
+        _("audience"), max_length=8, choices=Audience.choices, default=Audience.USER
     )
     audience_group = models.ForeignKey(
-        Group, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+        Group,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("audience group"),
     )
-    expires_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
 
     actor_content_type = models.ForeignKey(
-        ContentType, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+        ContentType,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("actor type"),
     )
-    actor_object_id = models.CharField(max_length=255, blank=True, default="")
+    actor_object_id = models.CharField(_("actor ID"), max_length=255, blank=True, default="")
     actor = GenericForeignKey("actor_content_type", "actor_object_id")
     actor_display = models.CharField(
+        _("actor"),
         max_length=255,
         blank=True,
         default="",
         help_text=_("How the actor was named when the notification was sent."),
     )
 
-    verb = models.CharField(max_length=255)
-    description = models.TextField(blank=True, default="")
+    verb = models.CharField(_("verb"), max_length=255)
+    description = models.TextField(_("description"), blank=True, default="")
 
     action_object_content_type = models.ForeignKey(
-        ContentType, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+        ContentType,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("action object type"),
     )
-    action_object_object_id = models.CharField(max_length=255, blank=True, default="")
+    action_object_object_id = models.CharField(
+        _("action object ID"), max_length=255, blank=True, default=""
+    )
     action_object = GenericForeignKey(
         "action_object_content_type", "action_object_object_id"
     )
 
     target_content_type = models.ForeignKey(
-        ContentType, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+        ContentType,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("target type"),
     )
-    target_object_id = models.CharField(max_length=255, blank=True, default="")
+    target_object_id = models.CharField(_("target ID"), max_length=255, blank=True, default="")
     target = GenericForeignKey("target_content_type", "target_object_id")
 
     # 20 characters, as in django-notifications-hq, whose rows may hold other levels.
-    level = models.CharField(max_length=20, choices=Level.choices, default=Level.INFO)
-    url = models.CharField(max_length=2000, blank=True, default="")
-    data = NotificationDataField(default=dict, blank=True)
+    level = models.CharField(_("level"), max_length=20, choices=Level.choices, default=Level.INFO)
+    url = models.CharField(_("link"), max_length=2000, blank=True, default="")
+    data = NotificationDataField(_("data"), default=dict, blank=True)
     # Also ``timestamp``, django-notifications-hq's name, in queries and on
     # instances (see fields.py).
-    created = CreatedField(default=timezone.now, db_index=True)
-    unread = models.BooleanField(default=True)
-    deleted = models.BooleanField(default=False)
+    created = CreatedField(_("created"), default=timezone.now, db_index=True)
+    unread = models.BooleanField(_("unread"), default=True)
+    deleted = models.BooleanField(_("deleted"), default=False)
     kind = models.CharField(
+        _("kind"),
         max_length=64,
         blank=True,
         default="",
@@ -190,15 +215,17 @@ class Notification(HqNotificationMixin, models.Model):
     # Grouping (see grouping.py): ``group_key`` is what the kind groups by
     # ("comment:target:7:42"), ``group`` the one group this row belongs to,
     # shared by the rows a window folds into one item. Both empty otherwise.
-    group_key = models.CharField(max_length=200, blank=True, default="")
-    group = models.CharField(max_length=32, blank=True, default="")
+    group_key = models.CharField(_("group key"), max_length=200, blank=True, default="")
+    group = models.CharField(_("group"), max_length=32, blank=True, default="")
     # Kept from django-notifications-hq: the app does not read them.
-    public = models.BooleanField(default=True)
-    emailed = models.BooleanField(default=False)
+    public = models.BooleanField(_("public"), default=True)
+    emailed = models.BooleanField(_("emailed"), default=False)
 
     objects = NotificationQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
         ordering = ["-id"]
         indexes = [
             models.Index(fields=["recipient", "id"], name="notif_recipient_id"),
@@ -272,15 +299,20 @@ class BroadcastReceipt(models.Model):
     """One user's state of one broadcast: read, and optionally hidden."""
 
     notification = models.ForeignKey(
-        Notification, on_delete=models.CASCADE, related_name="receipts"
+        Notification,
+        on_delete=models.CASCADE,
+        related_name="receipts",
+        verbose_name=_("notification"),
     )
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", verbose_name=_("user")
     )
-    read_at = models.DateTimeField(default=timezone.now)
-    hidden = models.BooleanField(default=False)
+    read_at = models.DateTimeField(_("read at"), default=timezone.now)
+    hidden = models.BooleanField(_("hidden"), default=False)
 
     class Meta:
+        verbose_name = _("broadcast receipt")
+        verbose_name_plural = _("broadcast receipts")
         constraints = [
             models.UniqueConstraint(
                 fields=["notification", "user"], name="notif_receipt_unique"
@@ -308,6 +340,8 @@ class InboxState(models.Model):
     snoozed_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("inbox state")
+        verbose_name_plural = _("inbox states")
         constraints = [
             models.UniqueConstraint(fields=["user", "notification"], name="notif_inbox_unique")
         ]
@@ -338,6 +372,8 @@ class Preference(models.Model):
     enabled = models.BooleanField()
 
     class Meta:
+        verbose_name = _("preference")
+        verbose_name_plural = _("preferences")
         constraints = [
             models.UniqueConstraint(
                 fields=["user", "kind", "channel"], name="notif_preference_unique"
@@ -366,34 +402,43 @@ class Delivery(models.Model):
         FAILED = "failed", _("failed")
 
     notification = models.ForeignKey(
-        Notification, on_delete=models.CASCADE, related_name="deliveries"
+        Notification,
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+        verbose_name=_("notification"),
     )
     recipient = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("recipient"),
     )
-    channel = models.CharField(max_length=16)
-    group = models.CharField(max_length=32, blank=True, default="")
-    due = models.DateTimeField()
-    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    note = models.CharField(max_length=255, blank=True, default="")
+    channel = models.CharField(_("channel"), max_length=16)
+    group = models.CharField(_("group"), max_length=32, blank=True, default="")
+    due = models.DateTimeField(_("due"))
+    state = models.CharField(
+        _("state"), max_length=8, choices=State.choices, default=State.PENDING
+    )
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    claimed_at = models.DateTimeField(_("claimed at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    note = models.CharField(_("note"), max_length=255, blank=True, default="")
     # Push: the subscriptions that accepted it already, skipped when a retry
     # goes to the others.
-    done = models.JSONField(default=list, blank=True)
+    done = models.JSONField(_("subscriptions done"), default=list, blank=True)
     # Push: how each device (subscription id) answered its latest attempt:
     # {"12": {"host": ..., "result": "sent", "status": 201, "attempt": 1}}.
-    devices = models.JSONField(null=True, blank=True)
+    devices = models.JSONField(_("devices"), null=True, blank=True)
     # A grouped delivery: when it went out for its group (grouping.take_turn).
-    turn_at = models.DateTimeField(null=True, blank=True)
+    turn_at = models.DateTimeField(_("turn at"), null=True, blank=True)
     # Folded into a digest (see digests.py): the digest's key; the rows of one
     # recipient, channel and key go out as one message at ``due``.
-    digest = models.CharField(max_length=100, blank=True, default="")
+    digest = models.CharField(_("digest"), max_length=100, blank=True, default="")
     # A message of its own that counted against the recipient's hourly cap.
-    capped_at = models.DateTimeField(null=True, blank=True)
+    capped_at = models.DateTimeField(_("capped at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("delivery")
         verbose_name_plural = _("deliveries")
         indexes = [
             models.Index(
@@ -443,6 +488,7 @@ class QuietHours(models.Model):
     time_zone = models.CharField(max_length=64, default="UTC")
 
     class Meta:
+        verbose_name = _("quiet hours")
         verbose_name_plural = _("quiet hours")
 
     def __str__(self) -> str:
@@ -474,6 +520,8 @@ class DigestChoice(models.Model):
     time_zone = models.CharField(max_length=64, default="UTC")
 
     class Meta:
+        verbose_name = _("digest choice")
+        verbose_name_plural = _("digest choices")
         constraints = [
             models.UniqueConstraint(fields=["user", "kind", "channel"], name="notif_digestchoice_unique")
         ]
@@ -494,6 +542,8 @@ class PushSubscription(models.Model):
     created = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = _("push subscription")
+        verbose_name_plural = _("push subscriptions")
         indexes = [models.Index(fields=["user"], name="notif_push_user")]
 
     def __str__(self) -> str:
@@ -518,6 +568,8 @@ class ReadEvent(models.Model):
     created = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = _("read event")
+        verbose_name_plural = _("read events")
         indexes = [
             models.Index(fields=["user", "id"], name="notif_readevent_user"),
             models.Index(fields=["created"], name="notif_readevent_created"),
@@ -545,6 +597,8 @@ class PublishKey(models.Model):
     claim = models.CharField(max_length=32)
 
     class Meta:
+        verbose_name = _("idempotency key")
+        verbose_name_plural = _("idempotency keys")
         constraints = [
             models.UniqueConstraint(fields=["user", "key"], name="notif_publishkey_unique")
         ]

@@ -31,3 +31,13 @@ def test_put_is_refused_with_the_methods_allowed(alice):
     response = client.put(URL)
     assert response.status_code == 405
     assert response["Allow"] == "GET, POST"
+
+
+@pytest.mark.parametrize("url", [URL, "/preferences/"])
+def test_the_preferences_pages_promise_nothing_about_channels(alice, url):
+    """Email and push exist: no page says they are delivered "once those channels exist"."""
+    client = Client()
+    client.force_login(alice)
+    html = client.get(url).content.decode()
+    assert "Save preferences" in html
+    assert "channels exist" not in html

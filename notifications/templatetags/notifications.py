@@ -64,8 +64,9 @@ def client_strings() -> dict[str, Any]:
             "reconnecting": gettext("reconnecting"),
             "signed-out": gettext("signed out"),
         },
-        "bellLabel": gettext("Notifications, %(count)s unread"),
-        "unread": _plural("%(count)s unread notification", "%(count)s unread notifications"),
+        # The badge counts what is new (unread and not seen yet): "new", not "unread".
+        "bellLabel": _plural("Notifications, %(count)s new", "Notifications, %(count)s new"),
+        "unread": _plural("%(count)s new notification", "%(count)s new notifications"),
         "grouped": _plural("%(count)s notification", "%(count)s notifications"),
         "actorVerb": pgettext("a notification's actor and verb", "%(actor)s %(verb)s"),
         "markRead": gettext("Mark read"),
@@ -107,9 +108,12 @@ def notifications_bell(
         "unread_count": unread,
         "unseen_count": unseen,  # what the badge counts, and the bell's label says
         "badge": badge_text(unseen),
-        "bell_label": gettext("Notifications, %(count)s unread") % {"count": unseen},
+        "bell_label": ngettext(
+            "Notifications, %(count)s new", "Notifications, %(count)s new", unseen
+        )
+        % {"count": unseen},
         "unread_text": ngettext(
-            "%(count)s unread notification", "%(count)s unread notifications", unseen
+            "%(count)s new notification", "%(count)s new notifications", unseen
         )
         % {"count": unseen},
         "panel_id": "notifications-panel",

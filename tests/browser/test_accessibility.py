@@ -61,16 +61,18 @@ def test_escape_closes_the_list_from_an_item_and_focus_returns_to_the_bell(login
     expect(alice.button).to_be_focused()
 
 
-def test_live_region_announces_the_unread_count(login: Login, server: DemoServer) -> None:
+def test_live_region_announces_the_new_count(login: Login, server: DemoServer) -> None:
     alice = login("alice")
     region = alice.page.locator("[data-notifications] [aria-live=polite][role=status]").filter(
-        has_text="unread"
+        has_text="new notification"
     )
-    expect(region).to_have_text("1 unread notification")
+    expect(region).to_have_text("1 new notification")
+    expect(alice.button).to_have_attribute("aria-label", "Notifications, 1 new")
 
     server.notify("alice", "news")
 
-    expect(region).to_have_text("2 unread notifications")
+    expect(region).to_have_text("2 new notifications")
+    expect(alice.button).to_have_attribute("aria-label", "Notifications, 2 new")
 
 
 def test_a_toast_does_not_take_the_focus(login: Login, server: DemoServer) -> None:

@@ -36,7 +36,7 @@ def test_the_page_and_the_bell_speak_french(french: Bell) -> None:
     page = french.page
     expect(page.locator("h1")).to_have_text("Bonjour, alice")
     expect(french.status).to_have_text("connecté")
-    expect(french.button).to_have_attribute("aria-label", "Notifications, 1 non lues")
+    expect(french.button).to_have_attribute("aria-label", "Notifications, 1 nouvelle")
 
 
 def test_the_list_speaks_french(french: Bell) -> None:
@@ -57,7 +57,7 @@ def test_a_live_notification_its_toast_and_the_announced_count_speak_french(
     expect(toast).to_have_count(1)
     expect(toast.locator("button")).to_have_attribute("aria-label", "Fermer")
     announce = french.page.locator("[data-notifications-announce]")
-    expect(announce).to_have_text("2 notifications non lues")
+    expect(announce).to_have_text("2 nouvelles notifications")
     french.open_panel()
     item = french.item("a écrit")
     expect(item.locator("[data-notifications-mark-read]")).to_have_text("Marquer comme lu")

@@ -105,3 +105,54 @@ def test_reading_an_unseen_item_takes_it_off_the_badge_in_both_tabs(alice: tuple
     for tab in (first, second):
         expect(tab.item("reviewed your draft")).to_have_attribute("data-unread", "0")
         expect(tab.badge).to_have_text("1")
+
+
+# Every toast a tab shows from now on, by notification id (toasts vanish after
+# 6 s, so counting those on screen at one moment could miss or double one).
+RECORD_TOASTS = """() => {
+  window.toastsShown = [];
+  const region = document.querySelector("[data-notifications-toasts]");
+  new MutationObserver((changes) => changes.forEach((change) => change.addedNodes.forEach((node) => {
+    if (node.dataset && node.dataset.notificationId) window.toastsShown.push(node.dataset.notificationId);
+  }))).observe(region, {childList: true});
+}"""
+
+
+def toasts_shown(tab: Bell, nid: str) -> int:
+    return tab.page.evaluate("(id) => window.toastsShown.filter((shown) => shown === id).length", nid)
+
+
+def test_a_woken_item_toasts_once_like_a_new_notification(alice: tuple[Bell, Bell], server: DemoServer) -> None:
+    first, second = alice
+    first.open_panel()
+    nid = first.item("reviewed your draft").get_attribute("data-notification-id") or ""
+    for tab in (first, second):
+        expect(tab.badge).to_be_hidden()
+        tab.page.evaluate(RECORD_TOASTS)
+    assert first.page.evaluate(SNOOZE, [int(nid), 2]) == 200
+    for tab in (first, second):
+        expect(tab.item("reviewed your draft")).to_have_count(0)
+
+    for tab in (first, second):  # back, counted again
+        expect(tab.item("reviewed your draft")).to_have_count(1)
+        expect(tab.badge).to_have_text("1")
+    # A later notification is a barrier for a second toast of the wake, and
+    # shows where a new notification toasts: in one tab, as the wake did.
+    server.notify("alice", "after the wake")
+    for tab in (first, second):
+        expect(tab.item("after the wake")).to_have_count(1)
+    later = first.item("after the wake").get_attribute("data-notification-id") or ""
+    first.page.wait_for_timeout(500)
+    woke = [toasts_shown(tab, nid) for tab in (first, second)]
+    new = [toasts_shown(tab, later) for tab in (first, second)]
+    assert sum(woke) == 1, woke
+    assert woke == new, (woke, new)
+
+    # A tab opened after the wake lists the item, and shows no toast for it.
+    third = first.new_tab()
+    third.page.evaluate(RECORD_TOASTS)
+    expect(third.item("reviewed your draft")).to_have_count(1)
+    expect(third.badge).to_have_text("2")
+    third.page.wait_for_timeout(1000)
+    assert toasts_shown(third, nid) == 0
+    assert [toasts_shown(tab, nid) for tab in (first, second)] == woke

@@ -125,3 +125,32 @@ def test_fifty_comments_from_fifty_users_show_one_item_with_the_badge_at_1_in_tw
     for tab in (alice1, alice2):
         expect(tab.badge).to_be_hidden()
         expect(tab.item(text)).to_have_attribute("data-unread", "0")
+
+
+BUTTON_STYLE = """(button) => {
+  const style = getComputedStyle(button);
+  return ["background-color", "color", "border-top-color", "border-top-left-radius", "padding-top",
+          "padding-left", "font-family", "font-size", "font-weight"].map((name) => [name, style.getPropertyValue(name)]);
+}"""
+
+
+def test_the_preferences_pages_save_like_the_rest_of_the_demo(login: Login, server: DemoServer) -> None:
+    """
+    The save button looks like the demo's other main buttons (its "Send"), the
+    page promises nothing about channels, and following the form's own URL
+    gives a page with the form, not a JSON error.
+    """
+    alice = login("alice")
+    page = alice.page
+    send = page.get_by_role("button", name="Send", exact=True)
+    expected = send.evaluate(BUTTON_STYLE)
+    assert dict(expected)["background-color"] not in ("", "rgba(0, 0, 0, 0)")  # a styled button
+
+    for url in ("/preferences/", "/notifications/preferences/"):
+        response = page.goto(server.url(url))
+        assert response is not None and response.ok
+        assert response.headers["content-type"].startswith("text/html")
+        save = page.get_by_role("button", name="Save preferences")
+        expect(save).to_be_visible()
+        assert save.evaluate(BUTTON_STYLE) == expected, url
+        expect(page.locator("body")).not_to_contain_text("once those channels exist")

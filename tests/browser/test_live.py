@@ -41,7 +41,7 @@ def test_personal_notification_reaches_both_tabs_of_its_user_within_2s_and_nobod
     for tab in (alice1, alice2):
         expect(tab.item("shared the quarterly report")).to_have_count(1, timeout=ms_left(deadline))
         expect(tab.badge).to_have_text("2", timeout=ms_left(deadline))
-    expect(alice1.button).to_have_attribute("aria-label", "Notifications, 2 unread")
+    expect(alice1.button).to_have_attribute("aria-label", "Notifications, 2 new")
     expect(alice2.toasts.filter(has_text="shared the quarterly report")).to_have_count(1)
 
     # A later notification to bob is a barrier: his stream delivers in order,
@@ -89,7 +89,7 @@ def test_marking_read_in_one_tab_updates_the_other_without_reload(
     alice1.item("new office opens monday").get_by_role("button", name="Mark read").click()
 
     expect(alice2.item("new office opens monday")).to_have_attribute("data-unread", "0")
-    expect(alice2.button).to_have_attribute("aria-label", "Notifications, 0 unread")
+    expect(alice2.button).to_have_attribute("aria-label", "Notifications, 0 new")
     assert alice2.page.evaluate("window.sameDocument") is True
     expect(alice1.badge).to_be_hidden()
     # A broadcast's read state is per user.
@@ -108,7 +108,7 @@ def test_mark_all_read_clears_the_badge_in_every_tab(login: Login) -> None:
 
     for tab in (alice1, alice2):
         expect(tab.badge).to_be_hidden()
-        expect(tab.button).to_have_attribute("aria-label", "Notifications, 0 unread")
+        expect(tab.button).to_have_attribute("aria-label", "Notifications, 0 new")
         expect(tab.items.and_(tab.page.locator("[data-unread='1']"))).to_have_count(0)
 
 
@@ -200,7 +200,7 @@ def test_bell_and_list_work_from_the_keyboard(login: Login) -> None:
     page.keyboard.press("Enter")
     expect(welcome).to_have_attribute("data-unread", "0")
     expect(alice.badge).to_be_hidden()
-    expect(alice.button).to_have_attribute("aria-label", "Notifications, 0 unread")
+    expect(alice.button).to_have_attribute("aria-label", "Notifications, 0 new")
 
     page.keyboard.press("Escape")
     expect(alice.panel).to_be_hidden()

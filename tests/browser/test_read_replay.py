@@ -32,7 +32,7 @@ def test_a_read_made_while_the_server_was_down_shows_after_the_reconnect(
     server.notify("alice", "read while the server was down")
     item = alice.item("read while the server was down")
     expect(item).to_have_attribute("data-unread", "1")
-    expect(alice.button).to_have_attribute("aria-label", "Notifications, 2 unread")
+    expect(alice.button).to_have_attribute("aria-label", "Notifications, 2 new")
     lists: list[str] = []
     alice.page.on("request", lambda r: lists.append(r.url) if "/api/?" in r.url else None)
 
@@ -43,5 +43,5 @@ def test_a_read_made_while_the_server_was_down_shows_after_the_reconnect(
 
     expect(alice.status).to_have_attribute("data-state", "connected", timeout=RECONNECT_MS)
     expect(item).to_have_attribute("data-unread", "0")
-    expect(alice.button).to_have_attribute("aria-label", "Notifications, 1 unread")
+    expect(alice.button).to_have_attribute("aria-label", "Notifications, 1 new")
     assert lists == []  # replayed, not reloaded

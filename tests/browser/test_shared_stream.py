@@ -124,7 +124,7 @@ def test_marking_read_in_any_tab_updates_every_tab(tabs: list[Bell], server: Dem
 
     for tab in tabs:
         expect(tab.item("left a comment")).to_have_attribute("data-unread", "0")
-        expect(tab.button).to_have_attribute("aria-label", "Notifications, 0 unread")
+        expect(tab.button).to_have_attribute("aria-label", "Notifications, 0 new")
 
 
 def test_a_desktop_notification_is_raised_once_per_browser(

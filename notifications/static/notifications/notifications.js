@@ -45,8 +45,9 @@
       reconnecting: "reconnecting",
       "signed-out": "signed out",
     },
-    bellLabel: "Notifications, %(count)s unread",
-    unread: { one: "%(count)s unread notification", other: "%(count)s unread notifications" },
+    // The badge's count: what is new (unread and not seen yet), not all that is unread.
+    bellLabel: { one: "Notifications, %(count)s new", other: "Notifications, %(count)s new" },
+    unread: { one: "%(count)s new notification", other: "%(count)s new notifications" },
     grouped: { one: "%(count)s notification", other: "%(count)s notifications" },
     actorVerb: "%(actor)s %(verb)s",
     markRead: "Mark read",
@@ -435,7 +436,8 @@
         this.deliver(type, data, { toast: true, desktop: true });
         return;
       }
-      const toast = type === "notification" ? this.toastTab() : null;
+      // A read event may wake snoozed items: they toast as new notifications do.
+      const toast = type === "notification" || type === "read" ? this.toastTab() : null;
       this.post({ kind: "event", type, data, cursor, toast });
       this.pinged = Date.now();
       this.deliver(type, data, { toast: toast === this.tab, desktop: true });
@@ -497,7 +499,7 @@
         return;
       }
       if (type === "notification") this.feed.receive(payload, shown);
-      else if (type === "read") this.feed.applyRead(payload);
+      else if (type === "read") this.feed.applyRead(payload, shown);
       else if (type === "reset") this.feed.reload();
     }
 
@@ -709,11 +711,16 @@
       return (isUnseen(n) ? 1 : 0) - (wasUnseen ? 1 : 0);
     }
 
-    applyRead(change) {
+    /**
+     * A ``read`` event: read state or inbox state changed. ``shown`` says
+     * whether this tab shows toasts and desktop notifications for it (items
+     * back from a snooze get them, as new notifications do).
+     */
+    applyRead(change, shown = {}) {
       const { ids, unread, deleted, state } = change;
       const wanted = ids === "all" ? null : new Set((Array.isArray(ids) ? ids : []).map(String));
       const items = this.items().filter((item) => !wanted || wanted.has(item.dataset.notificationId));
-      if (state) this.applyState(state, items, change);
+      if (state) this.applyState(state, items, change, shown);
       else items.forEach((item) => (deleted ? item.remove() : this.markItem(item, unread)));
       // The badge counts what is unread and not seen (servers before inbox states: unread).
       const count = typeof change.unseen_count === "number" ? change.unseen_count : change.unread_count;
@@ -726,7 +733,7 @@
      * archived, unarchived, snoozed, or woken (a snooze came due: its items
      * come back, new, once).
      */
-    applyState(state, items, change) {
+    applyState(state, items, change, shown) {
       const inbox = this.view === "inbox";
       if (state === "seen") items.forEach((item) => (item.dataset.seen = "1"));
       else if (state === "archived" || state === "snoozed") {
@@ -736,8 +743,23 @@
         if (inbox) this.reload();
         else items.forEach((item) => item.remove());
       } else if (state === "woken" && inbox && Array.isArray(change.items)) {
-        change.items.forEach((n) => { this.seen.add(String(n.id)); this.place(n); });
+        change.items.forEach((n) => this.wake(n, shown));
       }
+    }
+
+    /**
+     * ``n`` is back from a snooze: in the list again, new, and toasted like a
+     * new notification. Already in the list (a replay of the event, or the
+     * page was rendered after the wake): placed again, no second toast.
+     */
+    wake(n, shown) {
+      const id = String(n.id);
+      const listed = this.items().some((item) => item.dataset.notificationId === id);
+      this.seen.add(id);
+      const change = this.place(n);
+      if (listed || change === null || !isUnseen(n)) return;
+      if (shown.toast) this.toast(n);
+      if (shown.desktop) this.desktop(n);
     }
 
     /**
@@ -853,7 +875,7 @@
       badge.dataset.count = this.count;
       badge.textContent = this.count > this.config.badgeMax ? `${this.config.badgeMax}+` : String(this.count);
       badge.hidden = this.count === 0;
-      this.find("bell").setAttribute("aria-label", this.texts.get("bellLabel", { count: this.count }));
+      this.find("bell").setAttribute("aria-label", this.texts.plural("bellLabel", this.count));
       this.announce(this.texts.plural("unread", this.count));
     }
 
