@@ -71,13 +71,13 @@ def check_data(data: Mapping[str, Any]) -> None:
     Raise ``ValueError`` when ``data["url"]`` or an ``data["actions"][i]["href"]``
     is a string that is not a safe link.
     """
-    for name, url in _data_links(data):
+    for name, url in data_links(data):
         check_url(url, name)
 
 
 def safe_data(data: Any) -> Any:
     """``data`` with its unsafe links (as ``check_data`` finds them) replaced by ""."""
-    if not isinstance(data, Mapping) or all(is_safe(url) for _, url in _data_links(data)):
+    if not isinstance(data, Mapping) or all(is_safe(url) for _, url in data_links(data)):
         return data
     cleaned = dict(data)
     if isinstance(cleaned.get("url"), str):
@@ -105,7 +105,7 @@ def absolute_url(url: Any, base: str) -> str:
     return base + (url if url.startswith("/") else "/" + url)
 
 
-def _data_links(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+def data_links(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The (name, link) pairs of ``data`` that the rule applies to."""
     found = []
     if isinstance(data.get("url"), str):

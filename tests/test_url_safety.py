@@ -142,6 +142,21 @@ def test_the_admin_forms_refuse_a_javascript_url(alice, form):
     assert "url" in filled.errors and "relative URL" in filled.errors["url"][0]
 
 
+@pytest.mark.parametrize(("code", "words"), [("fr", "n’est pas un lien sûr"), ("de", "ist kein sicherer Link")])
+def test_the_admin_refuses_an_unsafe_link_in_the_users_language(alice, code, words):
+    from django.utils import translation
+
+    with translation.override(code):
+        filled = NotificationForm(data={
+            "recipient": alice.pk, "verb": "hi", "level": "info", "url": "/ok",
+            "data": json.dumps({"actions": [{"title": "Run", "href": JS}]}),
+        })
+        assert not filled.is_valid()
+        [error] = filled.errors["data"]
+        assert error.startswith(f'data["actions"][0]["href"] {words}. ')
+        assert "safe link" not in error and "Enter" not in error
+
+
 # -- rows that already hold an unsafe link render without it -------------------------
 
 
