@@ -37,9 +37,11 @@ at the end), and for each size runs each server alone, under the same ASGI serve
              (gc.set_threshold, then gc.freeze() after start-up)
 
 ``--scale 2,4`` then runs this project in 2 and 4 uvicorn processes behind the
-README's nginx configuration (``--scale-n`` streams spread over them, sharing
-PostgreSQL and Redis): delivery, latency, Redis commands and PostgreSQL
-transactions per broadcast, CPU per broadcast summed over the processes.
+README's nginx configuration, main context and site (``--scale-n`` streams
+spread over them, sharing PostgreSQL and Redis): delivery, latency, Redis
+commands and PostgreSQL transactions per broadcast, CPU per broadcast summed over
+the processes, and what nginx logged at warn level and above. RESULTS.md states
+the kernel settings the run found (listen backlogs, local ports); it changes none.
 ``--gc-stats`` times every garbage collection in the servers (a benchmark-only
 ``sitecustomize``, benchmarks/gcstats/); ``--gc-freeze`` calls ``gc.freeze()`` in
 this project's servers after start-up.
