@@ -267,6 +267,22 @@ def targets(report: dict, kind: str = "ours") -> list[str]:
     return lines
 
 
+def scale_connects(report: dict) -> list[str]:
+    """Per scale-out run: the failed tries while opening, and what nginx logged (warn and up)."""
+    lines = []
+    for r in report.get("scale") or []:
+        if "nginx_log" not in r:
+            continue
+        errors = (r.get("open") or {}).get("errors") or {}
+        tries = ", ".join(f"{v} {k}" for k, v in errors.items()) or "none"
+        logged = "; ".join(f"{v} × {k}" for k, v in r["nginx_log"].items()) or "nothing"
+        lines.append(
+            f"- {r['processes']} processes, opening {r['n']:,} streams (5 tries each): "
+            f"failed tries: {tries}. nginx logged at warn and above: {logged}."
+        )
+    return [*lines, ""] if lines else []
+
+
 def scale(report: dict) -> list[str]:
     rows = [
         "| processes | N | opened (failed) | delivered / expected | p50 | p99 | slowest broadcast "
@@ -364,7 +380,13 @@ def versions(report: dict) -> list[str]:
     return [
         f"- Date: {report['date']}; command: `{report['command']}`; total {report.get('total_s', 0) / 60:.1f} min; "
         f"project at commit `{report.get('commit', '?')}`",
-        f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}, Python {m['python']}",
+        f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}, Python {m['python']}"
+        + (
+            "; kernel settings (as found, not changed): "
+            + ", ".join(f"{k} {v}" for k, v in m["kernel_settings"].items())
+            if m.get("kernel_settings")
+            else ""
+        ),
         f"- ASGI server: {report['asgi_server']} (uvicorn {bench.get('uvicorn')}, uvloop {bench.get('uvloop')}, "
         f"httptools {bench.get('httptools')}); open-files limit {report['fd_limit']}",
         f"- This project, the Channels peer and the floors: Django {bench.get('Django')}, channels {bench.get('channels')}, "
@@ -494,6 +516,7 @@ def main() -> None:
             "",
             *scale(report),
             "",
+            *scale_connects(report),
         ]
     gc_rows = gc_table(report)
     if gc_rows:

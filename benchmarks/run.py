@@ -37,9 +37,11 @@ at the end), and for each size runs each server alone, under the same ASGI serve
              (gc.set_threshold, then gc.freeze() after start-up)
 
 ``--scale 2,4`` then runs this project in 2 and 4 uvicorn processes behind the
-README's nginx configuration (``--scale-n`` streams spread over them, sharing
-PostgreSQL and Redis): delivery, latency, Redis commands and PostgreSQL
-transactions per broadcast, CPU per broadcast summed over the processes.
+README's nginx configuration, main context and site (``--scale-n`` streams
+spread over them, sharing PostgreSQL and Redis): delivery, latency, Redis
+commands and PostgreSQL transactions per broadcast, CPU per broadcast summed over
+the processes, and what nginx logged at warn level and above. RESULTS.md states
+the kernel settings the run found (listen backlogs, local ports); it changes none.
 ``--gc-stats`` times every garbage collection in the servers (a benchmark-only
 ``sitecustomize``, benchmarks/gcstats/); ``--gc-freeze`` calls ``gc.freeze()`` in
 this project's servers after start-up.
@@ -527,6 +529,7 @@ class Setup:
             for (server, _), port in zip(servers, ports):
                 wait_port(port, server)
             nginx_conf, nginx_settings = nginx_config(nginx_dir, ports, n)
+            (nginx_dir / "error.log").unlink(missing_ok=True)
             nginx_log = open(WORK / "logs" / f"{tag}-nginx.log", "w")
             nginx = subprocess.Popen(
                 [NGINX, "-p", str(nginx_dir), "-c", str(nginx_conf), "-g", "daemon off;"],
@@ -551,6 +554,7 @@ class Setup:
                 stop(server)
                 logfile.close()
         result["processes"] = processes
+        result["nginx_log"] = nginx_warnings(nginx_dir / "error.log")
         result["settings"] = {
             **self.settings_of(kind),
             "processes": f"{processes} uvicorn processes on ports {ports[0]}-{ports[-1]}",
@@ -563,17 +567,25 @@ class Setup:
         return result
 
 
+def readme_block(text: str, name: str) -> str:
+    """The fenced block after ``<!-- deploy:NAME -->`` in README.md's text."""
+    match = re.search(rf"<!-- deploy:{name} -->\n```\w*\n(.*?)```", text, re.S)
+    if not match:
+        raise RuntimeError(f"README.md has no deploy:{name} block")
+    return match.group(1)
+
+
 def nginx_config(directory: Path, ports: list[int], n: int) -> tuple[Path, dict[str, str]]:
     """
-    The README's nginx site (the ``deploy:nginx`` block, as tests/test_deploy.py
-    runs it) with its upstream servers replaced by ``ports``, in an nginx.conf of
-    its own. Returns the file and the settings added around the README's block.
+    The README's nginx configuration, as tests/test_deploy.py runs it: the main
+    context (the ``deploy:nginx-main`` block: workers, their connections and
+    open files) and the site (the ``deploy:nginx`` block) with its upstream
+    servers replaced by ``ports``, in an nginx.conf of its own. Returns the file
+    and the settings, for RESULTS.md.
     """
     text = (REPO / "README.md").read_text()
-    match = re.search(r"<!-- deploy:nginx -->\n```\w*\n(.*?)```", text, re.S)
-    if not match:
-        raise RuntimeError("README.md has no deploy:nginx block")
-    site = match.group(1)
+    main = readme_block(text, "nginx-main")
+    site = readme_block(text, "nginx")
     servers = re.findall(r"^\s*server 127\.0\.0\.1:\d+;\n", site, re.M)
     if not servers:
         raise RuntimeError("README.md's nginx block names no upstream server")
@@ -583,20 +595,31 @@ def nginx_config(directory: Path, ports: list[int], n: int) -> tuple[Path, dict[
     for line in servers[1:]:
         site = site.replace(line, "", 1)
     site = re.sub(r"listen \d+(?=[ ;])", f"listen 127.0.0.1:{NGINX_PORT}", site)
-    connections = 2 * n + 1024  # a client side and an upstream side per stream
+
+    def directives(block: str) -> str:
+        found = re.findall(r"^\s*(\w+ [^;#{}\n]+);", block, re.M)
+        return ", ".join(d for d in found if not d.startswith(("proxy_", "gzip")))
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    workers = re.search(r"^\s*worker_processes (\w+);", main, re.M)
+    workers = workers.group(1) if workers else "1"
+    if workers == "auto":
+        workers = f"auto = {os.cpu_count()}"
     added = {
-        "nginx": f"README block, upstream servers replaced, listening on 127.0.0.1:{NGINX_PORT}; "
-        f"worker_processes 1, worker_connections {connections}, "
-        f"worker_rlimit_nofile {connections + 1024}, access_log off",
+        "nginx": f"README blocks deploy:nginx-main ({directives(main)}) and deploy:nginx "
+        f"(listen, backlog and upstream as there, servers replaced; listening on "
+        f"127.0.0.1:{NGINX_PORT}); access_log off; nginx {nginx_version()}, "
+        f"{workers} workers, open-files hard limit {hard}; "
+        f"{n:,} streams are {2 * n:,} connections over the workers",
     }
     temp = directory / "tmp"
     temp.mkdir(parents=True, exist_ok=True)
     conf = directory / "nginx.conf"
     conf.write_text(
         ("user root;\n" if os.geteuid() == 0 else "")
-        + f"worker_processes 1;\nworker_rlimit_nofile {connections + 1024};\n"
-        + f"error_log {directory}/error.log;\npid {directory}/nginx.pid;\n"
-        + f"events {{ worker_connections {connections}; }}\nhttp {{\n  access_log off;\n"
+        + main
+        + f"error_log {directory}/error.log warn;\npid {directory}/nginx.pid;\n"
+        + "http {\n  access_log off;\n"
         + "".join(
             f"  {k}_temp_path {temp}/{k};\n"
             for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -605,6 +628,28 @@ def nginx_config(directory: Path, ports: list[int], n: int) -> tuple[Path, dict[
         + "\n}\n"
     )
     return conf, added
+
+
+def nginx_version() -> str:
+    done = subprocess.run([NGINX, "-v"], capture_output=True, text=True, check=False)
+    found = re.search(r"nginx/([\d.]+)", done.stderr)
+    return found.group(1) if found else "?"
+
+
+def nginx_warnings(error_log: Path) -> dict[str, int]:
+    """What nginx logged at warn level and above, counted by message (RESULTS.md)."""
+    counts: dict[str, int] = {}
+    try:
+        lines = error_log.read_text().splitlines()
+    except OSError:
+        return counts
+    for line in lines:
+        found = re.match(r"\S+ \S+ \[(warn|error|crit|alert|emerg)\] \d+#\d+: (?:\*\d+ )?(.*)", line)
+        if found:
+            message = re.sub(r", client: .*", "", found.group(2))
+            key = f"[{found.group(1)}] {message}"
+            counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def record_gc(env: dict[str, str], variable: str, path: Path) -> None:
@@ -741,6 +786,17 @@ def versions(setup: Setup) -> dict:
     return out
 
 
+# The kernel's side of many connections at once (listen backlogs, local ports
+# for nginx's upstream connections), for RESULTS.md: the runs change none of them.
+KERNEL_SETTINGS = (
+    "net.core.somaxconn",
+    "net.ipv4.tcp_max_syn_backlog",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.tcp_tw_reuse",
+    "fs.file-max",
+)
+
+
 def machine() -> dict:
     model = ""
     try:
@@ -751,7 +807,14 @@ def machine() -> dict:
         mem = next(x for x in open("/proc/meminfo") if x.startswith("MemTotal")).split()[1]
     except (OSError, StopIteration):
         mem = "0"
+    kernel = {}
+    for name in KERNEL_SETTINGS:
+        try:
+            kernel[name] = " ".join(Path("/proc/sys", *name.split(".")).read_text().split())
+        except OSError:
+            kernel[name] = "?"
     return {
+        "kernel_settings": kernel,
         "cpu": model,
         "cores": os.cpu_count(),
         "memory_gib": round(int(mem) / 1024 / 1024, 1),

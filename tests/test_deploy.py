@@ -1,7 +1,7 @@
 """
 The README's "Deploying" section, run as written: its uvicorn and daphne
-command lines and its nginx configuration (on free ports), streaming through
-nginx to both servers.
+command lines and its nginx configuration (main context and site, on free
+ports), streaming through nginx to both servers.
 """
 
 from __future__ import annotations
@@ -80,8 +80,9 @@ def deployment(tmp_path):
     temp.mkdir()
     conf.write_text(
         ("user root;\n" if os.geteuid() == 0 else "")
-        + f"worker_processes 1;\nerror_log {tmp_path}/error.log;\npid {tmp_path}/nginx.pid;\n"
-        + "events {}\nhttp {\n  access_log off;\n"
+        + readme_block("nginx-main")
+        + f"error_log {tmp_path}/error.log;\npid {tmp_path}/nginx.pid;\n"
+        + "http {\n  access_log off;\n"
         + "".join(f"  {kind}_temp_path {temp}/{kind};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
         + site
         + "\n}\n"
