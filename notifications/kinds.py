@@ -28,6 +28,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.utils.module_loading import autodiscover_modules
+from django.utils.translation import gettext
 
 if TYPE_CHECKING:
     from .models import Notification
@@ -192,8 +193,11 @@ class Registry:
         """The kind ``key``; ``ValueError`` naming the declared kinds if there is none."""
         kind = self._kinds.get(key)
         if kind is None:
-            declared = ", ".join(sorted(self._kinds)) or "none are declared"
-            raise ValueError(f"Unknown notification kind {key!r}; declared: {declared}.")
+            declared = ", ".join(sorted(self._kinds)) or gettext("none are declared")
+            raise ValueError(
+                gettext("Unknown notification kind %(kind)r; declared: %(declared)s.")
+                % {"kind": key, "declared": declared}
+            )
         return kind
 
     def __contains__(self, key: object) -> bool:

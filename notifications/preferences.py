@@ -232,8 +232,11 @@ def set_preferences(user: AbstractBaseUser, changes: Iterable[Mapping[str, Any]]
         unknown = set(change) - {"kind", "channel", "enabled", *_SCHEDULE_FIELDS}
         if unknown:
             raise ValueError(
-                f"Unknown field(s) {sorted(unknown)}; use kind, channel, and enabled or "
-                "every (with at, weekday, time_zone)."
+                gettext(
+                    "Unknown field(s) %(fields)s; use kind, channel, and enabled or "
+                    "every (with at, weekday, time_zone)."
+                )
+                % {"fields": ", ".join(sorted(repr(name) for name in unknown))}
             )
         if "every" in change:
             key, name, on, digest = _schedule_change(user, change)
@@ -317,17 +320,24 @@ def _schedule_change(
 
     kind, channel, every = change.get("kind"), change.get("channel"), change.get("every")
     if "enabled" in change:
-        raise ValueError("Give enabled or every, not both.")
+        raise ValueError(gettext("Give enabled or every, not both."))
     if not isinstance(kind, str):
-        raise ValueError("every is chosen per kind: kind must be a declared kind's key.")
+        raise ValueError(gettext("every is chosen per kind: kind must be a declared kind's key."))
     if channel not in ("email", "push"):
-        raise ValueError(f"every is for the email and push channels, not {channel!r}.")
+        raise ValueError(
+            gettext("every is for the email and push channels, not %(channel)r.") % {"channel": channel}
+        )
     declared = register[kind]
     _check_channel(declared, channel)
     if declared.critical:
-        raise ValueError(f"{declared.label} ({kind!r}) is critical: it is always sent at once.")
+        raise ValueError(
+            gettext("%(label)s (%(kind)r) is critical: it is always sent at once.")
+            % {"label": declared.label, "kind": kind}
+        )
     if every not in EVERY:
-        raise ValueError(f"Unknown every {every!r}; allowed: {', '.join(EVERY)}.")
+        raise ValueError(
+            gettext("Unknown every %(every)r; allowed: %(allowed)s.") % {"every": every, "allowed": ", ".join(EVERY)}
+        )
     if every == "off":
         return kind, channel, False, None
     if every == "default":
@@ -336,15 +346,19 @@ def _schedule_change(
     try:
         at = at if isinstance(at, time) else time.fromisoformat(str(at))
     except ValueError:
-        raise ValueError(f"at must be a local time such as '08:00', not {at!r}.") from None
+        raise ValueError(
+            gettext("at must be a local time such as '08:00', not %(at)r.") % {"at": at}
+        ) from None
     weekday = change.get("weekday", 0)
     if every == "weekly" and (not isinstance(weekday, int) or isinstance(weekday, bool) or not 0 <= weekday <= 6):
-        raise ValueError("weekday must be 0 (Monday) to 6 (Sunday).")
+        raise ValueError(gettext("weekday must be 0 (Monday) to 6 (Sunday)."))
     zone = change.get("time_zone") or user_zone(user.pk)
     try:
         zoneinfo.ZoneInfo(str(zone))
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"Unknown time zone {zone!r}; use an IANA name such as 'Europe/Paris'.") from None
+        raise ValueError(
+            gettext("Unknown time zone %(zone)r; use an IANA name such as 'Europe/Paris'.") % {"zone": zone}
+        ) from None
     fields = {
         "every": every,
         "at": at.replace(second=0, microsecond=0, tzinfo=None),

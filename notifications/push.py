@@ -40,6 +40,7 @@ from django.core import signing
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from . import egress, texts, users
 from .conf import conf
@@ -56,6 +57,8 @@ CHANNEL = "push"
 _SALT = "notifications.push-read"
 # Critical kinds wait on the push service as long as services allow (28 days).
 _CRITICAL_TTL = 28 * 86400
+# PushSubscription.endpoint's max_length.
+_LONGEST_ENDPOINT = 1000
 
 
 def generate_vapid_keys() -> tuple[str, str]:
@@ -91,30 +94,38 @@ def subscribe(user: AbstractBaseUser, info: Any) -> PushSubscription:
     user's oldest is removed. ``ValueError`` says what is wrong with ``info``.
     """
     if not isinstance(info, Mapping):
-        raise ValueError("The body must be a PushSubscription as JSON: {endpoint, keys: {p256dh, auth}}.")
+        raise ValueError(gettext("The body must be a PushSubscription as JSON: {endpoint, keys: {p256dh, auth}}."))
     endpoint, keys = info.get("endpoint"), info.get("keys")
-    if not isinstance(endpoint, str) or not 0 < len(endpoint) <= 1000:
-        raise ValueError("endpoint must be the push service's URL (at most 1000 characters).")
+    if not isinstance(endpoint, str) or not 0 < len(endpoint) <= _LONGEST_ENDPOINT:
+        raise ValueError(
+            gettext("endpoint must be the push service's URL (at most %(maximum)s characters).")
+            % {"maximum": _LONGEST_ENDPOINT}
+        )
     try:
         url = urlsplit(endpoint)
         host = url.hostname
     except ValueError:
-        raise ValueError("endpoint must be a URL.") from None
+        raise ValueError(gettext("endpoint must be a URL.")) from None
     secure = url.scheme == "https" or (settings.DEBUG and url.scheme == "http")
     if not secure or not host:
-        raise ValueError("endpoint must be an https URL (http only while DEBUG is on).")
+        raise ValueError(gettext("endpoint must be an https URL (http only while DEBUG is on)."))
     if not isinstance(keys, Mapping):
-        raise ValueError("keys must be an object with p256dh and auth.")
+        raise ValueError(gettext("keys must be an object with p256dh and auth."))
     p256dh, auth = keys.get("p256dh"), keys.get("auth")
     if not (isinstance(p256dh, str) and isinstance(auth, str) and usable_keys(p256dh, auth)):
         raise ValueError(
-            "keys.p256dh must be a P-256 public key (an uncompressed point, 65 bytes) "
-            "and keys.auth 16 bytes, both base64url."
+            gettext(
+                "keys.p256dh must be a P-256 public key (an uncompressed point, 65 bytes) "
+                "and keys.auth 16 bytes, both base64url."
+            )
         )
     if not egress.host_allowed(host):
         raise ValueError(
-            f"endpoint must be at a browser's push service ({', '.join(conf.PUSH_SERVICES)}); "
-            "NOTIFICATIONS_PUSH_SERVICES lists the hosts allowed."
+            gettext(
+                "endpoint must be at a browser's push service (%(services)s); "
+                "NOTIFICATIONS_PUSH_SERVICES lists the hosts allowed."
+            )
+            % {"services": ", ".join(conf.PUSH_SERVICES)}
         )
     with transaction.atomic():
         subscription, _ = PushSubscription.objects.update_or_create(
@@ -152,7 +163,7 @@ def usable_keys(p256dh: Any, auth: Any) -> bool:
 def unsubscribe(user: AbstractBaseUser, endpoint: Any) -> int:
     """Forget ``user``'s subscription with this endpoint; returns how many were removed (0 or 1)."""
     if not isinstance(endpoint, str):
-        raise ValueError("endpoint must be the subscription's endpoint URL.")
+        raise ValueError(gettext("endpoint must be the subscription's endpoint URL."))
     deleted, _ = PushSubscription.objects.filter(user_id=user.pk, endpoint=endpoint).delete()
     return deleted
 

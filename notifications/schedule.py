@@ -38,6 +38,7 @@ from django.core.exceptions import EmptyResultSet
 from django.db import connections, router, transaction
 from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, Value, When
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from . import grouping, preferences
 from .conf import conf
@@ -396,4 +397,6 @@ def _zone(name: str) -> zoneinfo.ZoneInfo:
     try:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"Unknown time zone {name!r}; use an IANA name such as 'Europe/Paris'.") from None
+        raise ValueError(
+            gettext("Unknown time zone %(zone)r; use an IANA name such as 'Europe/Paris'.") % {"zone": name}
+        ) from None
