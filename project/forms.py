@@ -4,6 +4,7 @@ from django.contrib.auth.models import Group
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from notifications import links
 from notifications.kinds import register
 from notifications.models import Level
 
@@ -53,4 +54,9 @@ class SendForm(forms.Form):
             self.add_error("post", _("A comment is on a post: choose one."))
         if data.get("kind") and data.get("recipient") in ("all", "staff"):
             self.add_error("kind", _("Broadcasts have no kind: choose a user or a group."))
+        if not links.is_safe(data.get("url") or ""):
+            self.add_error(
+                "url",
+                _("Enter a relative URL (/path, ?query, #fragment) or an absolute http(s) URL."),
+            )
         return data

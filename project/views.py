@@ -38,8 +38,8 @@ def home(request):
             recipient = model.objects.get(pk=pk)
             try:
                 api.notify(recipient, verb, kind=kind, **fields)
-            except ValueError as exc:
-                messages.error(request, str(exc))
+            except api.NoRecipients:
+                messages.error(request, _("Nobody received it: the group has no members."))
                 return redirect("home")
         messages.success(request, _("Sent."))
         return redirect("home")

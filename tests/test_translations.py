@@ -113,3 +113,35 @@ def test_the_app_speaks_french_and_german() -> None:
         assert translation.gettext("Mark all read") == "Tout marquer comme lu"
     with translation.override("de"):
         assert translation.gettext("Mark all read") == "Alle als gelesen markieren"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("code", "words"), [("fr", "Saisissez une URL relative"), ("de", "Geben Sie eine relative URL")])
+def test_the_demo_refuses_an_unsafe_link_in_the_users_language(client, code: str, words: str) -> None:
+    from django.contrib.auth import get_user_model
+
+    from notifications.models import Notification
+
+    user = get_user_model().objects.create_user("sender")
+    client.force_login(user)
+    response = client.post(
+        "/", {"recipient": f"user:{user.pk}", "verb": "hi", "level": "info", "url": "javascript:alert(1)"},
+        HTTP_ACCEPT_LANGUAGE=code,
+    )
+    assert response.status_code == 200 and words in response.content.decode()
+    assert not Notification.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("code", "words"), [("fr", "Personne ne l’a reçue"), ("de", "Niemand hat sie erhalten")])
+def test_the_demo_says_in_the_users_language_that_an_empty_group_received_nothing(client, code: str, words: str) -> None:
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    user = get_user_model().objects.create_user("sender")
+    empty = Group.objects.create(name="nobody")
+    client.force_login(user)
+    response = client.post(
+        "/", {"recipient": f"group:{empty.pk}", "verb": "hi", "level": "info"}, HTTP_ACCEPT_LANGUAGE=code, follow=True,
+    )
+    assert words in response.content.decode()
