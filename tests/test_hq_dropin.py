@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from .artifacts import building
 from .conftest import ROOT
 
 pytestmark = [
@@ -36,6 +37,12 @@ COMMUNITY = ROOT / "test-artifacts" / "community-1.12.3-package"
 
 
 def community() -> Path:
+    """See ``_community``; one test run at a time builds it."""
+    with building("community-package"):
+        return _community()
+
+
+def _community() -> Path:
     """django-notifications-community 1.12.3's package, alone (it needs only Django)."""
     if not (COMMUNITY / "notifications" / "__init__.py").exists():
         subprocess.run(

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from .artifacts import building
 from .conftest import ROOT
 
 pytestmark = pytest.mark.server  # a separate process, like the server tests
@@ -31,6 +32,12 @@ SWAPPER = ROOT / "test-artifacts" / "swapper-1.5.0"
 
 
 def download() -> Path:
+    """See ``_download``; one test run at a time builds it."""
+    with building("hq-sdist"):
+        return _download()
+
+
+def _download() -> Path:
     archive = SDIST / f"{PACKAGE}.tar.gz"
     if not archive.exists():
         subprocess.run(
@@ -42,6 +49,12 @@ def download() -> Path:
 
 
 def install_swapper() -> Path:
+    """See ``_install_swapper``; one test run at a time builds it."""
+    with building("swapper"):
+        return _install_swapper()
+
+
+def _install_swapper() -> Path:
     if not (SWAPPER / "swapper" / "__init__.py").exists():
         subprocess.run(
             [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(SWAPPER),

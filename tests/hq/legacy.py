@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from ..artifacts import building
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 FLAVOURS = {
     "hq-1.8.3": ["Django>=4.2,<5", "django-notifications-hq==1.8.3", "psycopg[binary]>=3.1,<4"],
@@ -45,6 +47,12 @@ def python311() -> str:
 
 
 def hq_python(flavour: str = "hq-1.8.3") -> str:
+    """See ``_hq_python``; one test run at a time builds it."""
+    with building(f"hq-venv-{flavour}"):
+        return _hq_python(flavour)
+
+
+def _hq_python(flavour: str = "hq-1.8.3") -> str:
     """The interpreter of the flavour's virtualenv, created (once) when missing."""
     venv = ROOT / "test-artifacts" / flavour
     stamp = venv / "installed.txt"
