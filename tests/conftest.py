@@ -25,6 +25,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.test import Client
+from django.utils import translation
 
 from .sse import Stream
 
@@ -118,6 +119,18 @@ class Server:
             [sys.executable, "manage.py", *args],
             cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=60, check=True,
         )
+
+
+@pytest.fixture(autouse=True)
+def _no_language_left_active() -> Iterator[None]:
+    """
+    Each test starts in the default language: a request through
+    LocaleMiddleware (Accept-Language: de) leaves its language active in the
+    thread, and what the next test renders in it (an email, say) would follow.
+    """
+    translation.deactivate()
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture(autouse=True)
