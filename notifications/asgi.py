@@ -58,7 +58,69 @@ ASGIApp = Any
 MIDDLEWARE_THREADS = 8
 
 
-class StreamHandler(ASGIHandler):
+class _Opening:
+    """
+    The ASGI ``send`` of a request to the stream's URL while Django handles
+    it, which keeps the stream the response carries (``EventStream.take``).
+    """
+
+    __slots__ = ("send", "events")
+
+    def __init__(self, send: Any) -> None:
+        self.send = send
+        self.events: Any = None
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        await self.send(message)
+
+
+class _HandsStreamsOver(ASGIHandler):
+    """
+    Django's handling of the request, up to the stream's response headers;
+    then Django closes the response (``request_finished``) and lets go of the
+    request, its middleware and the response, and the stream is served on
+    the connection (``EventStream.serve``): the hub writes its frames, and
+    this coroutine waits for the client to leave. Any other response (403,
+    503, a middleware's answer) is sent as Django sends it.
+    """
+
+    async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        opening = _Opening(send)
+        await super().handle(scope, receive, opening)
+        events = opening.events
+        if events is not None:
+            del opening
+            await events.serve(receive, send)
+
+    async def send_response(self, response: HttpResponseBase, send: Any) -> None:
+        from .views import EventStreamResponse
+
+        if (
+            isinstance(send, _Opening)
+            and isinstance(response, EventStreamResponse)
+            and response.events.take()
+        ):
+            send.events = response.events
+            await send.send(_start(response))
+            return
+        await super().send_response(response, send)
+
+
+def _start(response: HttpResponseBase) -> dict[str, Any]:
+    """The response's ``http.response.start`` message, as Django's ``send_response`` makes it."""
+    headers = []
+    for header, value in response.items():
+        if isinstance(header, str):
+            header = header.encode("ascii")
+        if isinstance(value, str):
+            value = value.encode("latin1")
+        headers.append((bytes(header), bytes(value)))
+    for cookie in response.cookies.values():
+        headers.append((b"Set-Cookie", cookie.output(header="").encode("ascii").strip()))
+    return {"type": "http.response.start", "status": response.status_code, "headers": headers}
+
+
+class StreamHandler(_HandsStreamsOver):
     """
     Django's ASGI handler for the stream: the project's middleware and the
     view run as one synchronous chain in a worker thread (one hop, instead of
@@ -150,7 +212,7 @@ def _close_dropped(future: asyncio.Future[HttpResponseBase]) -> None:
     task.add_done_callback(_closing.discard)
 
 
-class StreamHandlerWithoutMiddleware(ASGIHandler):
+class StreamHandlerWithoutMiddleware(_HandsStreamsOver):
     """The stream's handler with an empty middleware chain: no thread at all."""
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
