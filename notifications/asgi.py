@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import warnings
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -70,7 +71,7 @@ class _Opening:
         self.send = send
         self.events: Any = None
 
-    async def __call__(self, message: dict[str, Any]) -> None:
+    async def __call__(self, message: Mapping[str, Any]) -> None:
         await self.send(message)
 
 
@@ -110,11 +111,9 @@ def _start(response: HttpResponseBase) -> dict[str, Any]:
     """The response's ``http.response.start`` message, as Django's ``send_response`` makes it."""
     headers = []
     for header, value in response.items():
-        if isinstance(header, str):
-            header = header.encode("ascii")
-        if isinstance(value, str):
-            value = value.encode("latin1")
-        headers.append((bytes(header), bytes(value)))
+        name = header.encode("ascii") if isinstance(header, str) else header
+        raw = value.encode("latin1") if isinstance(value, str) else value
+        headers.append((bytes(name), bytes(raw)))
     for cookie in response.cookies.values():
         headers.append((b"Set-Cookie", cookie.output(header="").encode("ascii").strip()))
     return {"type": "http.response.start", "status": response.status_code, "headers": headers}
