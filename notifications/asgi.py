@@ -35,18 +35,19 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.core.exceptions import DisallowedHost
+from django.core import signals
+from django.core.exceptions import DisallowedHost, RequestAborted
 from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.asgi import get_script_prefix as script_prefix_of
 from django.core.handlers.exception import convert_exception_to_response
 from django.db import connections
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
-from django.urls import get_script_prefix, reverse
+from django.urls import get_script_prefix, reverse, set_script_prefix
 
 from .conf import conf
 
@@ -59,52 +60,70 @@ ASGIApp = Any
 MIDDLEWARE_THREADS = 8
 
 
-class _Opening:
-    """
-    The ASGI ``send`` of a request to the stream's URL while Django handles
-    it, which keeps the stream the response carries (``EventStream.take``).
-    """
-
-    __slots__ = ("send", "events")
-
-    def __init__(self, send: Any) -> None:
-        self.send = send
-        self.events: Any = None
-
-    async def __call__(self, message: Mapping[str, Any]) -> None:
-        await self.send(message)
-
-
 class _HandsStreamsOver(ASGIHandler):
     """
-    Django's handling of the request, up to the stream's response headers;
-    then Django closes the response (``request_finished``) and lets go of the
-    request, its middleware and the response, and the stream is served on
-    the connection (``EventStream.serve``): the hub writes its frames, and
+    Django's handling of a request (its ``handle``, with the same steps:
+    the body, ``request_started``, the request, the middleware and the view),
+    except that the stream's response is not iterated: its headers are sent,
+    Django closes the response (``request_finished``) and lets go of the
+    request, its middleware and the response, and the stream is served on the
+    connection (``EventStream.serve``), where the hub writes its frames and
     this coroutine waits for the client to leave. Any other response (403,
     503, a middleware's answer) is sent as Django sends it.
+
+    Unlike Django's ``handle``, no task watches for the client leaving while
+    the response is made: it is made anyway (``StreamHandler`` makes it in a
+    thread, which a departure could not stop either), and a stream whose
+    client left ends when it waits for that client.
     """
 
+    started_in_thread = False  # request_started is sent where the view runs
+
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        opening = _Opening(send)
-        await super().handle(scope, receive, opening)
-        events = opening.events
-        if events is not None:
-            del opening
-            await events.serve(receive, send)
-
-    async def send_response(self, response: HttpResponseBase, send: Any) -> None:
-        from .views import EventStreamResponse
-
-        if (
-            isinstance(send, _Opening)
-            and isinstance(response, EventStreamResponse)
-            and response.events.take()
-        ):
-            send.events = response.events
-            await send.send(_start(response))
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
             return
-        await super().send_response(response, send)
+        set_script_prefix(script_prefix_of(scope))
+        if not self.started_in_thread:
+            await signals.request_started.asend(sender=self.__class__, scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            assert error_response is not None  # noqa: S101  # Django answers one or the other
+            body_file.close()
+            await self.send_response(error_response, send)
+            await sync_to_async(error_response.close)()
+            return
+        try:
+            response = await self.run_get_response(request)
+        finally:
+            body_file.close()
+        del request
+        events = _taken(response)
+        if events is None:
+            try:
+                await self.send_response(response, send)
+            finally:
+                await sync_to_async(response.close)()
+            return
+        try:
+            await send(_start(response))
+        finally:
+            if not response.closed:
+                await sync_to_async(response.close)()
+        del response
+        await events.serve(receive, send)
+
+
+def _taken(response: HttpResponseBase) -> Any:
+    """The stream ``response`` carries, kept past the response's close; None for any other response."""
+    from .views import EventStreamResponse
+
+    if not isinstance(response, EventStreamResponse):
+        return None
+    if response.events.taken or response.events.take():
+        return response.events
+    return None
 
 
 def _start(response: HttpResponseBase) -> dict[str, Any]:
@@ -190,11 +209,23 @@ class StreamHandler(_HandsStreamsOver):
             prefetched = await auth.prefetch(request)
         views.opening_on.set((asyncio.get_running_loop(), get_hub(), prefetched))
 
+    @property
+    def started_in_thread(self) -> bool:  # type: ignore[override]
+        return self.prefetch
+
     def _respond(self, request: HttpRequest) -> HttpResponseBase:
-        """In a worker thread: the middleware and the view, then close the
-        connections they opened in this thread."""
+        """
+        In a worker thread: ``request_started``, the middleware and the view;
+        for the stream's response, its close (``request_finished``: it will
+        not be iterated); then close the connections opened in this thread.
+        """
         try:
-            return self.get_response(request)
+            if self.prefetch:
+                signals.request_started.send(sender=self.__class__, scope=request.scope)  # type: ignore[attr-defined]
+            response = self.get_response(request)
+            if self.prefetch and _taken(response) is not None:
+                response.close()
+            return response
         finally:
             connections.close_all()
 
