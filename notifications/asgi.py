@@ -11,7 +11,8 @@ requests to a handler that runs the project's middleware and the stream's view
 as one synchronous chain in a small pool of worker threads (one hop there and
 one back per request), and releases the thread (closing the database
 connections the middleware opened in it) as soon as the response is ready; the
-body then streams on the event loop. The view answers in that thread without
+body then streams on the event loop, written by the hub, with nothing of the
+request, the response or the middleware kept for the stream's life. The view answers in that thread without
 waiting on the loop: the stream's user was looked up on the loop before the
 middleware ran, in one batch with every other stream opening at that moment,
 and that answer is taken only if the project's authentication, after its
