@@ -99,7 +99,7 @@ class _HandsStreamsOver(ASGIHandler):
             response = await self.run_get_response(request)
         finally:
             body_file.close()
-        del request
+        del request, body_file  # this coroutine lasts as long as the stream
         events = _taken(response)
         if events is None:
             try:
