@@ -196,6 +196,16 @@ def targets(report: dict, kind: str = "ours") -> list[str]:
         if raw.get("cpu_us_per_delivered")
         else None
     )
+    ours2k_b = (table_.get((kind, 2000)) or {}).get("broadcast") or {}
+    raw2k_b = (table_.get(("raw", 2000)) or {}).get("broadcast") or {}
+    if ours2k_b.get("p99_s") and raw2k_b.get("p99_s"):
+        check(
+            ours2k_b["p99_s"] <= 1.5 * raw2k_b["p99_s"],
+            f"p99 ≤ 1.5x the raw ASGI floor's at 2,000 streams: "
+            f"{ratio(ours2k_b['p99_s'], raw2k_b['p99_s'])}",
+        )
+    else:
+        check(None, "p99 ≤ 1.5x the raw ASGI floor's at 2,000 streams: not measured in this run")
     check(
         None if r1 is None else r1 <= 2,
         f"p99 ≤ 2x the raw ASGI floor's{note}: {ratio(b['p99_s'], raw.get('p99_s'))}",

@@ -11,7 +11,8 @@ requests to a handler that runs the project's middleware and the stream's view
 as one synchronous chain in a small pool of worker threads (one hop there and
 one back per request), and releases the thread (closing the database
 connections the middleware opened in it) as soon as the response is ready; the
-body then streams on the event loop. The view answers in that thread without
+body then streams on the event loop, written by the hub, with nothing of the
+request, the response or the middleware kept for the stream's life. The view answers in that thread without
 waiting on the loop: the stream's user was looked up on the loop before the
 middleware ran, in one batch with every other stream opening at that moment,
 and that answer is taken only if the project's authentication, after its
@@ -39,13 +40,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.core.exceptions import DisallowedHost
+from django.core import signals
+from django.core.exceptions import DisallowedHost, RequestAborted
 from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.asgi import get_script_prefix as script_prefix_of
 from django.core.handlers.exception import convert_exception_to_response
 from django.db import connections
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
-from django.urls import get_script_prefix, reverse
+from django.urls import get_script_prefix, reverse, set_script_prefix
 
 from .conf import conf
 
@@ -58,7 +61,85 @@ ASGIApp = Any
 MIDDLEWARE_THREADS = 8
 
 
-class StreamHandler(ASGIHandler):
+class _HandsStreamsOver(ASGIHandler):
+    """
+    Django's handling of a request (its ``handle``, with the same steps:
+    the body, ``request_started``, the request, the middleware and the view),
+    except that the stream's response is not iterated: its headers are sent,
+    Django closes the response (``request_finished``) and lets go of the
+    request, its middleware and the response, and the stream is served on the
+    connection (``EventStream.serve``), where the hub writes its frames and
+    this coroutine waits for the client to leave. Any other response (403,
+    503, a middleware's answer) is sent as Django sends it.
+
+    Unlike Django's ``handle``, no task watches for the client leaving while
+    the response is made: it is made anyway (``StreamHandler`` makes it in a
+    thread, which a departure could not stop either), and a stream whose
+    client left ends when it waits for that client.
+    """
+
+    started_in_thread = False  # request_started is sent where the view runs
+
+    async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(script_prefix_of(scope))
+        if not self.started_in_thread:
+            await signals.request_started.asend(sender=self.__class__, scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            assert error_response is not None  # noqa: S101  # Django answers one or the other
+            body_file.close()
+            await self.send_response(error_response, send)
+            await sync_to_async(error_response.close)()
+            return
+        try:
+            response = await self.run_get_response(request)
+        finally:
+            body_file.close()
+        del request, body_file  # this coroutine lasts as long as the stream
+        events = _taken(response)
+        if events is None:
+            try:
+                await self.send_response(response, send)
+            finally:
+                await sync_to_async(response.close)()
+            return
+        try:
+            await send(_start(response))
+        finally:
+            if not response.closed:
+                await sync_to_async(response.close)()
+        del response
+        await events.serve(receive, send)
+
+
+def _taken(response: HttpResponseBase) -> Any:
+    """The stream ``response`` carries, kept past the response's close; None for any other response."""
+    from .views import EventStreamResponse
+
+    if not isinstance(response, EventStreamResponse):
+        return None
+    if response.events.taken or response.events.take():
+        return response.events
+    return None
+
+
+def _start(response: HttpResponseBase) -> dict[str, Any]:
+    """The response's ``http.response.start`` message, as Django's ``send_response`` makes it."""
+    headers = []
+    for header, value in response.items():
+        name = header.encode("ascii") if isinstance(header, str) else header
+        raw = value.encode("latin1") if isinstance(value, str) else value
+        headers.append((bytes(name), bytes(raw)))
+    for cookie in response.cookies.values():
+        headers.append((b"Set-Cookie", cookie.output(header="").encode("ascii").strip()))
+    return {"type": "http.response.start", "status": response.status_code, "headers": headers}
+
+
+class StreamHandler(_HandsStreamsOver):
     """
     Django's ASGI handler for the stream: the project's middleware and the
     view run as one synchronous chain in a worker thread (one hop, instead of
@@ -129,11 +210,23 @@ class StreamHandler(ASGIHandler):
             prefetched = await auth.prefetch(request)
         views.opening_on.set((asyncio.get_running_loop(), get_hub(), prefetched))
 
+    @property
+    def started_in_thread(self) -> bool:  # type: ignore[override]
+        return self.prefetch
+
     def _respond(self, request: HttpRequest) -> HttpResponseBase:
-        """In a worker thread: the middleware and the view, then close the
-        connections they opened in this thread."""
+        """
+        In a worker thread: ``request_started``, the middleware and the view;
+        for the stream's response, its close (``request_finished``: it will
+        not be iterated); then close the connections opened in this thread.
+        """
         try:
-            return self.get_response(request)
+            if self.prefetch:
+                signals.request_started.send(sender=self.__class__, scope=request.scope)  # type: ignore[attr-defined]
+            response = self.get_response(request)
+            if self.prefetch and _taken(response) is not None:
+                response.close()
+            return response
         finally:
             connections.close_all()
 
@@ -150,7 +243,7 @@ def _close_dropped(future: asyncio.Future[HttpResponseBase]) -> None:
     task.add_done_callback(_closing.discard)
 
 
-class StreamHandlerWithoutMiddleware(ASGIHandler):
+class StreamHandlerWithoutMiddleware(_HandsStreamsOver):
     """The stream's handler with an empty middleware chain: no thread at all."""
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

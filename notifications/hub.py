@@ -13,7 +13,11 @@ Streams subscribe to the hub instead of the channel layer. The hub composes:
   wakes the snoozes that came due (``feed.fetch(wake=True)``), whose ``woken``
   events that read then hands out like any read event;
 - its sweep: every half heartbeat, streams whose session ended stop (``signout``);
-- its ticker: one timer that wakes the streams due a heartbeat.
+- its ticker: one timer that wakes the streams due a heartbeat;
+- its writer: the streams that ``notifications.asgi`` serves get their frames
+  written by the hub itself, right after each hand-out, into their ASGI
+  ``send`` (see ``Subscription``): no task, future or generator per stream
+  wakes up, and streams at the same cursor share one encoded frame.
 
 The database stays the source of truth: a poke only says "look now".
 """
@@ -30,9 +34,9 @@ from collections import deque
 from collections.abc import Hashable
 from typing import Any
 
-from . import db, feed, grouping, once, signout
+from . import db, feed, grouping, once, signout, sse
 from .conf import conf
-from .finality import Position
+from .finality import Cursor, Position
 from .membership import LINGER, Membership
 from .models import Audience, Audiences
 from .registry import Registry, Reservation
@@ -80,12 +84,13 @@ class Batch:
     the batches that follow), the stream has everything up to ``end``.
     """
 
-    __slots__ = ("rows", "end", "complete")
+    __slots__ = ("rows", "end", "complete", "written")
 
     def __init__(self, rows: list[tuple[int, int, str]], end: Position, complete: bool = True):
         self.rows = rows
         self.end = end
         self.complete = complete
+        self.written: Written | None = None
 
 
 class Reads:
@@ -95,11 +100,84 @@ class Reads:
     Queued after that read's batches.
     """
 
-    __slots__ = ("events", "end")
+    __slots__ = ("events", "end", "written")
 
     def __init__(self, events: list[tuple[int, str]], end: Position):
         self.events = events
         self.end = end
+        self.written: Written | None = None
+
+
+class Written:
+    """
+    What one item (a ``Batch`` or ``Reads``) comes to for the streams the hub
+    writes to, by the cursor they had: the ASGI message to send (None: nothing
+    new for them) and their cursor after it. Streams at the same cursor (after
+    the first broadcast, nearly all of them, as one object) share both.
+    """
+
+    __slots__ = ("cursor", "message", "after", "others")
+
+    def __init__(self, cursor: Cursor, message: dict[str, Any] | None, after: Cursor):
+        self.cursor = cursor
+        self.message = message
+        self.after = after
+        self.others: dict[Cursor, tuple[dict[str, Any] | None, Cursor]] = {}
+
+
+def body(chunk: bytes) -> dict[str, Any]:
+    """The ASGI message that writes ``chunk`` to a stream."""
+    return {"type": "http.response.body", "body": chunk, "more_body": True}
+
+
+HEARTBEAT_MESSAGE = body(sse.HEARTBEAT)
+END_MESSAGE = {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+def frames(items: Any, cursor: Cursor) -> tuple[bytes, Cursor]:
+    """The frames for what the hub queued (``Batch`` and ``Reads`` in order), and the cursor after them."""
+    out = []
+    last = len(items) - 1
+    for i, item in enumerate(items):
+        if isinstance(item, Reads):
+            taken, cursor = once.take_reads(cursor, item.events, item.end)
+        else:
+            following = items[i + 1] if i < last else None
+            reads_follow = isinstance(following, Reads) and following.end == item.end
+            taken, cursor = once.take(cursor, item.rows, item.end, item.complete, reads_follow)
+        out.extend(encode(taken))
+    return b"".join(out), cursor
+
+
+def encode(taken: list[once.Frame]) -> list[bytes]:
+    return [sse.frame(event, data, id=None if at is None else str(at)) for event, data, at in taken]
+
+
+async def _resume(coro: Any, waiting: Any) -> None:
+    """
+    Run on a coroutine that yielded ``waiting`` to its driver (a future, or
+    None for a bare yield), as a task would: an ASGI server's ``send()`` that
+    had to wait for the client to read (flow control).
+    """
+    try:
+        while True:
+            try:
+                if waiting is None:
+                    await asyncio.sleep(0)
+                else:
+                    await waiting
+            except asyncio.CancelledError:
+                if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                    raise  # the stream ends
+                waiting = coro.throw(asyncio.CancelledError())
+            except Exception as exc:
+                waiting = coro.throw(exc)
+            else:
+                waiting = coro.send(None)
+    except StopIteration:
+        pass
+    finally:
+        coro.close()
 
 
 def _batches(rows: list[tuple[int, int, str]], end: Position) -> list[Batch]:
@@ -126,6 +204,14 @@ class Subscription:
     ticker wakes the streams whose wait ran out (for a heartbeat or the end of
     their life). With ten thousand streams woken per broadcast, what each wait
     allocates (and the garbage collector then walks) is most of the fan-out time.
+
+    A subscription with ``send`` (an ASGI send callable: the streams that
+    ``notifications.asgi`` serves) waits on nothing: once ``Hub.go_live``
+    gave it its cursor, the hub writes its frames itself after each hand-out
+    (``Hub._write_pending``), its heartbeats from the ticker, and ends it by
+    cancelling its task, which waits for the client to leave. Its queue holds
+    items only while it replays or while the server's ``send()`` waits for the
+    client to read.
     """
 
     __slots__ = (
@@ -139,6 +225,14 @@ class Subscription:
         "start",
         "read_start",
         "task",
+        "send",
+        "cursor",
+        "live",
+        "beat_at",
+        "deadline",
+        "writing",
+        "following",
+        "stuck",
     )
 
     def __init__(
@@ -147,6 +241,7 @@ class Subscription:
         start: Position,
         reservation: Reservation,
         read_start: Position | None = None,
+        send: Any = None,
     ):
         self.who = who
         self.reservation = reservation
@@ -162,6 +257,15 @@ class Subscription:
         # The task serving the stream: cancelled when the client stops reading,
         # since it may be stuck writing to a full socket.
         self.task = asyncio.current_task()
+        # Written by the hub (see above):
+        self.send = send
+        self.cursor: Cursor | None = None  # the client's, once live
+        self.live = False
+        self.beat_at = 0.0  # the next heartbeat is due then
+        self.deadline = 0.0  # the end of its life
+        self.writing: asyncio.Task[None] | None = None  # a send() waiting for the client
+        self.following = False  # its task waits for the client to leave
+        self.stuck = False  # a write was abandoned: the response cannot end cleanly
 
     def push(self, item: Batch | Reads) -> bool:
         """Queue ``item``; False when the queue is full (the stream is too slow)."""
@@ -170,12 +274,25 @@ class Subscription:
             return False  # (an empty queue takes any batch, or it could never drain)
         self.pending.append(item)
         self.size += count
-        self.wake()
+        if self.send is None:
+            self.wake()
         return True
 
     def wake(self) -> None:
         if self.waiter is not None:
             _wake(self.waiter)
+        if self.send is not None and self.closed_reason is not None:
+            self._end()
+
+    def _end(self) -> None:
+        """A written stream was closed: stop its write in progress, and its task's wait."""
+        if self.writing is not None:
+            self.stuck = True
+            self.writing.cancel()
+            self.writing = None
+        if self.following and self.task is not None:
+            self.following = False
+            self.task.cancel()
 
     async def next(self, timeout: float) -> list[Batch | Reads] | None:
         """Everything queued, waiting up to ``timeout``; None when nothing came."""
@@ -210,6 +327,7 @@ class Hub:
         self._to_check: set[Any] = set()  # users whose logins changed (delivery.check_users)
         self._rows_at = -1e9  # when a read last found rows
         self._woken_at = -1e9  # when due snoozes were last woken
+        self._dirty: list[Subscription] = []  # written streams given items since the last write
 
     # -- streams ---------------------------------------------------------------
 
@@ -217,11 +335,15 @@ class Hub:
         """A slot for one more stream of ``user_id`` (see ``registry``), or None when full."""
         return self.registry.reserve(user_id)
 
-    async def subscribe(self, who: Audiences, reservation: Reservation) -> Subscription | None:
+    async def subscribe(
+        self, who: Audiences, reservation: Reservation, send: Any = None
+    ) -> Subscription | None:
         """
         Register a stream for ``who`` on its reserved slot and make sure its
         groups are joined. The subscription receives every row committed after
         its ``start`` that ``who`` may see. None if the slot was given back.
+        With ``send`` (ASGI), the hub writes its frames once it is live
+        (``go_live``).
         """
         if not self.registry.start(reservation):
             return None
@@ -232,7 +354,7 @@ class Hub:
         except BaseException:
             self.registry.release(reservation)
             raise
-        sub = Subscription(who, self.position, reservation, self.read_position)
+        sub = Subscription(who, self.position, reservation, self.read_position, send=send)
         self._idle_since = None
         self.registry.add(who.user_id, sub)
         try:
@@ -385,6 +507,7 @@ class Hub:
             item = Reads(events, fetched.read_end)
             for sub in list(self.registry.by_user.get(user_id, ())):
                 self._push(sub, item)
+        self._write_all()
         return bool(fetched.rows)
 
     def _wake_is_due(self) -> bool:
@@ -465,9 +588,17 @@ class Hub:
         while True:
             await asyncio.sleep(tick)
             now = time.monotonic()
+            due: list[Subscription] = []
             for sub in self.registry.streams:
                 if sub.waiter is not None and sub.wake_at <= now:
                     _wake(sub.waiter)
+                elif sub.live and (sub.beat_at <= now or sub.deadline <= now):
+                    due.append(sub)
+            for sub in due:
+                if sub.deadline <= now:
+                    self._close(sub, "ended")
+                elif sub.closed_reason is None and sub.writing is None:
+                    self._write(sub, HEARTBEAT_MESSAGE, now)
             self.registry.expire_unused(now)
             self.membership.expire(now)
             if (
@@ -521,18 +652,117 @@ class Hub:
     # -- streams, continued --------------------------------------------------------
 
     def _push(self, sub: Subscription, item: Batch | Reads) -> None:
-        if sub.closed_reason is None and not sub.push(item):
+        if sub.closed_reason is not None:
+            return
+        if not sub.push(item):
+            logger.info("Cutting off a stream that stopped reading (user %s).", sub.who.user_id)
             self._close(sub, "overflow")
-            if sub.task is not None and sub.task is not asyncio.current_task():
+            if sub.send is None and sub.task is not None and sub.task is not asyncio.current_task():
                 # It may be blocked writing to a client that stopped reading.
-                logger.info("Cutting off a stream that stopped reading (user %s).", sub.who.user_id)
                 sub.task.cancel()
+        elif sub.send is not None and len(sub.pending) == 1:
+            self._dirty.append(sub)  # written once the hand-out is done (``_write_all``)
 
     def _close(self, sub: Subscription, reason: str) -> None:
         """End a stream: it stops at its next wake-up (the client resumes or is refused)."""
         sub.closed_reason = reason
         sub.wake()
         self.unsubscribe(sub)
+
+
+    # -- writing to the streams ------------------------------------------------------
+
+    def go_live(self, sub: Subscription, cursor: Cursor, deadline: float) -> None:
+        """
+        A written stream sent its opening frames, which leave the client at
+        ``cursor``: from now on the hub writes to it, starting with what was
+        queued while it replayed. It ends at ``deadline`` (monotonic).
+        """
+        now = time.monotonic()
+        sub.cursor = cursor
+        sub.deadline = deadline
+        sub.beat_at = now + conf.HEARTBEAT
+        sub.live = True
+        self._write_pending(sub, now)
+
+    def _write_all(self) -> None:
+        """Write what the last hand-out queued for the written streams."""
+        if not self._dirty:
+            return
+        dirty, self._dirty = self._dirty, []
+        now = time.monotonic()
+        for sub in dirty:
+            self._write_pending(sub, now)
+
+    def _write_pending(self, sub: Subscription, now: float) -> None:
+        """
+        Write ``sub``'s queued items as frames and move its cursor past them.
+        The frames of one item for one cursor are encoded once and the message
+        is shared by every stream at that cursor: a broadcast allocates one
+        frame, not one per stream.
+        """
+        if not sub.live or sub.writing is not None or sub.closed_reason is not None or not sub.pending:
+            return
+        cursor = sub.cursor
+        assert cursor is not None  # noqa: S101  # set with live
+        pending = sub.pending
+        if len(pending) == 1:
+            item = pending[0]
+            written = item.written
+            if written is not None and written.cursor is cursor:
+                message, after = written.message, written.after
+            else:
+                known = None if written is None else written.others.get(cursor)
+                if known is None:
+                    chunk, after = frames(pending, cursor)
+                    message = body(chunk) if chunk else None
+                    if written is None:
+                        item.written = Written(cursor, message, after)
+                    else:
+                        written.others[cursor] = (message, after)
+                else:
+                    message, after = known
+        else:
+            chunk, after = frames(pending, cursor)
+            message = body(chunk) if chunk else None
+        pending.clear()
+        sub.size = 0
+        sub.cursor = after
+        if message is not None:
+            self._write(sub, message, now)
+
+    def _write(self, sub: Subscription, message: dict[str, Any], now: float) -> None:
+        """
+        Send ``message`` to a written stream. The server's ``send()`` nearly
+        always completes at once; when it must wait for the client to read,
+        it finishes in a task of its own, and the stream's next items queue
+        until then (a client that never reads overflows its queue).
+        """
+        sub.beat_at = now + conf.HEARTBEAT
+        sending = sub.send(message)
+        try:
+            waiting = sending.send(None)
+        except StopIteration:
+            return
+        except Exception:
+            sending.close()
+            logger.debug("Writing to a stream failed; ending it.", exc_info=True)
+            self._close(sub, "gone")
+            return
+        sub.writing = asyncio.get_running_loop().create_task(self._finish_write(sub, sending, waiting))
+
+    async def _finish_write(self, sub: Subscription, sending: Any, waiting: Any) -> None:
+        try:
+            await _resume(sending, waiting)
+        except asyncio.CancelledError:
+            raise  # the stream was closed (``Subscription._end``)
+        except Exception:
+            logger.debug("Writing to a stream failed; ending it.", exc_info=True)
+            sub.writing = None
+            self._close(sub, "gone")
+            return
+        sub.writing = None
+        self._write_pending(sub, time.monotonic())
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()

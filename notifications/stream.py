@@ -4,17 +4,19 @@ The body of the SSE stream: subscribe, replay what the client missed, follow liv
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from django.db import DatabaseError
 
 from . import db, feed, once, sse
 from .conf import conf
 from .finality import Cursor
-from .hub import Batch, Hub, Reads, Subscription
+from .hub import END_MESSAGE, Batch, Hub, Reads, Subscription, body, encode, frames
 from .models import Audiences
 from .registry import Reservation
 from .render import dumps
@@ -28,6 +30,11 @@ class EventStream:
     (``close()`` runs on a worker thread), which gives the stream's slot back
     even if the body never started: a client that left while the project's
     middleware ran, say.
+
+    The handlers of ``notifications.asgi`` do not iterate it: once the
+    response has passed the middleware they ``take()`` it, send the headers,
+    let Django close the response and the request, and ``serve()`` it on the
+    ASGI connection, where the hub writes its frames (``follow``).
     """
 
     def __init__(
@@ -44,12 +51,85 @@ class EventStream:
         self.reservation = reservation
         self.cursor = cursor
         self.reset = reset
+        self.taken = False
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return event_stream(self.hub, self.who, self.reservation, self.cursor, reset=self.reset)
 
+    def take(self) -> bool:
+        """Keep the slot past ``close()``: ``serve()`` will stream it. False if it was given back."""
+        if self.reservation.released:
+            return False
+        self.taken = True
+        return True
+
+    async def serve(self, receive: Any, send: Any) -> None:
+        """Stream on the ASGI connection, the response's headers sent; gives the slot back."""
+        try:
+            await follow(self.hub, self.who, self.reservation, self.cursor, self.reset, receive, send)
+        finally:
+            self.hub.registry.release(self.reservation)
+
     def close(self) -> None:
-        self.hub.registry.release(self.reservation)
+        if not self.taken:
+            self.hub.registry.release(self.reservation)
+
+
+async def follow(
+    hub: Hub,
+    who: Audiences,
+    reservation: Reservation,
+    cursor: Cursor | None,
+    reset: bool,
+    receive: Any,
+    send: Any,
+) -> None:
+    """
+    ``event_stream`` on an ASGI connection whose response has started: the
+    same frames, written by the hub. This coroutine subscribes, replays and
+    sends the opening frames, hands the stream to the hub (``Hub.go_live``)
+    and then only waits for the client to leave; the hub ends the stream by
+    cancelling that wait (its life is over, its session ended, it overflowed).
+    So an open stream holds its subscription and this one suspended coroutine:
+    no request, response or middleware of Django, no task of its own, and
+    nothing that wakes up per broadcast.
+    """
+    sub = await hub.subscribe(who, reservation, send=send)
+    if sub is None:
+        await send(END_MESSAGE)
+        return
+    end = True  # end the response (not when the client left, or the server stops the task)
+    try:
+        try:
+            opening, cursor = await _replay(sub, cursor, reset=reset)
+        except DatabaseError:
+            logger.warning("Replay failed: database unavailable.", exc_info=True)
+            return
+        await send(body(opening))
+        life = conf.MAX_STREAM_LIFE * random.uniform(0.9, 1.0)  # spread reconnects  # noqa: S311  # spreads reconnects in time; nothing secret
+        hub.go_live(sub, cursor, time.monotonic() + life)
+        if sub.closed_reason is not None:
+            return
+        task = asyncio.current_task()
+        assert task is not None  # noqa: S101  # a coroutine of the server's task
+        sub.following = True
+        try:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            end = False
+        except asyncio.CancelledError:
+            if sub.closed_reason is None or task.uncancel() > 0:
+                end = False
+                raise  # not the hub's: the server is stopping
+        finally:
+            sub.following = False
+    except asyncio.CancelledError:
+        end = False
+        raise
+    finally:
+        hub.unsubscribe(sub)
+        if end and not sub.stuck:
+            await send(END_MESSAGE)
 
 
 async def event_stream(
@@ -136,17 +216,7 @@ async def _replay(sub: Subscription, cursor: Cursor | None, *, reset: bool) -> t
 
 def _frames(items: list[Batch | Reads], cursor: Cursor) -> tuple[bytes, Cursor]:
     """The frames for what the hub queued, and the cursor after them."""
-    out = []
-    for i, item in enumerate(items):
-        if isinstance(item, Reads):
-            frames, cursor = once.take_reads(cursor, item.events, item.end)
-        else:
-            following = items[i + 1] if i + 1 < len(items) else None
-            reads_follow = isinstance(following, Reads) and following.end == item.end
-            frames, cursor = once.take(cursor, item.rows, item.end, item.complete, reads_follow)
-        out.extend(_encode(frames))
-    return b"".join(out), cursor
+    return frames(items, cursor)
 
 
-def _encode(frames: list[once.Frame]) -> list[bytes]:
-    return [sse.frame(event, data, id=None if at is None else str(at)) for event, data, at in frames]
+_encode = encode

@@ -182,12 +182,24 @@ def _open(request: HttpRequest, who: Audiences | None, hub: Hub) -> HttpResponse
     if reservation is None:
         return _unavailable(_("Too many open notification streams; retry later."))
     cursor, reset = _cursor(request)
-    response = StreamingHttpResponse(
+    response = EventStreamResponse(
         EventStream(hub, who, reservation, cursor, reset=reset), content_type="text/event-stream"
     )
     response["Cache-Control"] = "no-cache, no-store"
     response["X-Accel-Buffering"] = "no"
     return response
+
+
+class EventStreamResponse(StreamingHttpResponse):
+    """
+    The stream's response. Any handler can stream it; those of
+    ``notifications.asgi`` hand its ``events`` to the hub once the headers are
+    sent (``EventStream.serve``), and let the request and the response go.
+    """
+
+    def __init__(self, events: EventStream, **kwargs: Any) -> None:
+        super().__init__(events, **kwargs)
+        self.events = events
 
 
 def _unavailable(message: str) -> JsonResponse:
