@@ -2,6 +2,8 @@
 
 import os
 
+from django.conf import global_settings
+
 from project.settings import *  # noqa: F403
 from project.settings import INSTALLED_APPS
 
@@ -17,3 +19,8 @@ NOTIFICATIONS_VAPID_PRIVATE_KEY = os.environ.get("NOTIFICATIONS_VAPID_PRIVATE_KE
 _elsewhere = {**DATABASES["default"], "TEST": dict(DATABASES["default"]["TEST"])}  # noqa: F405
 _elsewhere["TEST"]["NAME"] += "_elsewhere"
 DATABASES = {**DATABASES, "elsewhere": _elsewhere}  # noqa: F405
+
+# The tests create hundreds of users with a password: hashed with MD5 each takes
+# microseconds instead of most of a second (PBKDF2's iterations); a password
+# hashed with any of Django's default hashers still verifies.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *global_settings.PASSWORD_HASHERS]
