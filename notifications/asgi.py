@@ -35,6 +35,7 @@ cookie as ``django.contrib.auth.get_user`` does, and the system check
 from __future__ import annotations
 
 import asyncio
+import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -118,9 +119,11 @@ class _HandsStreamsOver(ASGIHandler):
 
 def _taken(response: HttpResponseBase) -> Any:
     """The stream ``response`` carries, kept past the response's close; None for any other response."""
-    from .views import EventStreamResponse
-
-    if not isinstance(response, EventStreamResponse):
+    # Not imported here: a project may serve its own views with these handlers
+    # without this app installed, and a stream's response exists only once
+    # the views module has been loaded.
+    views = sys.modules.get(f"{__package__}.views")
+    if views is None or not isinstance(response, views.EventStreamResponse):
         return None
     if response.events.taken or response.events.take():
         return response.events

@@ -288,3 +288,58 @@ def test_the_handler_without_prefetch_serves_any_view_as_django_would(monkeypatc
         return start["status"]
 
     assert asyncio.run(get("/login/")) == 200
+
+
+# A project without this app (the benchmarks' Django floor) serving a view of
+# its own through the stream's handlers: nothing of the app may be imported.
+BARE_PROJECT = r'''
+import asyncio, sys
+from django.conf import settings
+settings.configure(DEBUG=False, SECRET_KEY="bare", ALLOWED_HOSTS=["testserver"],
+                   ROOT_URLCONF="__main__", INSTALLED_APPS=[], MIDDLEWARE=[], DATABASES={})
+import django
+django.setup()
+from django.http import StreamingHttpResponse
+from django.urls import path
+
+async def frames():
+    yield b"data: one\n\n"
+
+def view(request):
+    return StreamingHttpResponse(frames(), content_type="text/event-stream")
+
+urlpatterns = [path("stream/", view)]
+
+from notifications.asgi import StreamHandler, StreamHandlerWithoutMiddleware
+
+async def get(handler):
+    sent, asked = [], []
+    async def receive():
+        asked.append(1)
+        if len(asked) == 1:
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await asyncio.sleep(3600)
+    async def send(message):
+        sent.append(message)
+    scope = {"type": "http", "method": "GET", "path": "/stream/", "query_string": b"",
+             "headers": [(b"host", b"testserver")], "client": ("127.0.0.1", 1), "server": ("testserver", 80)}
+    await asyncio.wait_for(handler(scope, receive, send), 10)
+    status = sent[0]["status"]
+    body = b"".join(m.get("body", b"") for m in sent[1:])
+    return status, body
+
+for handler in (StreamHandler(prefetch=False), StreamHandlerWithoutMiddleware()):
+    print(*asyncio.run(get(handler)), "notifications.views" in sys.modules)
+'''
+
+
+def test_a_project_without_the_app_serves_its_own_stream_through_the_handlers():
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", BARE_PROJECT],
+        cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines() == ["200 b'data: one\\n\\n' False"] * 2, done.stdout
