@@ -1,6 +1,7 @@
 """
-What an open stream keeps alive in the server, and what a broadcast leaves
-behind per stream: counted by the garbage collector of a real uvicorn process
+What an open stream keeps alive in the server, what its opening leaves as
+garbage in reference cycles, and what a broadcast leaves behind per stream:
+counted by the garbage collector of a real uvicorn process
 (``tests/census/sitecustomize.py`` answers the census).
 
 With thousands of streams in one process, every object a stream keeps is
@@ -35,6 +36,11 @@ MAX_OBJECTS_PER_STREAM = 70
 # Measured about 1 per stream, all of it the hub's own read (the same however
 # many streams); a wait per stream on a fresh future and generator left 10.4.
 MAX_LEFT_PER_STREAM = 1.5
+# Measured 0.1 per opening (a few closures of the app's own); when the request
+# kept what the middleware attached to it (the lazy user, auser, the messages'
+# storages, each referring back to it), 38: every opening became garbage that
+# only a collection frees, and a reconnect storm started full collections.
+MAX_GARBAGE_PER_OPENING = 1.0
 # Django's objects of a request and its response: none may live per stream.
 DJANGO_REQUEST_TYPES = (
     "django.core.handlers.asgi.ASGIRequest",
@@ -111,9 +117,11 @@ def test_an_open_stream_keeps_little_and_a_broadcast_leaves_nothing_per_stream(
         opened = [await open_stream(srv.port, cookie)]  # the hub keeps its groups while one stays
         await asyncio.sleep(0.5)
         before = (await asyncio.to_thread(ask, census, pid, signal.SIGUSR1))["all"]
+        await asyncio.to_thread(ask, census, pid, signal.SIGUSR2)
         opened += await asyncio.gather(*(open_stream(srv.port, cookie) for _ in range(STREAMS)))
         await asyncio.sleep(1.0)
-        idle = (await asyncio.to_thread(ask, census, pid, signal.SIGUSR1))["all"]
+        counted = await asyncio.to_thread(ask, census, pid, signal.SIGUSR1)
+        idle, opening_garbage = counted["all"], counted["garbage"]
         # A broadcast reaches every stream; what it allocated and left alive
         # after every frame was written is what the census finds since the mark.
         await asyncio.to_thread(ask, census, pid, signal.SIGUSR2)
@@ -123,9 +131,11 @@ def test_an_open_stream_keeps_little_and_a_broadcast_leaves_nothing_per_stream(
         left = (await asyncio.to_thread(ask, census, pid, signal.SIGUSR1))["new"]
         for _, w in opened:
             w.close()
-        return before, idle, left
+        return before, idle, left, opening_garbage
 
-    before, idle, left = asyncio.run(scenario())
+    before, idle, left, opening_garbage = asyncio.run(scenario())
+    garbage_total = sum(opening_garbage.values()) / STREAMS
+    print(f"cyclic garbage per opening: {garbage_total:.1f}", sorted(opening_garbage.items(), key=lambda kv: -kv[1])[:25])
     kept = per_stream(before, idle)
     total = (sum(idle.values()) - sum(before.values())) / STREAMS
     print(f"tracked objects per idle stream: {total:.1f}", sorted(kept.items(), key=lambda kv: -kv[1]))
@@ -133,4 +143,5 @@ def test_an_open_stream_keeps_little_and_a_broadcast_leaves_nothing_per_stream(
     print(f"left per stream by a broadcast: {left_total:.2f}", sorted(left.items(), key=lambda kv: -kv[1])[:15])
     assert not [name for name in DJANGO_REQUEST_TYPES if idle.get(name, 0) >= STREAMS], kept
     assert total <= MAX_OBJECTS_PER_STREAM, kept
+    assert garbage_total <= MAX_GARBAGE_PER_OPENING, opening_garbage
     assert left_total <= MAX_LEFT_PER_STREAM, per_stream({}, left)
