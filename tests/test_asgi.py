@@ -8,6 +8,8 @@ stream still holds no OS thread. The opt-out (NOTIFICATIONS_STREAM_MIDDLEWARE
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -334,9 +336,6 @@ for handler in (StreamHandler(prefetch=False), StreamHandlerWithoutMiddleware())
 
 
 def test_a_project_without_the_app_serves_its_own_stream_through_the_handlers():
-    import subprocess
-    import sys
-
     done = subprocess.run(
         [sys.executable, "-c", BARE_PROJECT],
         cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=60,
