@@ -258,3 +258,44 @@ def _client(user):
     client = Client()
     client.force_login(user)
     return client
+
+
+def test_the_hq_unread_meaning_is_unchanged_by_snoozes_and_in_its_endpoints(alice):
+    """hq's unread is the read state alone: archived, seen and snoozed items stay unread there."""
+    a, b, c = (api.notify(alice, name)[0] for name in "abc")
+    api.archive(alice, [a.pk])
+    api.mark_seen(alice, [b.pk])
+    api.snooze(alice, [c.pk], timezone.now() + timedelta(minutes=5))
+    assert alice.notifications.unread().count() == 3
+    client = _client(alice)
+    assert client.get("/notifications/api/unread_count/").json() == {"unread_count": 3}
+    listing = client.get("/notifications/api/unread_list/", {"max": 10}).json()
+    assert listing["unread_count"] == 3
+    assert {n["id"] for n in listing["unread_list"]} == {a.pk, b.pk, c.pk}
+
+
+# -- the template tag's list ---------------------------------------------------------
+
+
+def test_the_bell_tag_lists_the_inbox_with_seen_state_and_the_inbox_controls(alice):
+    """The server-rendered list leaves out what is archived or snoozed, and marks what was seen."""
+    import re
+
+    from django.template import Context, Template
+    from django.test import RequestFactory
+
+    archived, snoozed, seen, new = (api.notify(alice, name)[0] for name in ("archived", "snoozed", "seen", "new"))
+    api.archive(alice, [archived.pk])
+    api.snooze(alice, [snoozed.pk], timezone.now() + timedelta(minutes=5))
+    api.mark_seen(alice, [seen.pk])
+    request = RequestFactory().get("/")
+    request.user = alice
+    html = Template("{% load notifications %}{% notifications_bell %}").render(Context({"request": request}))
+
+    items = re.findall(r'<li [^>]*data-notification-id="(\d+)"[^>]*data-seen="([01])"', html)
+    assert items == [(str(new.pk), "0"), (str(seen.pk), "1")]
+    assert re.search(r'data-notifications-badge data-count="1"', html)
+    assert html.count("data-notifications-archive>") == 2 and html.count("data-notifications-snooze>") == 2
+    for hook in ("data-seen-url", "data-archive-url", "data-unarchive-url", "data-snooze-url", "data-archive-read-url"):
+        assert re.search(rf'{hook}="/notifications/api/[^"]+"', html), hook
+    assert "data-notifications-archived" in html and "data-notifications-archive-read" in html
