@@ -145,3 +145,36 @@ def test_the_demo_says_in_the_users_language_that_an_empty_group_received_nothin
         "/", {"recipient": f"group:{empty.pk}", "verb": "hi", "level": "info"}, HTTP_ACCEPT_LANGUAGE=code, follow=True,
     )
     assert words in response.content.decode()
+
+
+def _js_strings() -> dict:
+    """notifications.js's STRINGS, its English words, read from the script."""
+    import json
+
+    script = (APP / "static" / "notifications" / "notifications.js").read_text(encoding="utf-8")
+    block = re.search(r"const STRINGS = (\{.*?\n  \});", script, flags=re.S)
+    assert block, "const STRINGS not found in notifications.js"
+    text = re.sub(r"//[^\n]*", "", block.group(1))
+    text = re.sub(r"([{,]\s*)([A-Za-z]\w*)\s*:", r'\1"\2":', text)  # bare keys quoted
+    return json.loads(re.sub(r",(\s*[}\]])", r"\1", text))  # trailing commas dropped
+
+
+@pytest.mark.parametrize("code", LANGUAGES)
+def test_every_string_of_the_js_client_comes_from_the_catalog(code: str) -> None:
+    """A word in notifications.js's STRINGS that client_strings() does not give stays English."""
+    from notifications.templatetags.notifications import client_strings
+
+    english = _js_strings()
+    with translation.override(code):
+        given = client_strings()
+    assert set(given) == set(english)
+    for key, words in english.items():
+        if isinstance(words, dict) and "other" in words:  # a plural: the forms Intl.PluralRules asks for
+            assert "other" in given[key] and set(given[key]) <= {"zero", "one", "two", "few", "many", "other"}, key
+        elif isinstance(words, dict):
+            assert set(given[key]) == set(words), key
+    # Words that differ in French and German (the catalogs' completeness is checked above).
+    for key in ("markRead", "archive", "snooze", "restore", "archived", "inbox", "archiveRead", "dismiss"):
+        assert given[key] != english[key], f"{key} is English in {code}"
+    assert all(given["status"][state] != english["status"][state] for state in english["status"])
+    assert given["bellLabel"]["other"] != english["bellLabel"]["other"]
