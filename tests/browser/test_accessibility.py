@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 from .axe import install_axe, violations
 from .demo import Bell, DemoServer
@@ -61,6 +61,68 @@ def test_escape_closes_the_list_from_an_item_and_focus_returns_to_the_bell(login
     expect(alice.button).to_be_focused()
 
 
+def tab_to(page: Page, selector: str, presses: int = 40) -> None:
+    """Press Tab until the focus is on an element matching ``selector``, as a keyboard user would."""
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        if page.evaluate("(selector) => document.activeElement.matches(selector)", selector):
+            return
+    raise AssertionError(f"Tab never reached {selector}")
+
+
+def test_the_bell_is_used_with_the_keyboard_alone(login: Login, server: DemoServer) -> None:
+    """From the top of the page: reach the bell, open it, read, archive, restore, snooze, close."""
+    alice = login("alice")
+    server.notify("alice", "second thing")
+    expect(alice.items).to_have_count(2)
+    page = alice.page
+    second = alice.item("second thing")
+    nid = second.get_attribute("data-notification-id")
+    in_item = f'[data-notification-id="{nid}"]'
+
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    tab_to(page, "[data-notifications-bell]")
+    page.keyboard.press("Enter")
+    expect(alice.panel).to_be_visible()
+    expect(alice.badge).to_be_hidden()  # opened by the keyboard, the list is seen as by a click
+
+    tab_to(page, in_item)
+    page.keyboard.press("Enter")  # on the item: marks it read
+    expect(second).to_have_attribute("data-unread", "0")
+
+    tab_to(page, f"{in_item} [data-notifications-archive]")
+    page.keyboard.press("Enter")
+    expect(second).to_have_count(0)
+    expect(alice.button).to_be_focused()  # not lost with the removed button
+    expect(alice.panel).to_be_visible()
+
+    tab_to(page, "[data-notifications-archived]")
+    page.keyboard.press("Enter")
+    expect(page.locator("[data-notifications-archived]")).to_have_attribute("aria-pressed", "true")
+    expect(second).to_have_count(1)
+    tab_to(page, f"{in_item} [data-notifications-restore]")
+    page.keyboard.press("Enter")
+    expect(second).to_have_count(0)
+    expect(alice.button).to_be_focused()
+    tab_to(page, "[data-notifications-archived]")
+    page.keyboard.press("Space")
+    expect(page.locator("[data-notifications-archived]")).to_have_attribute("aria-pressed", "false")
+    expect(second).to_have_count(1)
+
+    tab_to(page, f"{in_item} [data-notifications-snooze]")
+    page.keyboard.press("Enter")
+    expect(second).to_have_count(0)
+    expect(alice.items).to_have_count(1)  # the welcome stays
+    expect(alice.button).to_be_focused()
+
+    page.keyboard.press("Escape")
+    expect(alice.panel).to_be_hidden()
+    expect(alice.button).to_have_attribute("aria-expanded", "false")
+    expect(alice.button).to_be_focused()
+    page.keyboard.press("Space")  # and opens again from the bell
+    expect(alice.panel).to_be_visible()
+
+
 def test_live_region_announces_the_new_count(login: Login, server: DemoServer) -> None:
     alice = login("alice")
     region = alice.page.locator("[data-notifications] [aria-live=polite][role=status]").filter(
@@ -92,6 +154,7 @@ def test_a_toast_does_not_take_the_focus(login: Login, server: DemoServer) -> No
 
 def test_axe_finds_nothing_on_the_home_page_with_the_list_closed(login: Login, axe: Path) -> None:
     alice = login("alice")
+    expect(alice.badge).to_be_visible()  # the welcome is new: axe checks the badge's contrast too
     assert violations(alice.page, axe) == []
 
 
@@ -109,6 +172,22 @@ def test_axe_finds_nothing_on_the_preferences_page(login: Login, server: DemoSer
     alice = login("alice")
     alice.page.goto(server.url("/preferences/"))
     alice.wait_connected()
+    assert violations(alice.page, axe) == []
+
+
+def test_axe_finds_nothing_on_the_home_page_with_a_toast(login: Login, server: DemoServer, axe: Path) -> None:
+    alice = login("alice")
+    server.notify("alice", "toasted", "--description", "with a description")
+    expect(alice.toasts.filter(has_text="toasted")).to_have_count(1)
+    assert violations(alice.page, axe) == []
+
+
+def test_axe_finds_nothing_on_the_hq_page(login: Login, server: DemoServer, axe: Path) -> None:
+    """The demo's page written for django-notifications-hq (its tags and notify.js)."""
+    alice = login("alice")
+    server.notify("alice", "on the hq page")
+    alice.page.goto(server.url("/hq/"))
+    expect(alice.page.locator(".live_notify_list li").filter(has_text="on the hq page")).to_have_count(1)
     assert violations(alice.page, axe) == []
 
 
