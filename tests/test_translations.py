@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,54 @@ def test_every_string_of_the_js_client_comes_from_the_catalog(code: str) -> None
         assert given[key] != english[key], f"{key} is English in {code}"
     assert all(given["status"][state] != english["status"][state] for state in english["status"])
     assert given["bellLabel"]["other"] != english["bellLabel"]["other"]
+
+
+# What the app writes itself in an email and a push (not the kind's text, a
+# project's): in the recipient's language, French and German.
+DELIVERED_WORDS = {
+    "fr": {"label": "Commentaires", "open": "L'ouvrir", "stop": "Ne plus recevoir ces e-mails",
+           "digest": "2 nouvelles notifications", "all": "Toutes vos notifications"},
+    "de": {"label": "Kommentare", "open": "Öffnen", "stop": "Diese E-Mails abbestellen",
+           "digest": "2 neue Benachrichtigungen", "all": "Alle Ihre Benachrichtigungen"},
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("code", LANGUAGES)
+def test_emails_and_push_payloads_speak_the_recipients_language(declare, settings, code: str) -> None:
+    from django.contrib.auth import get_user_model
+    from django.core import mail
+    from django.test import Client
+    from django.utils.translation import gettext_lazy
+
+    from notifications import api, push, worker
+    from notifications import mail as mails
+    from notifications.kinds import Kind
+
+    words = DELIVERED_WORDS[code]
+    kind = declare(Kind("spoken", label=gettext_lazy("Comments"), channels={"in_app": True, "email": True}))
+    settings.NOTIFICATIONS_USER_LANGUAGE = "last_name"  # a project's own field, here borrowed
+    user = get_user_model().objects.create_user("marie", email="marie@example.com", last_name=code)
+    (first,) = api.notify(user, "replied", kind="spoken", url="/posts/1/")
+    (second,) = api.notify(user, "replied again", kind="spoken")
+    worker.drain()
+
+    message = mail.outbox[0]
+    html = unescape(message.alternatives[0][0])
+    assert f'lang="{code}"' in html
+    for text in (words["open"], words["stop"], words["label"]):
+        assert text in html, text
+    assert words["stop"] in message.body and "Stop these emails" not in message.body + html
+
+    assert mails.send_digest([first, second], [kind], user) == ""
+    digest = mail.outbox[-1]
+    assert digest.subject == words["digest"]
+    assert f'lang="{code}"' in digest.alternatives[0][0]
+    assert words["all"] in unescape(digest.alternatives[0][0]) and words["stop"] in digest.body
+
+    assert push.payload(first, kind)["title"] == words["label"]
+    assert push.digest_payload([first, second])["title"] == words["digest"]
+
+    # The email's "stop" link opens a page in the language of who follows it.
+    page = Client().get(message.extra_headers["List-Unsubscribe"].strip("<>"), HTTP_ACCEPT_LANGUAGE=code)
+    assert page.status_code == 200 and f'lang="{code}"' in page.content.decode()
