@@ -175,6 +175,23 @@ def test_axe_finds_nothing_on_the_preferences_page(login: Login, server: DemoSer
     assert violations(alice.page, axe) == []
 
 
+LOOKS = """(element) => {
+  const style = getComputedStyle(element);
+  return ["background-color", "color", "border-radius", "font-weight", "padding-top", "padding-left", "font-family"]
+    .map((name) => [name, style.getPropertyValue(name)]);
+}"""
+
+
+def test_the_preferences_save_button_looks_like_the_demos_buttons(login: Login, server: DemoServer) -> None:
+    alice = login("alice")
+    send = alice.page.locator("[data-send-form] button[type=submit]").evaluate(LOOKS)
+    alice.page.goto(server.url("/preferences/"))
+    save = alice.page.locator("[data-notifications-preferences-form] button[type=submit]")
+    expect(save).to_be_visible()
+    assert save.evaluate(LOOKS) == send
+    assert dict(send)["background-color"] not in ("rgba(0, 0, 0, 0)", "rgb(239, 239, 239)")  # not the browser's
+
+
 def test_axe_finds_nothing_on_the_home_page_with_a_toast(login: Login, server: DemoServer, axe: Path) -> None:
     alice = login("alice")
     server.notify("alice", "toasted", "--description", "with a description")
