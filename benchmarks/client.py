@@ -73,6 +73,11 @@ def proc_cpu_s(pids: list[int]) -> float:
     return total
 
 
+def _own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def percentile(sorted_values: list[float], q: float) -> float | None:
     if not sorted_values:
         return None
@@ -272,7 +277,7 @@ class Profiler:
                 self.args.py_spy,
                 "record",
                 "--rate",
-                "100",
+                os.environ.get("BENCH_PY_SPY_RATE", "100"),
                 "--format",
                 "raw",
                 "--threads",
@@ -800,6 +805,7 @@ async def storm(
     phase = bench.start_phase("storm", len(live), streams)
     count = args.storm_events if resumable else 0
     sampler.start()
+    cpu0, own0 = proc_cpu_s(args.pids), _own_cpu_s()
     t0 = time.time()
     await bench.drop(live)
     dropped_s = time.time() - t0
@@ -820,6 +826,7 @@ async def storm(
         remaining,
     )
     db_max = await sampler.stop()
+    cpu_s, client_cpu_s = proc_cpu_s(args.pids) - cpu0, _own_cpu_s() - own0
     delivered = sum(phase.counts.values())
     expected = len(live) * count
     back = [s for s in live if s.opened]
@@ -848,6 +855,10 @@ async def storm(
         "lost_among_reconnected": lost_reconnected,
         "duplicates": phase.duplicates,
         "db_connections_max": db_max,
+        # Where the storm's time went: the server's CPU and the load client's
+        # own, against the wall time until caught up (one core each at most).
+        "cpu_s": cpu_s,
+        "client_cpu_s": client_cpu_s,
         "errors": dict(bench.errors),
         "resumable": resumable,
     }

@@ -35,12 +35,15 @@ cookie as ``django.contrib.auth.get_user`` does, and the system check
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 import warnings
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core import signals
 from django.core.exceptions import DisallowedHost, RequestAborted
 from django.core.handlers.asgi import ASGIHandler
@@ -60,6 +63,77 @@ ASGIApp = Any
 # thread serves one opening at a time, for its middleware and view, then the
 # next: a reconnect storm queues here instead of starting a thread per client.
 MIDDLEWARE_THREADS = 8
+
+# The stream's openings through the middleware in this process: those whose
+# middleware and view ran on the event loop, and those that took a thread
+# (shown by the hub's stats, ``GET api/hub/``).
+OPENINGS = {"on_loop": 0, "in_thread": 0}
+
+# Django's middleware whose hooks, for the stream's GET, only compute: they
+# read the request's headers and cookies, set headers, and attach the
+# session, the user and the messages lazily, loaded only when something reads
+# them (which the stream's view does not do when the prefetched answer
+# decides), unless the setting named beside it has the value that makes them
+# read or write the session, or the messages are kept elsewhere.
+COMPUTE_ONLY_MIDDLEWARE: dict[str, tuple[tuple[str, Any], ...]] = {
+    "django.middleware.security.SecurityMiddleware": (),
+    "django.contrib.sessions.middleware.SessionMiddleware": (("SESSION_SAVE_EVERY_REQUEST", False),),
+    "django.middleware.locale.LocaleMiddleware": (),
+    "django.middleware.common.CommonMiddleware": (),
+    "django.middleware.csrf.CsrfViewMiddleware": (("CSRF_USE_SESSIONS", False),),
+    "django.contrib.auth.middleware.AuthenticationMiddleware": (),
+    "django.contrib.messages.middleware.MessageMiddleware": (),
+    "django.middleware.clickjacking.XFrameOptionsMiddleware": (),
+    "django.middleware.http.ConditionalGetMiddleware": (),
+    "django.middleware.gzip.GZipMiddleware": (),
+}
+_MESSAGE_STORAGES = {
+    "django.contrib.messages.storage.fallback.FallbackStorage",
+    "django.contrib.messages.storage.cookie.CookieStorage",
+    "django.contrib.messages.storage.session.SessionStorage",
+}
+
+
+def may_block(middleware: list[str] | tuple[str, ...]) -> list[str]:
+    """
+    The entries of ``middleware`` (dotted paths, as in MIDDLEWARE) that could
+    block the event loop for the stream's GET: all but Django's compute-only
+    middleware (as configured) and NOTIFICATIONS_NONBLOCKING_MIDDLEWARE.
+    """
+    vouched = set(conf.NONBLOCKING_MIDDLEWARE)
+    found = []
+    for path in middleware:
+        if path in vouched:
+            continue
+        conditions = COMPUTE_ONLY_MIDDLEWARE.get(path)
+        if conditions is None or any(getattr(settings, name) != ok for name, ok in conditions):
+            found.append(path)
+        elif path.endswith(".MessageMiddleware") and settings.MESSAGE_STORAGE not in _MESSAGE_STORAGES:
+            found.append(path)
+    return found
+
+
+def _receivers_stay_on_loop(signal: Any) -> bool:
+    """Whether every receiver of ``signal`` is one of Django's own, which only compute on the loop."""
+    for entry in signal.receivers:
+        receiver = entry[1]
+        if isinstance(receiver, weakref.ReferenceType):
+            receiver = receiver()
+        if receiver is not None and receiver not in _loop_safe_receivers():
+            return False
+    return True
+
+
+@functools.cache
+def _loop_safe_receivers() -> frozenset[Any]:
+    # request_started and request_finished as Django connects them: they act
+    # on the database connections and caches of the calling thread (or task),
+    # and the loop's has none open for the stream.
+    from django.core.cache import close_caches
+    from django.core.handlers.base import reset_urlconf
+    from django.db import close_old_connections, reset_queries
+
+    return frozenset({close_caches, reset_urlconf, close_old_connections, reset_queries})
 
 
 class _HandsStreamsOver(ASGIHandler):
@@ -89,18 +163,18 @@ class _HandsStreamsOver(ASGIHandler):
         set_script_prefix(script_prefix_of(scope))
         if not self.started_in_thread:
             await signals.request_started.asend(sender=self.__class__, scope=scope)
-        request, error_response = self.create_request(scope, body_file)
-        if request is None:
+        made, error_response = self.create_request(scope, body_file)
+        if made is None:
             assert error_response is not None  # noqa: S101  # Django answers one or the other
             body_file.close()
             await self.send_response(error_response, send)
             await sync_to_async(error_response.close)()
             return
         try:
-            response = await self.run_get_response(request)
+            request, response = await self.answer(made, body_file)
         finally:
             body_file.close()
-        del body_file
+        del body_file, made
         events = _taken(response)
         if events is None:
             try:
@@ -118,6 +192,10 @@ class _HandsStreamsOver(ASGIHandler):
                 await sync_to_async(response.close)()
         del response
         await events.serve(receive, send)
+
+    async def answer(self, request: HttpRequest, body_file: Any) -> tuple[HttpRequest, HttpResponseBase]:
+        """The response, and the request it answers (which may be a new one, made of ``body_file``)."""
+        return request, await self.run_get_response(request)
 
 
 def _let_go(request: HttpRequest) -> None:
@@ -162,6 +240,14 @@ class StreamHandler(_HandsStreamsOver):
     Django's ASGI handler for the stream: the project's middleware and the
     view run as one synchronous chain in a worker thread (one hop, instead of
     one per hook), and no thread is held once the response is ready.
+
+    When nothing in that chain can block (every middleware is one of Django's
+    that only compute, or is listed in NOTIFICATIONS_NONBLOCKING_MIDDLEWARE,
+    the receivers of ``request_started`` and ``request_finished`` are Django's,
+    and the user's answer was prefetched), the chain runs on the event loop
+    instead, as it comes: the same middleware, host check and user, without a
+    thread. A reconnect storm then costs no handing over between threads, and
+    no contention of a dozen threads for the interpreter.
     """
 
     def __init__(self, *, prefetch: bool = True) -> None:
@@ -184,6 +270,8 @@ class StreamHandler(_HandsStreamsOver):
 
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
+        # As the chain was loaded: what in it may block the loop.
+        self.blocking = may_block(settings.MIDDLEWARE)
 
     def make_view_atomic(self, view: Any) -> Any:
         # The stream's own view answers in the middleware's thread, without a
@@ -196,9 +284,42 @@ class StreamHandler(_HandsStreamsOver):
                 return views.stream_in_thread
         return super().make_view_atomic(view)
 
+    async def answer(self, request: HttpRequest, body_file: Any) -> tuple[HttpRequest, HttpResponseBase]:
+        if not self.prefetch:
+            return request, await self.run_get_response(request)
+        prefetched = await self._prepare_stream(request)
+        if not self._stays_on_loop(prefetched):
+            self._opening(prefetched, on_loop=False)
+            return request, await self.run_get_response(request)
+        self._opening(prefetched, on_loop=True)
+        response = self._respond(request, on_loop=True)
+        if not _unsettled(response):
+            OPENINGS["on_loop"] += 1
+            response._handler_class = self.__class__  # type: ignore[attr-defined]
+            return request, response
+        # The middleware left the user to be asked of the database: again, in
+        # a thread, with a request the middleware has not seen.
+        response.close()
+        scope = request.scope  # type: ignore[attr-defined]
+        _let_go(request)
+        again, _ = self.create_request(scope, body_file)
+        assert again is not None  # noqa: S101  # the same scope made a request once
+        self._opening(prefetched, on_loop=False)
+        return again, await self.run_get_response(again)
+
+    def _stays_on_loop(self, prefetched: Any) -> bool:
+        from .auth import Undecided
+
+        return (
+            not self.blocking
+            and not isinstance(prefetched, (Undecided, Exception))
+            and _receivers_stay_on_loop(signals.request_started)
+            and _receivers_stay_on_loop(signals.request_finished)
+        )
+
     async def run_get_response(self, request: HttpRequest) -> HttpResponseBase:
         if self.prefetch:
-            await self._prepare_stream(request)
+            OPENINGS["in_thread"] += 1
         respond = sync_to_async(self._respond, thread_sensitive=False, executor=self.executor)
         future = asyncio.ensure_future(respond(request))
         try:
@@ -212,9 +333,8 @@ class StreamHandler(_HandsStreamsOver):
         response._handler_class = self.__class__  # type: ignore[attr-defined]
         return response
 
-    async def _prepare_stream(self, request: HttpRequest) -> None:
-        from . import auth, views
-        from .hub import get_hub
+    async def _prepare_stream(self, request: HttpRequest) -> Any:
+        from . import auth
 
         # Authenticated here, on the loop, with every stream opening at this
         # moment (one batch, a few queries), while the thread, once the
@@ -226,17 +346,26 @@ class StreamHandler(_HandsStreamsOver):
             prefetched: Any = auth.UNDECIDED  # the middleware answers 400
         else:
             prefetched = await auth.prefetch(request)
-        views.opening_on.set((asyncio.get_running_loop(), get_hub(), prefetched))
+        return prefetched
+
+    @staticmethod
+    def _opening(prefetched: Any, *, on_loop: bool) -> None:
+        """What the stream's view reads of this opening (``views.opening_on``)."""
+        from . import views
+        from .hub import get_hub
+
+        views.opening_on.set((asyncio.get_running_loop(), get_hub(), prefetched, on_loop))
 
     @property
     def started_in_thread(self) -> bool:  # type: ignore[override]
         return self.prefetch
 
-    def _respond(self, request: HttpRequest) -> HttpResponseBase:
+    def _respond(self, request: HttpRequest, *, on_loop: bool = False) -> HttpResponseBase:
         """
-        In a worker thread: ``request_started``, the middleware and the view;
-        for the stream's response, its close (``request_finished``: it will
-        not be iterated); then close the connections opened in this thread.
+        In a worker thread (or on the loop): ``request_started``, the
+        middleware and the view; for the stream's response, its close
+        (``request_finished``: it will not be iterated); then close the
+        connections opened in this thread (none on the loop).
         """
         try:
             if self.prefetch:
@@ -246,7 +375,13 @@ class StreamHandler(_HandsStreamsOver):
                 response.close()
             return response
         finally:
-            connections.close_all()
+            if not on_loop:
+                connections.close_all()
+
+
+def _unsettled(response: HttpResponseBase) -> bool:
+    views = sys.modules.get(f"{__package__}.views")
+    return views is not None and isinstance(response, views.NotSettledOnLoop)
 
 
 _closing: set[asyncio.Task[None]] = set()

@@ -109,6 +109,16 @@ def stream_user_in_thread(
     return _audiences(request, user)
 
 
+def stream_user_settled(request: HttpRequest, prefetched: Any) -> bool:
+    """
+    Whether ``prefetched`` (``prefetch``'s answer, an ``Audiences`` or None)
+    is the request's answer after the project's middleware ran: the session
+    cookie still decides, so ``stream_user_in_thread`` would take it without
+    asking the database.
+    """
+    return not isinstance(prefetched, (Undecided, Exception)) and _session_cookie_decides(request)
+
+
 def _audiences(request: HttpRequest, user: Any) -> Audiences | None:
     """What ``user``, the request's user, may see; None when they may not stream."""
     if not signout.may_stream(user):

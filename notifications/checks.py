@@ -122,9 +122,42 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
 
 @register(Tags.security)
 def check_stream_middleware(app_configs: Any = None, **kwargs: Any) -> list[Any]:
-    """W007: NOTIFICATIONS_STREAM_MIDDLEWARE = False, naming each middleware skipped."""
+    """
+    W007: NOTIFICATIONS_STREAM_MIDDLEWARE = False, naming each middleware
+    skipped; E003 and W008: NOTIFICATIONS_NONBLOCKING_MIDDLEWARE is not a list
+    of dotted paths, or names what is not in MIDDLEWARE.
+    """
+    found = _check_nonblocking_middleware()
     if conf.STREAM_MIDDLEWARE:
+        return found
+    return found + _check_skipped_middleware()
+
+
+def _check_nonblocking_middleware() -> list[Any]:
+    vouched = getattr(settings, "NOTIFICATIONS_NONBLOCKING_MIDDLEWARE", ())
+    if not isinstance(vouched, (list, tuple)) or not all(isinstance(p, str) for p in vouched):
+        return [
+            Error(
+                f"NOTIFICATIONS_NONBLOCKING_MIDDLEWARE must be a list of dotted paths, "
+                f"not {vouched!r}.",
+                hint='List middleware as in MIDDLEWARE: ["myproject.middleware.Tenant"].',
+                id="notifications.E003",
+            )
+        ]
+    missing = [path for path in vouched if path not in getattr(settings, "MIDDLEWARE", [])]
+    if not missing:
         return []
+    return [
+        Warning(
+            "NOTIFICATIONS_NONBLOCKING_MIDDLEWARE names middleware that is not in "
+            "MIDDLEWARE: " + ", ".join(missing) + ".",
+            hint="Use the paths exactly as MIDDLEWARE spells them, or remove these.",
+            id="notifications.W008",
+        )
+    ]
+
+
+def _check_skipped_middleware() -> list[Any]:
     skipped = list(getattr(settings, "MIDDLEWARE", []))
     if not skipped:
         return []

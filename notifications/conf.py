@@ -43,6 +43,11 @@ DEFAULTS: dict[str, Any] = {
     "NOTIFICATIONS_DB_IDLE_CLOSE": 1.0,
     # Whether the stream's requests pass the project's middleware (see notifications.asgi).
     "NOTIFICATIONS_STREAM_MIDDLEWARE": True,
+    # Middleware of the project (dotted paths, as in MIDDLEWARE) that never
+    # blocks for the stream's GET (no database, cache or network), so the
+    # stream's openings may run the middleware on the event loop (see
+    # notifications.asgi.StreamHandler); Django's own are known.
+    "NOTIFICATIONS_NONBLOCKING_MIDDLEWARE": (),
     # Most open streams per server process, and per user in a process.
     "NOTIFICATIONS_MAX_STREAMS": 10_000,
     "NOTIFICATIONS_MAX_STREAMS_PER_USER": 20,
@@ -201,6 +206,10 @@ class Settings:
     @property
     def STREAM_MIDDLEWARE(self) -> bool:
         return bool(self._get("NOTIFICATIONS_STREAM_MIDDLEWARE"))
+
+    @property
+    def NONBLOCKING_MIDDLEWARE(self) -> tuple[str, ...]:
+        return tuple(self._get("NOTIFICATIONS_NONBLOCKING_MIDDLEWARE"))
 
     @property
     def RETENTION_DAYS(self) -> float:

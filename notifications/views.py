@@ -37,7 +37,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
 from . import api, inbox, preferences
-from .auth import stream_user, stream_user_in_thread
+from .asgi import OPENINGS
+from .auth import stream_user, stream_user_in_thread, stream_user_settled
 from .conf import conf
 from .feed import position_now
 from .finality import Cursor, InvalidCursor
@@ -146,25 +147,41 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
 # The event loop and hub a stream opened in a worker thread will stream on,
 # set by the handler that sent the request to that thread, with what the
 # handler's prefetch found for the request's session cookie.
-opening_on: ContextVar[tuple[asyncio.AbstractEventLoop, Hub, Any]] = ContextVar("opening_on")
+# Set by notifications.asgi.StreamHandler for the opening it hands to
+# ``stream_in_thread``: the event loop, the hub, the prefetched answer, and
+# whether the middleware and the view run on that loop rather than a thread.
+opening_on: ContextVar[tuple[asyncio.AbstractEventLoop, Hub, Any, bool]] = ContextVar("opening_on")
 
 
 def stream_in_thread(request: HttpRequest) -> HttpResponseBase:
     """
     ``stream`` for ``notifications.asgi.StreamHandler``, which runs the
-    project's middleware in a worker thread: the same answer, given in that
-    thread without waiting on the event loop (which a burst of openings keeps
-    busy); the body then streams on the loop.
+    project's middleware in a worker thread, or on the event loop when no
+    part of it can block: the same answer, given without waiting on the event
+    loop (which a burst of openings keeps busy); the body then streams on the
+    loop.
     """
     if request.method != "GET":
         return _only_get(request)
     request.get_host()
-    loop, hub, prefetched = opening_on.get()
+    loop, hub, prefetched, on_loop = opening_on.get()
+    if on_loop:
+        # The handler ran the middleware on the loop because the prefetched
+        # answer decides; if the middleware made it not decide after all,
+        # asking the database here would block the loop: the handler opens
+        # the stream again in a thread.
+        if not stream_user_settled(request, prefetched):
+            return NotSettledOnLoop()
+        return _open(request, prefetched, hub)
     try:
         who = stream_user_in_thread(request, loop, prefetched)
     except DatabaseError:
         return _database_down()
     return _open(request, who, hub)
+
+
+class NotSettledOnLoop(HttpResponse):
+    """``stream_in_thread``'s answer on the loop when only a thread could tell who the user is."""
 
 
 def _database_down() -> JsonResponse:
@@ -224,13 +241,14 @@ def _cursor(request: HttpRequest) -> tuple[Cursor | None, bool]:
 @outside_request_transactions
 @require_GET
 async def hub_stats(request: HttpRequest) -> HttpResponse:
-    """``GET api/hub/``: this process's hub, for staff (streams, users, groups)."""
+    """``GET api/hub/``: this process's hub, for staff (streams, users, groups, openings)."""
     user = await request.auser()
     if not user.is_authenticated:
         return _forbidden()
     if not is_staff(user):
         return error(403, _("Staff only."))
-    return JsonResponse(get_hub().stats())
+    # With the openings through the middleware: on the event loop, or in a thread.
+    return JsonResponse({**get_hub().stats(), "openings": dict(OPENINGS)})
 
 
 # -- the JSON API ----------------------------------------------------------------

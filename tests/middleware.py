@@ -57,3 +57,24 @@ class AllowListMiddleware:
         if client not in ALLOWED_CLIENTS:
             return HttpResponseForbidden("Not from here.")
         return self.get_response(request)
+
+
+class OwnAuserMiddleware:
+    """
+    Replaces ``request.auser`` with a function of its own that answers as
+    Django's does, reading nothing until asked: a middleware a project may
+    rightly list in NOTIFICATIONS_NONBLOCKING_MIDDLEWARE, after which only
+    the database can say who the stream's user is.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from django.contrib.auth import aget_user
+
+        async def auser() -> Any:
+            return await aget_user(request)
+
+        request.auser = auser  # type: ignore[attr-defined]
+        return self.get_response(request)

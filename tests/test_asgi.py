@@ -18,7 +18,8 @@ import pytest
 from django.db import connection
 
 from notifications import api
-from notifications.asgi import StreamHandler, serve_streams, stream_without_middleware
+from notifications.asgi import StreamHandler, may_block, serve_streams, stream_without_middleware
+from notifications.auth import UNDECIDED
 from notifications.checks import check_stream_middleware
 
 from .middleware import CLIENT_HEADER, USER_HEADER
@@ -26,6 +27,7 @@ from .test_stream import open_database_files
 
 WITHOUT_MIDDLEWARE = "tests.settings_stream_without_middleware"
 CUSTOM_MIDDLEWARE = "tests.settings_custom_middleware"
+NONBLOCKING_MIDDLEWARE = "tests.settings_nonblocking_middleware"
 ATOMIC_REQUESTS = "tests.settings_atomic_requests"
 
 
@@ -81,6 +83,121 @@ def test_the_opt_out_warns_naming_every_middleware_it_skips(settings):
     assert warning.id == "notifications.W007" and warning.hint
     for name in settings.MIDDLEWARE:
         assert name in warning.msg
+
+
+def test_the_vouched_middleware_must_be_dotted_paths_in_middleware(settings):
+    settings.NOTIFICATIONS_NONBLOCKING_MIDDLEWARE = "myproject.middleware.Tenant"
+    (error,) = check_stream_middleware()
+    assert error.id == "notifications.E003" and error.hint
+    settings.NOTIFICATIONS_NONBLOCKING_MIDDLEWARE = ["myproject.middleware.Tenant"]
+    (warning,) = check_stream_middleware()
+    assert warning.id == "notifications.W008" and "myproject.middleware.Tenant" in warning.msg
+    settings.NOTIFICATIONS_NONBLOCKING_MIDDLEWARE = [settings.MIDDLEWARE[0]]
+    assert check_stream_middleware() == []
+
+
+def test_djangos_own_middleware_is_known_not_to_block_unless_set_to_use_the_session(settings):
+    assert may_block(settings.MIDDLEWARE) == []
+    settings.SESSION_SAVE_EVERY_REQUEST = True
+    settings.CSRF_USE_SESSIONS = True
+    assert may_block(settings.MIDDLEWARE) == [
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.middleware.csrf.CsrfViewMiddleware",
+    ]
+    settings.SESSION_SAVE_EVERY_REQUEST = settings.CSRF_USE_SESSIONS = False
+    settings.MESSAGE_STORAGE = "tests.somewhere.DatabaseStorage"
+    assert may_block(settings.MIDDLEWARE) == ["django.contrib.messages.middleware.MessageMiddleware"]
+
+
+def test_a_middleware_the_app_does_not_know_may_block_unless_the_project_vouches_for_it(settings):
+    mine = ["django.middleware.security.SecurityMiddleware", "myproject.middleware.Tenant"]
+    assert may_block(mine) == ["myproject.middleware.Tenant"]
+    settings.NOTIFICATIONS_NONBLOCKING_MIDDLEWARE = ["myproject.middleware.Tenant"]
+    assert may_block(mine) == []
+
+
+def test_a_receiver_of_the_request_signals_that_is_not_djangos_keeps_openings_off_the_loop():
+    from django.core import signals
+
+    handler = StreamHandler()
+    decided = None  # prefetch's answer for a request without a login
+    assert handler._stays_on_loop(decided)
+    assert not handler._stays_on_loop(UNDECIDED)
+
+    def audit(**kwargs: Any) -> None:
+        pass
+
+    for signal in (signals.request_started, signals.request_finished):
+        signal.connect(audit)
+        try:
+            assert not handler._stays_on_loop(decided)
+        finally:
+            signal.disconnect(audit)
+    assert handler._stays_on_loop(decided)
+
+
+def openings(tab: Any) -> dict[str, int]:
+    return tab.http.get("/notifications/api/hub/").json()["openings"]
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_with_djangos_middleware_streams_open_on_the_loop_through_it(browser, make_user, make_server):
+    """The demo's middleware only computes: the openings take no thread, and every hook still ran."""
+    srv = make_server()
+    staff = browser(make_user(staff=True), on=srv)
+    alice = make_user()
+    before = openings(staff)
+    streams = [browser(alice, on=srv).stream().connected() for _ in range(5)]
+    after = openings(staff)
+    assert after["on_loop"] - before["on_loop"] == 5 and after["in_thread"] == before["in_thread"]
+    # SecurityMiddleware, XFrameOptionsMiddleware and LocaleMiddleware answered.
+    for stream in streams:
+        assert stream.headers["x-frame-options"] == "DENY"
+        assert stream.headers["x-content-type-options"] == "nosniff"
+        assert "accept-language" in stream.headers["vary"].lower()
+    note = api.notify(alice, "on the loop")[0]
+    for stream in streams:
+        stream.wait_for(lambda s: note.pk in s.notification_ids(), timeout=6)
+    stranger = browser(None, on=srv).stream()
+    stranger.wait_for(lambda s: s.ended)
+    assert stranger.status == 403
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_a_middleware_the_app_does_not_know_keeps_the_opening_in_a_thread(
+    browser, make_user, make_server
+):
+    srv = make_server(DJANGO_SETTINGS_MODULE=CUSTOM_MIDDLEWARE)
+    staff = browser(make_user(staff=True), on=srv)
+    before = openings(staff)
+    browser(make_user(), on=srv).stream().connected()
+    after = openings(staff)
+    assert after["in_thread"] - before["in_thread"] == 1 and after["on_loop"] == before["on_loop"]
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_a_vouched_middleware_that_leaves_the_user_to_the_database_opens_again_in_a_thread(
+    browser, make_user, make_server
+):
+    """
+    On the loop the view cannot ask the database who the user is: it says so,
+    and the handler opens the stream again in a thread, with a new request.
+    """
+    srv = make_server(DJANGO_SETTINGS_MODULE=NONBLOCKING_MIDDLEWARE)
+    staff = browser(make_user(staff=True), on=srv)
+    alice, bob = make_user(), make_user()
+    before = openings(staff)
+    stream = browser(alice, on=srv).stream().connected()
+    after = openings(staff)
+    assert after["in_thread"] - before["in_thread"] == 1 and after["on_loop"] == before["on_loop"]
+    assert stream.headers["x-frame-options"] == "DENY"
+    for_bob = api.notify(bob, "for bob")[0]
+    for_alice = api.notify(alice, "for alice")[0]
+    stream.wait_for(lambda s: for_alice.pk in s.notification_ids(), timeout=6)
+    assert for_bob.pk not in stream.notification_ids()
 
 
 def threads(pid: int) -> int:
