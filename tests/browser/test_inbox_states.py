@@ -7,6 +7,8 @@ and a snoozed item comes back live, once, in both.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import expect
@@ -25,6 +27,15 @@ SNOOZE = """async ([id, seconds]) => {
     method: "POST", credentials: "same-origin",
     headers: {"X-CSRFToken": root.dataset.csrfToken, "Content-Type": "application/json"},
     body: JSON.stringify({until}),
+  });
+  return response.status;
+}"""
+
+
+POST = """async ([name, id]) => {
+  const root = document.querySelector("[data-notifications]");
+  const response = await fetch(root.dataset[name].replace("/0/", `/${id}/`), {
+    method: "POST", credentials: "same-origin", headers: {"X-CSRFToken": root.dataset.csrfToken},
   });
   return response.status;
 }"""
@@ -156,3 +167,44 @@ def test_a_woken_item_toasts_once_like_a_new_notification(alice: tuple[Bell, Bel
     third.page.wait_for_timeout(1000)
     assert toasts_shown(third, nid) == 0
     assert [toasts_shown(tab, nid) for tab in (first, second)] == woke
+
+
+def test_a_list_answer_older_than_a_change_does_not_bring_the_item_back(alice: tuple[Bell, Bell]) -> None:
+    """
+    The first tab reloads its list (the item came back from "Archived") and the
+    answer, with the item in it, is held on its way while the second tab
+    snoozes the item and the first gets the stream's event: once delivered,
+    that older answer must not put the snoozed item back.
+    """
+    first, second = alice
+    nid = int(first.item("reviewed your draft").get_attribute("data-notification-id") or 0)
+    held: list[Any] = []
+
+    def is_list(url: str) -> bool:
+        return urlsplit(url).path.endswith("/notifications/api/")
+
+    released: list[bool] = []
+
+    def hold(route: Any) -> None:
+        if released:
+            route.continue_()
+        else:
+            held.append((route, route.fetch()))  # the server's answer now, delivered later
+
+    first.page.route(is_list, hold)
+    assert second.page.evaluate(POST, ["archiveUrl", nid]) == 200
+    expect(first.item("reviewed your draft")).to_have_count(0)
+    assert second.page.evaluate(POST, ["unarchiveUrl", nid]) == 200
+    for _ in range(100):  # the unarchived event makes the first tab reload its inbox
+        if held:
+            break
+        first.page.wait_for_timeout(100)
+    assert held, "the first tab never asked for its list again"
+    assert second.page.evaluate(SNOOZE, [nid, 600]) == 200
+    first.page.wait_for_timeout(1500)  # the snoozed event reaches the first tab
+    released.append(True)
+    for route, response in held:
+        route.fulfill(response=response)
+    first.page.wait_for_timeout(1500)
+    expect(first.item("reviewed your draft")).to_have_count(0)
+    expect(second.item("reviewed your draft")).to_have_count(0)

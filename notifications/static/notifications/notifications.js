@@ -656,6 +656,7 @@
       this.texts = new Texts(d.language || document.documentElement.lang, d.strings);
       this.find = (name) => root.querySelector(`[data-notifications-${name}]`);
       this.view = "inbox"; // or "archived": what the list shows
+      this.changes = 0; // the list's changes here and from the stream, so a reload can tell it is stale
       this.list = this.find("list");
       this.seen = new SeenIds(SEEN_MAX, this.items().map((item) => item.dataset.notificationId));
       this.count = Number(this.find("badge").dataset.count) || 0;
@@ -735,6 +736,7 @@
      */
     applyState(state, items, change, shown) {
       const inbox = this.view === "inbox";
+      this.changes += 1;
       if (state === "seen") items.forEach((item) => (item.dataset.seen = "1"));
       else if (state === "archived" || state === "snoozed") {
         if (inbox) items.forEach((item) => item.remove());
@@ -766,7 +768,8 @@
      * Load the list afresh from the API (the stream could not resume, or this
      * tab may have missed relayed events). What arrives while it loads stays.
      */
-    async reload() {
+    async reload(tries = 3) {
+      const asked = this.changes;
       const url = new URL(this.config.listUrl, window.location.href);
       url.searchParams.set("page_size", this.config.limit);
       if (this.view === "archived") url.searchParams.set("archived", "1");
@@ -779,6 +782,10 @@
       } catch (error) {
         return; // the list stays as it was; the next reset or read event tries again
       }
+      // An item archived or snoozed here, or a state event of the stream, while
+      // the answer was on its way: the answer may predate it and would put the
+      // item back. Ask again (a few times at most: then the answer stands).
+      if (this.changes !== asked && tries > 1) return this.reload(tries - 1);
       const listed = new Set(page.results.map((n) => String(n.id)));
       // The answer replaces every item shown before it was asked for; items the
       // stream delivered while it was on its way stay. (The cursor is opaque.)
@@ -941,6 +948,7 @@
       const body = action === "snooze" ? { until: new Date(Date.now() + this.config.snoozeMinutes * 60000).toISOString() } : undefined;
       if (item.contains(document.activeElement)) this.find("bell").focus();
       const wasUnseen = itemUnseen(item);
+      this.changes += 1;
       item.remove();
       this.updateEmpty();
       if (wasUnseen && action !== "restore") this.setCount(this.count - 1); // the event brings the exact count
