@@ -180,14 +180,6 @@ class Pushes:
         found: list[dict[str, Any]] = self.page.evaluate(SHOWN, SW)
         return found
 
-    def wait_shown(self, count: int, timeout: float = 20) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        shown = self.shown()
-        while len(shown) < count and time.monotonic() < deadline:
-            self.page.wait_for_timeout(100)
-            shown = self.shown()
-        return shown
-
     def worker(self) -> Worker:
         """The running service worker, as Playwright sees it."""
         deadline = time.monotonic() + 10
@@ -226,8 +218,10 @@ def test_the_service_worker_shows_a_delivered_push_with_its_group_as_tag(login: 
     (payload,) = payloads(server, ("Post 1", "/"))
     alice = login("alice", permissions=["notifications"])
     pushes = Pushes(alice.page, server)
-    pushes.deliver(payload)
-    assert pushes.wait_shown(1) == [
+    # Delivered through DevTools, which sometimes drops the first delivery to a
+    # worker just registered (seen once in CI): ``show`` delivers it again
+    # until it is shown, and a push of the same tag replaces, so one shows.
+    assert pushes.show(payload) == [
         {
             "title": "Comments",
             "body": payload["body"],
