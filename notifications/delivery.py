@@ -16,6 +16,10 @@ How a poke leaves, by where the caller runs:
   sends from. A poke for a group already waiting there is that one; when the
   queue is full, pokes are dropped with one log line (the hubs' database check
   still delivers what they announced).
+
+A login check (a password change, a logout) sent from the server's loop or
+one of its threads also reaches that loop's hub directly, whatever the layer,
+in order with what the loop is handed next (see ``_start_in_loop``).
 """
 
 from __future__ import annotations
@@ -103,14 +107,16 @@ def _send(messages: list[Message]) -> None:
     layer = get_channel_layer(conf.CHANNEL_LAYER)
     if layer is None:
         return
-    if isinstance(layer, InMemoryChannelLayer):
-        loop = _server_loop()
-        if loop is not None:
+    loop = _server_loop()
+    if loop is not None:
+        in_loop = isinstance(layer, InMemoryChannelLayer)
+        if in_loop or any(m.get("type") == CHECK["type"] for _, m in messages):
             try:
-                loop.call_soon_threadsafe(_start_in_loop, loop, layer, messages)
-                return
+                loop.call_soon_threadsafe(_start_in_loop, loop, layer if in_loop else None, messages)
             except RuntimeError:  # the loop is closed: send as from a plain thread
-                pass
+                in_loop = False
+        if in_loop:
+            return
     _publisher().put(messages)
 
 
@@ -142,17 +148,22 @@ def _server_loop() -> asyncio.AbstractEventLoop | None:
 
 
 def _start_in_loop(
-    loop: asyncio.AbstractEventLoop, layer: BaseChannelLayer, messages: list[Message]
+    loop: asyncio.AbstractEventLoop, layer: BaseChannelLayer | None, messages: list[Message]
 ) -> None:
     # Logins to check reach this loop's hub now, not a few loop turns later
-    # through the layer: the loop takes callbacks in the order threads hand
-    # them over, so a row committed after the change (a password change, then
-    # a notification) is dispatched only after its streams were checked.
+    # through the layer (whichever it is: Redis too): the loop takes callbacks
+    # in the order threads hand them over, so a row committed after the change
+    # (a password change, then a notification) is dispatched only after its
+    # streams were checked. Then the layer takes the messages to the other
+    # processes' hubs (``layer``: this loop's in-memory layer; otherwise the
+    # caller queued them for the background thread).
     hub = existing_hub(loop)
     if hub is not None:
         for _, message in messages:
             if message.get("type") == CHECK["type"]:
                 hub.on_message(message)
+    if layer is None:
+        return
     task = loop.create_task(_send_in_order(layer, messages))
     _in_loop_tasks.add(task)  # keep a reference until it is done
     task.add_done_callback(_in_loop_done)

@@ -7,9 +7,11 @@ change: the session auth hash, with SECRET_KEY_FALLBACKS as ``get_user``
 applies them; the user deleted or made inactive), or once its user's
 audiences changed (staff, groups): the client reconnects with the rights it
 has now, or is refused. A change the app sees as it happens ends the streams
-before anything more is handed out to them. With signed-cookie sessions the
-server checks what it can see: the cookie's signature and age, the password
-hash and ``is_active`` (a logout only replaces the cookie in that browser).
+before anything more is handed out to them in the process that made it, and
+in the others as soon as the channel layer brings the check. With
+signed-cookie sessions the server checks what it can see: the cookie's
+signature and age, the password hash and ``is_active`` (a logout only
+replaces the cookie in that browser).
 
 The rule is here, once: ``may_stream`` (the user), ``signed_out`` (the
 logins and users of open streams), ``audiences_changed`` (the rights a

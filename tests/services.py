@@ -11,8 +11,23 @@ import shutil
 import subprocess
 import tempfile
 import time
+from typing import Any
 
 from .conftest import free_port
+
+
+def redis_layer(url: str) -> dict[str, Any]:
+    """A channel layer on ``url``, configured as the demo project configures its own."""
+    return {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": url, "socket_timeout": 30, "socket_connect_timeout": 5}],
+                "capacity": 1000,
+                "expiry": 30,
+            },
+        }
+    }
 
 
 class PrivateRedis:

@@ -27,7 +27,7 @@ from notifications import api, delivery
 from notifications.hub import ALL_GROUP, user_group
 
 from .conftest import free_port
-from .services import PrivateRedis
+from .services import PrivateRedis, redis_layer
 
 FAST = 0.05  # seconds: what a notify() or its commit takes, whatever the layer does
 
@@ -39,20 +39,6 @@ def assert_fast(durations: list[float]) -> None:
     """
     assert statistics.median(durations) < FAST, durations
     assert max(durations) < 10 * FAST, durations
-
-
-def redis_layer(url: str) -> dict[str, Any]:
-    """A channel layer on ``url``, configured as the demo project configures its own."""
-    return {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [{"address": url, "socket_timeout": 30, "socket_connect_timeout": 5}],
-                "capacity": 1000,
-                "expiry": 30,
-            },
-        }
-    }
 
 
 def pause(redis: PrivateRedis, seconds: float) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,10 +19,11 @@ from django.contrib.auth.models import Group
 from django.contrib.sessions.backends import signed_cookies
 from django.test import Client, override_settings
 
-from notifications import api, feed
+from notifications import api, delivery, feed
 from notifications.models import Audiences
 
 from .conftest import CSRF
+from .services import PrivateRedis, redis_layer
 
 HEARTBEAT = 2.0
 
@@ -333,34 +335,61 @@ def test_what_sends_a_login_check(monkeypatch):
     assert checked == [[alice.pk], [alice.pk], [alice.pk]]
 
 
-def test_in_the_servers_process_a_login_check_reaches_the_hub_before_what_follows_it(settings):
+@pytest.fixture(params=["in-memory", "redis"])
+def any_layer(request: Any, settings: Any) -> Iterator[str]:
+    """Each kind of channel layer (Redis: a private server of this test's)."""
+    if request.param == "in-memory":
+        settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+        yield request.param
+        return
+    redis = PrivateRedis().start()
+    try:
+        settings.CHANNEL_LAYERS = redis_layer(redis.url)
+        yield request.param
+    finally:
+        redis.stop()
+
+
+CHECKS = {
+    "password": lambda: delivery.check_users([7]),  # set_password's on_commit
+    "logout": lambda: delivery.end_login(7, "the-session"),
+    "logout-signed-cookie": lambda: delivery.end_login(7, None),
+}
+
+
+@pytest.mark.parametrize("change", CHECKS)
+def test_in_the_servers_process_a_login_check_reaches_the_hub_before_what_follows_it(any_layer, change):
     """
-    A password change in a view of the server (the in-memory layer) sends
-    its check from the view's thread; the notification committed next is
-    found by a database read whose result the loop takes later from another
-    thread. The loop takes such hand-overs in order, so the check must reach
-    the hub at its own hand-over, not a few loop turns later through the
-    layer, or that notification could go out to the ended login first.
+    A password change or a logout in a view of the server sends its check
+    from the view's thread; the notification committed next is found by a
+    database read whose result the loop takes later from another thread. The
+    loop takes such hand-overs in order, so the check must reach the hub at
+    its own hand-over, not later through the layer (Redis: from another
+    thread, over the network), or that notification could go out to the
+    ended login first. (This hub does not even listen to the layer here.)
     """
     from asgiref.sync import sync_to_async
 
-    from notifications import delivery
     from notifications.hub import get_hub
 
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-
-    async def scenario() -> bool:
+    async def scenario() -> list[dict[str, Any]]:
         hub = get_hub()
         hub.registry.by_user[7] = {object()}  # user 7 has a stream here
+        got: list[dict[str, Any]] = []
+        hub.on_message = got.append  # type: ignore[method-assign]
         loop = asyncio.get_running_loop()
-        checked_first: asyncio.Future[bool] = loop.create_future()
+        at_the_next_hand_over: asyncio.Future[list[dict[str, Any]]] = loop.create_future()
 
         def view() -> None:
-            delivery.check_users([7])  # the password change's on_commit
+            CHECKS[change]()
             # Handed over after it: the read that finds the next notification.
-            loop.call_soon_threadsafe(lambda: checked_first.set_result(7 in hub._to_check))
+            loop.call_soon_threadsafe(lambda: at_the_next_hand_over.set_result(list(got)))
 
         await sync_to_async(view)()
-        return await checked_first
+        return await at_the_next_hand_over
 
-    assert asyncio.run(scenario())
+    received = asyncio.run(scenario())
+    assert [m["type"] for m in received] == ["notifications.check"]
+    assert received[0]["user"] == "7"
+    assert received[0].get("session") == ("the-session" if change == "logout" else None)
+    assert delivery.flush(5)  # and the layer took it for the other processes
