@@ -25,6 +25,7 @@ from . import visibility
 from .finality import Cursor, Position, Sequence, Snapshot, parse_snapshot
 from .models import Audiences, BroadcastReceipt, Notification, ReadEvent, superseded
 from .render import as_dict, dumps, prepare
+from .signout import CHECK_PAYLOAD_PREFIX
 from .signout import signed_out as signed_out  # the hub's sweep: who must stop streaming
 
 logger = logging.getLogger(__name__)
@@ -299,7 +300,8 @@ def _missed_reads(
 def _kept_reads(users: Collection[int]) -> dict[int, list[tuple[int, str]]]:
     """Every kept read event of these users: user -> [(key, JSON)] in id order."""
     found: dict[int, list[tuple[int, str]]] = {}
-    rows = _with_key(ReadEvent.objects.filter(user_id__in=set(users)), ReadEvent)
+    theirs = ReadEvent.objects.filter(user_id__in=set(users))
+    rows = _with_key(theirs.exclude(payload__startswith=CHECK_PAYLOAD_PREFIX), ReadEvent)  # (the hub's)
     for r in rows.order_by("id").only("user_id", "payload"):
         found.setdefault(r.user_id, []).append((int(r.finality_key), r.payload))
     return found

@@ -425,13 +425,30 @@ class Hub:
         """A message of the channel layer (or handed over in this process: ``delivery``)."""
         kind = message.get("type")
         if kind == "notifications.check":
-            ending, users = signout.on_check(message, self.registry.by_user)
-            for sub in ending:
-                self._close(sub, "signed out")
-            self._to_check |= users
+            self._take_check(message)
             self._poke()
         elif kind in ("notifications.poke", "notifications.read"):
             self._poke()
+
+    def _take_check(self, message: dict[str, Any]) -> None:
+        """End the streams a check ends now; note the users whose logins are checked next."""
+        ending, users = signout.on_check(message, self.registry.by_user)
+        for sub in ending:
+            self._close(sub, "signed out")
+        self._to_check |= users
+
+    def _take_kept_checks(self, fetched: feed.Fetched) -> feed.Fetched:
+        """
+        Take the login checks kept as read events out of ``fetched`` (they are
+        for this hub, not for its clients) and take them in: they committed
+        before any row of ``fetched`` that came after them, so they are
+        applied before those rows go out, whatever the channel layer did
+        with the same check.
+        """
+        fetched.reads, checks = signout.login_checks(fetched.reads)
+        for message in checks:
+            self._take_check(message)
+        return fetched
 
     def _poke(self) -> None:
         self._poked.set()
@@ -481,7 +498,9 @@ class Hub:
         epoch = self._epoch
         await self._check_now()
         users = frozenset(self.registry.by_user)
-        fetched = await db.run(feed.fetch, start, read_start, users, self._wake_is_due())
+        fetched = self._take_kept_checks(
+            await db.run(feed.fetch, start, read_start, users, self._wake_is_due())
+        )
         read = once.Read(start, fetched.end, users)
         # Until the hand-out below, every await lets in streams the read does
         # not serve (they start at ``start`` too, but their users' rows were
@@ -490,7 +509,8 @@ class Hub:
         # with nothing awaited in between (``once``).
         while epoch == self._epoch:
             if late := read.unserved(self.registry.by_user):
-                fetched.add(await db.run(feed.fetch_late, start, read_start, fetched, late))
+                more = await db.run(feed.fetch_late, start, read_start, fetched, late)
+                fetched.add(self._take_kept_checks(more))
                 read = read.taking(late)
             elif self._to_check:  # a login that changed is checked before its rows go out
                 await self._check_now()

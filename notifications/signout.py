@@ -7,8 +7,7 @@ change: the session auth hash, with SECRET_KEY_FALLBACKS as ``get_user``
 applies them; the user deleted or made inactive), or once its user's
 audiences changed (staff, groups): the client reconnects with the rights it
 has now, or is refused. A change the app sees as it happens ends the streams
-before anything more is handed out to them in the process that made it, and
-in the others as soon as the channel layer brings the check. With
+before anything more is handed out to them, in every process. With
 signed-cookie sessions the server checks what it can see: the cookie's
 signature and age, the password hash and ``is_active`` (a logout only
 replaces the cookie in that browser).
@@ -28,13 +27,18 @@ goes through it:
   a session deleted, a queryset ``update()``) are found by it alone.
 - A password set with ``set_password`` (``pre_save``: ``on_user_save``) and
   a group joined or left (``m2m_changed``: ``on_groups_changed``) call
-  ``logins_changed``: after commit, a check message goes to the user's hubs
+  ``logins_changed``: after commit, a check is kept in the database
+  (``keep_check``) and a check message goes to the user's hubs
   (``delivery.check_users``).
 - A logout (``user_logged_out``: ``on_logged_out``) calls ``login_ended``: a
-  check message naming the session (``delivery.end_login``).
-- A check message, at a hub (``Hub.on_message``): ``on_check`` says which
-  streams end now (the logged-out login's) and whose logins the hub passes
-  to ``signed_out`` before its next hand-out (``Hub._check_now``).
+  check naming the session, kept in the logout's transaction and sent
+  (``delivery.end_login``).
+- At a hub, a check message (``Hub.on_message``) or a kept check, read in the
+  snapshot of the rows committed after it (``login_checks``): ``on_check``
+  says which streams end now (the logged-out login's) and whose logins the
+  hub passes to ``signed_out`` before its next hand-out (``Hub._check_now``).
+  The kept check orders the change before those rows in every process,
+  whatever the channel layer does; the message only makes it sooner.
 
 The away delivery (email, Web Push) is addressed to the user, not to a
 login: it does not go through this module, but it sends nothing to a user
@@ -43,7 +47,9 @@ made inactive (``schedule.why_not``).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import json
+import logging
+from collections.abc import Collection, Iterable, Mapping
 from importlib import import_module
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, TypeVar
 
@@ -52,15 +58,23 @@ from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.sessions.backends import signed_cookies
 from django.db import router, transaction
 from django.utils import timezone
-from django.utils.crypto import constant_time_compare
+from django.utils.crypto import constant_time_compare, salted_hmac
 
-from .models import Audiences
+from .models import Audiences, ReadEvent
+from .render import dumps
 from .users import group_ids, groups_field, is_staff, user_id_from_text
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
 CHUNK = 500
+
+logger = logging.getLogger(__name__)
+
+# A login check kept as a read event row: its payload starts with this, and
+# it never reaches a client (the hub takes it, replays skip it).
+CHECK_PAYLOAD_PREFIX = '{"login":'
+NOT_KEPT = "Could not keep a login check; streams are checked through the channel layer."
 
 # -- the rule --------------------------------------------------------------------
 
@@ -180,13 +194,15 @@ def on_check(
 ) -> tuple[list[S], set[Any]]:
     """
     What a check message (``delivery.check_users``, ``delivery.end_login``)
-    asks of a hub whose open streams are ``by_user``: the streams that end
-    now (a logout names its session: that login's streams), and the users
-    whose streams' logins go through ``signed_out`` before anything more is
-    handed out to them.
+    or a kept check (``login_checks``) asks of a hub whose open streams are
+    ``by_user``: the streams that end now (a logout names its session, or
+    its ``session_tag``: that login's streams), and the users whose streams'
+    logins go through ``signed_out`` before anything more is handed out to
+    them.
     """
     user = str(message.get("user"))  # (a user's pk, as text)
     session = message.get("session")
+    tag = message.get("session_tag")
     ending: list[S] = []
     to_check: set[Any] = set()
     for uid in {user, user_id_from_text(user)}:
@@ -195,9 +211,56 @@ def on_check(
             continue
         if session:  # a logout: that login's streams end now
             ending.extend(s for s in subs if s.who.session_key == session)
+        elif tag:
+            ending.extend(s for s in subs if s.who.session_key and _tagged(s.who.session_key, tag))
         else:
             to_check.add(uid)
     return ending, to_check
+
+
+def session_tag(session_key: str) -> str:
+    """What a kept logout names its session by: a keyed hash, never the key itself."""
+    digest = salted_hmac("notifications.signout.session", session_key, algorithm="sha256")
+    return digest.hexdigest()[:32]
+
+
+def _tagged(session_key: str, tag: str) -> bool:
+    return constant_time_compare(session_tag(session_key), tag)
+
+
+def keep_check(user_id: Any, session_key: str | None = None) -> None:
+    """
+    Keep a login check for ``user_id`` as a read event row, in the current
+    transaction of the notification tables' database: every hub reads it in
+    the same snapshot as the rows committed after it (``login_checks``), so
+    it ends or checks that user's streams before those rows go out, in every
+    process, whatever the channel layer does. With ``session_key`` (a
+    logout), that login's streams end.
+    """
+    payload = {"login": session_tag(session_key) if session_key else ""}
+    using = router.db_for_write(ReadEvent)
+    ReadEvent.objects.using(using).create(user_id=user_id, payload=dumps(payload))
+
+
+def login_checks(
+    reads: Iterable[tuple[Any, int, str]],
+) -> tuple[list[tuple[Any, int, str]], list[dict[str, Any]]]:
+    """
+    Split the read events a hub read (user, finality key, JSON) into those
+    for its clients and the kept login checks, as check messages.
+    """
+    kept: list[tuple[Any, int, str]] = []
+    checks: list[dict[str, Any]] = []
+    for user_id, key, payload in reads:
+        if not payload.startswith(CHECK_PAYLOAD_PREFIX):
+            kept.append((user_id, key, payload))
+            continue
+        tag = json.loads(payload)["login"]
+        message = {"type": "notifications.check", "user": str(user_id)}
+        if tag:
+            message["session_tag"] = tag
+        checks.append(message)
+    return kept, checks
 
 
 # -- the changes the app sees as they happen ----------------------------------------
@@ -212,8 +275,19 @@ def logins_changed(user_ids: Collection[Any]) -> None:
     from . import delivery
 
     ids = list(user_ids)
+
+    def committed() -> None:
+        # After the change (a password hash checked before it committed
+        # would still verify), before anything the caller commits next.
+        try:
+            for uid in ids:
+                keep_check(uid)
+        except Exception:  # the change stands; the channel layer and the sweep still tell
+            logger.exception(NOT_KEPT)
+        delivery.check_users(ids)
+
     using = router.db_for_write(get_user_model())  # the users' database: its commit is the change
-    transaction.on_commit(lambda: delivery.check_users(ids), using=using)
+    transaction.on_commit(committed, using=using)
 
 
 def login_ended(user_id: Any, session_key: str | None) -> None:
@@ -223,6 +297,10 @@ def login_ended(user_id: Any, session_key: str | None) -> None:
     """
     from . import delivery
 
+    try:
+        keep_check(user_id, session_key)  # with the session's end, in its transaction
+    except Exception:  # the logout goes on; the channel layer and the sweep still tell
+        logger.exception(NOT_KEPT)
     delivery.end_login(user_id, session_key)
 
 

@@ -9,20 +9,24 @@ is ``feed.signed_out``; its query count is checked here too.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.sessions.backends import signed_cookies
+from django.contrib.sessions.models import Session
+from django.db import DatabaseError
 from django.test import Client, override_settings
 
 from notifications import api, delivery, feed
 from notifications.models import Audiences
 
-from .conftest import CSRF
+from .conftest import CSRF, session_cookies
 from .services import PrivateRedis, redis_layer
 
 HEARTBEAT = 2.0
@@ -259,6 +263,62 @@ def test_a_password_changed_on_the_site_ends_other_sessions_streams_before_the_n
     again.wait_for(lambda s: after.pk in s.notification_ids(), timeout=5)
 
 
+def log_out(cookies: dict[str, str]) -> None:
+    """Log the session of ``cookies`` out, as Django's logout view does, in this process."""
+    client = Client()
+    client.cookies[settings.SESSION_COOKIE_NAME] = cookies[settings.SESSION_COOKIE_NAME]
+    client.logout()
+
+
+def leave_group(user: Any) -> None:
+    user.groups.clear()
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("change", [change_password, log_out, leave_group], ids=["password", "logout", "group"])
+def test_a_change_in_a_process_the_layer_does_not_reach_ends_the_streams_before_the_next_notification(
+    browser, make_user, make_server, change
+):
+    """
+    The change is made here, in the test's process, and the server has a
+    channel layer of its own (in-memory): no check message can reach it, and
+    its sweep runs every 30 s. The check kept in the database, read with the
+    rows in one snapshot, must end the streams before the notification
+    committed right after the change reaches them.
+    """
+    srv = make_server(REDIS_URL="", **SLOW_SWEEP)
+    editors = Group.objects.create(name=f"editors-{change.__name__}")
+    alice, bob = make_user(groups=[editors]), make_user()
+    leaving, staying = browser(alice, on=srv), browser(alice, on=srv)
+    ended = [leaving.stream().connected(), leaving.stream().connected()]
+    others = staying.stream().connected()
+    bystander = browser(bob, on=srv).stream().connected()
+    if change is log_out:
+        change(leaving.cookies)  # that session's streams end; the other one's stay
+    else:
+        ended.append(others)
+        change(alice)
+    changed = time.monotonic()
+    after = api.notify(alice, "right after the change")[0]
+    api.notify(bob, "for the bystander")
+    for stream in ended:
+        stream.wait_for(lambda s: s.ended, timeout=5)
+    assert time.monotonic() - changed < 5  # not the 30 s sweep
+    assert all(after.pk not in s.notification_ids() for s in ended)
+    bystander.wait_for(lambda s: s.notifications(), timeout=5)
+    if change is change_password:  # Django refuses that session now
+        refused = staying.stream()
+        refused.wait_for(lambda s: s.ended)
+        assert refused.status == 403
+    else:  # the session still logs in (groups: it resumes from its cursor)
+        if change is leave_group:
+            others = staying.stream(last_event_id=others.last_id).connected()
+        others.wait_for(lambda s: after.pk in s.notification_ids(), timeout=5)
+    # The kept checks reach no client, live or in a replay (which would reset).
+    assert not any(s.of("read") or s.of("reset") for s in [*ended, others, bystander])
+
+
 @pytest.mark.server
 @pytest.mark.django_db(transaction=True)
 def test_a_logout_ends_that_sessions_streams_before_the_next_notification(browser, make_user, make_server):
@@ -308,6 +368,89 @@ def test_a_check_that_arrives_while_the_hub_reads_is_done_before_the_rows_go_out
     sub = asyncio.run(scenario())
     assert calls == ["fetch", "signed_out"]
     assert sub.closed_reason == "signed out" and not sub.pending
+
+
+@pytest.mark.parametrize("kept", ["password", "logout"])
+def test_a_check_kept_with_the_rows_is_done_before_they_go_out_and_reaches_no_client(monkeypatch, kept):
+    """
+    The read finds a kept check (before the rows in its snapshot) and a
+    read event of the same user: the check is done first, and only the read
+    event is for the client.
+    """
+    from notifications import db
+    from notifications.finality import Sequence
+    from notifications.hub import Hub, Reads, Subscription
+    from notifications.signout import session_tag
+
+    calls: list[str] = []
+    check = '{"login":""}' if kept == "password" else f'{{"login":"{session_tag("the-session")}"}}'
+    read = '{"ids":[1],"unread":false,"deleted":false,"unread_count":0,"unseen_count":0}'
+
+    async def scenario() -> tuple[Subscription, Subscription]:
+        hub = Hub()
+        hub.position = hub.read_position = Sequence(1)
+        subs = []
+        for session in ("the-session", "another-session"):
+            reservation = hub.reserve(7)
+            assert reservation is not None and hub.registry.start(reservation)
+            sub = Subscription(Audiences(7, False, frozenset(), session, "old-hash"), Sequence(1), reservation)
+            hub.registry.add(7, sub)
+            subs.append(sub)
+
+        async def run(fn, *args):
+            calls.append(fn.__name__)
+            if fn is feed.fetch:
+                row = feed.Row(3, 3, 7, "user", None, '{"id": 3}')
+                return feed.Fetched(Sequence(3), Sequence(2), [row], [(7, 1, check), (7, 2, read)])
+            assert fn is feed.signed_out
+            return {"the-session", "another-session"}, set()
+
+        monkeypatch.setattr(db, "run", run)
+        await hub._fetch()
+        return subs[0], subs[1]
+
+    mine, other = asyncio.run(scenario())
+    assert mine.closed_reason == "signed out" and not mine.pending
+    if kept == "password":  # every login of the user is checked, before the row
+        assert calls == ["fetch", "signed_out"]
+        assert other.closed_reason == "signed out" and not other.pending
+    else:  # that login ends at once; the others get the row and the read event
+        assert calls == ["fetch"]
+        assert other.closed_reason is None
+        reads = [item for item in other.pending if isinstance(item, Reads)]
+        assert [payload for r in reads for _, payload in r.events] == [read]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_password_change_and_a_logout_stand_when_their_check_cannot_be_kept(monkeypatch):
+    """The kept check fails (the database refuses the row): the change is made, logged, and told through the layer."""
+    from notifications import signout
+    from notifications.models import ReadEvent
+
+    told: list[tuple[str, Any]] = []
+    monkeypatch.setattr(delivery, "check_users", lambda ids: told.append(("check", sorted(ids))))
+    monkeypatch.setattr(delivery, "end_login", lambda uid, key: told.append(("end", uid)))
+    alice = get_user_model().objects.create_user("alice", password="pw")
+    cookies = session_cookies(alice)
+    logged: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: logged.append(record.getMessage())  # type: ignore[method-assign]
+    signout.logger.addHandler(handler)
+
+    def refused(*args: Any, **kwargs: Any) -> None:
+        raise DatabaseError("the database refused the row")
+
+    monkeypatch.setattr(ReadEvent, "save", refused)
+    try:
+        log_out(cookies)
+        change_password(alice)
+    finally:
+        signout.logger.removeHandler(handler)
+    alice.refresh_from_db()
+    assert alice.check_password("a new password")
+    assert not Session.objects.filter(session_key=cookies[settings.SESSION_COOKIE_NAME]).exists()
+    assert told == [("end", alice.pk), ("check", [alice.pk])]
+    assert logged == [signout.NOT_KEPT] * 2
 
 
 @pytest.mark.django_db(transaction=True)
