@@ -295,7 +295,7 @@ def test_the_bell_tag_lists_the_inbox_with_seen_state_and_the_inbox_controls(ali
     items = re.findall(r'<li [^>]*data-notification-id="(\d+)"[^>]*data-seen="([01])"', html)
     assert items == [(str(new.pk), "0"), (str(seen.pk), "1")]
     assert re.search(r'data-notifications-badge data-count="1"', html)
-    assert html.count("data-notifications-archive>") == 2 and html.count("data-notifications-snooze>") == 2
+    assert html.count("data-notifications-archive>") == 2 and html.count("data-notifications-snooze aria-expanded=\"false\">") == 2
     for hook in ("data-seen-url", "data-archive-url", "data-unarchive-url", "data-snooze-url", "data-archive-read-url"):
         assert re.search(rf'{hook}="/notifications/api/[^"]+"', html), hook
     assert "data-notifications-archived" in html and "data-notifications-archive-read" in html

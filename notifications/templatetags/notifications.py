@@ -76,6 +76,7 @@ def client_strings() -> dict[str, Any]:
         "archive": gettext("Archive"),
         "restore": gettext("Restore"),
         "snooze": gettext("Snooze"),
+        "snoozeUntil": gettext("Snooze until"),
         "archived": gettext("Archived"),
         "inbox": gettext("Inbox"),
         "archiveRead": gettext("Archive all read"),

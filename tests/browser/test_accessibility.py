@@ -71,7 +71,7 @@ def tab_to(page: Page, selector: str, presses: int = 40) -> None:
 
 
 def test_the_bell_is_used_with_the_keyboard_alone(login: Login, server: DemoServer) -> None:
-    """From the top of the page: reach the bell, open it, read, archive, restore, snooze, close."""
+    """From the top of the page: reach the bell, open it, read, archive, restore, snooze (choices), close."""
     alice = login("alice")
     server.notify("alice", "second thing")
     expect(alice.items).to_have_count(2)
@@ -109,7 +109,19 @@ def test_the_bell_is_used_with_the_keyboard_alone(login: Login, server: DemoServ
     expect(page.locator("[data-notifications-archived]")).to_have_attribute("aria-pressed", "false")
     expect(second).to_have_count(1)
 
+    snooze = page.locator(f"{in_item} [data-notifications-snooze]")
     tab_to(page, f"{in_item} [data-notifications-snooze]")
+    page.keyboard.press("Enter")  # the choices open, the first focused
+    expect(snooze).to_have_attribute("aria-expanded", "true")
+    expect(page.locator(f"{in_item} [data-notifications-snooze-until=later]")).to_be_focused()
+    page.keyboard.press("Escape")  # they close; the list stays open
+    expect(snooze).to_have_attribute("aria-expanded", "false")
+    expect(page.locator(f"{in_item} [data-notifications-snooze-choices]")).to_be_hidden()
+    expect(snooze).to_be_focused()
+    expect(alice.panel).to_be_visible()
+    page.keyboard.press("Space")
+    page.keyboard.press("Tab")
+    expect(page.locator(f"{in_item} [data-notifications-snooze-until=tomorrow]")).to_be_focused()
     page.keyboard.press("Enter")
     expect(second).to_have_count(0)
     expect(alice.items).to_have_count(1)  # the welcome stays
@@ -165,6 +177,14 @@ def test_axe_finds_nothing_on_the_home_page_with_the_list_open(
     server.notify("alice", "read me", "--description", "with a description")
     expect(alice.items).to_have_count(2)
     alice.open_panel()
+    assert violations(alice.page, axe) == []
+
+
+def test_axe_finds_nothing_with_a_snoozes_choices_open(login: Login, axe: Path) -> None:
+    alice = login("alice")
+    alice.open_panel()
+    alice.items.first.locator("[data-notifications-snooze]").click()
+    expect(alice.items.first.locator("[data-notifications-snooze-choices]")).to_be_visible()
     assert violations(alice.page, axe) == []
 
 

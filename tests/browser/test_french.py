@@ -49,6 +49,13 @@ def test_the_list_speaks_french(french: Bell) -> None:
     expect(french.items.first.locator("time")).to_have_text(FRENCH_RELATIVE_TIME)
 
 
+def test_the_snoozes_choices_speak_french(french: Bell) -> None:
+    french.open_panel()
+    french.items.first.locator("[data-notifications-snooze]").click()
+    choices = french.items.first.get_by_role("group", name="Reporter jusqu’à")
+    expect(choices.get_by_role("button")).to_have_text(["Dans 1 heure", "Demain", "La semaine prochaine"])
+
+
 def test_a_live_notification_its_toast_and_the_announced_count_speak_french(
     french: Bell, server: DemoServer
 ) -> None:

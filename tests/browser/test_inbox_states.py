@@ -7,8 +7,10 @@ and a snoozed item comes back live, once, in both.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import expect
@@ -98,6 +100,41 @@ def test_a_snoozed_item_returns_live_once_in_both_tabs(alice: tuple[Bell, Bell],
         expect(tab.item("after the wake")).to_have_count(1)
         expect(tab.item("reviewed your draft")).to_have_count(1)
         expect(tab.badge).to_have_text("2")
+
+
+def snoozed_until(tab: Bell, choice: str) -> datetime:
+    """Open the item's snooze choices, take ``choice``; the ``until`` the bell sent, as the server got it."""
+    item = tab.item("reviewed your draft")
+    nid = int(item.get_attribute("data-notification-id") or 0)
+    item.locator("[data-notifications-snooze]").click()
+    with tab.page.expect_response(lambda r: "/snooze/" in r.url and r.request.method == "POST") as answer:
+        item.get_by_role("group", name="Snooze until").get_by_role("button", name=choice).click()
+    assert answer.value.status == 200 and answer.value.json()["ids"] == [nid]
+    expect(tab.item("reviewed your draft")).to_have_count(0)
+    return datetime.fromisoformat(answer.value.request.post_data_json["until"].replace("Z", "+00:00"))
+
+
+@pytest.mark.parametrize("choice", ["In 1 hour", "Tomorrow", "Next week"])
+def test_a_snooze_offers_an_hour_tomorrow_and_next_week_in_the_browsers_time(
+    login: Login, server: DemoServer, choice: str
+) -> None:
+    """Tomorrow and next week (Monday) begin at 9:00 where the browser is, here New York."""
+    zone = ZoneInfo("America/New_York")
+    tab = login("alice", timezone_id="America/New_York")
+    server.notify("alice", "reviewed your draft")
+    tab.open_panel()
+    before = datetime.now(zone)
+    until = snoozed_until(tab, choice).astimezone(zone)
+    after = datetime.now(zone)
+    if choice == "In 1 hour":
+        assert before + timedelta(hours=1) - timedelta(seconds=1) <= until <= after + timedelta(hours=1)
+        return
+    assert (until.hour, until.minute, until.second) == (9, 0, 0)
+    days = {(until.date() - day.date()).days for day in (before, after)}
+    if choice == "Tomorrow":
+        assert 1 in days
+    else:
+        assert until.weekday() == 0 and days & set(range(1, 8))
 
 
 READ = """async (id) => {
@@ -208,3 +245,32 @@ def test_a_list_answer_older_than_a_change_does_not_bring_the_item_back(alice: t
     first.page.wait_for_timeout(1500)
     expect(first.item("reviewed your draft")).to_have_count(0)
     expect(second.item("reviewed your draft")).to_have_count(0)
+
+
+def test_a_list_made_again_keeps_the_open_snooze_choices_and_the_focus(alice: tuple[Bell, Bell]) -> None:
+    """
+    The second tab restores an archived item: the first reloads its list,
+    which makes every item again, while a keyboard user is on a snooze
+    choice there. The choices stay open and the focus stays on that choice.
+    """
+    first, second = alice
+    welcome = first.items.filter(has_not_text="reviewed your draft")
+    nid = int(welcome.get_attribute("data-notification-id") or 0)
+    assert first.page.evaluate(POST, ["archiveUrl", nid]) == 200
+    expect(welcome).to_have_count(0)
+    first.open_panel()
+    draft = first.item("reviewed your draft")
+    draft.locator("[data-notifications-snooze]").click()
+    first.page.keyboard.press("Tab")
+    tomorrow = draft.locator("[data-notifications-snooze-until=tomorrow]")
+    expect(tomorrow).to_be_focused()
+    before = draft.element_handle()
+
+    assert second.page.evaluate(POST, ["unarchiveUrl", nid]) == 200
+    expect(welcome).to_have_count(1)  # the first tab's list came again
+    first.page.wait_for_function("(old) => !old.isConnected", arg=before)  # its items were made anew
+    expect(draft.locator("[data-notifications-snooze-choices]")).to_be_visible()
+    expect(draft.locator("[data-notifications-snooze]")).to_have_attribute("aria-expanded", "true")
+    expect(tomorrow).to_be_focused()
+    first.page.keyboard.press("Enter")
+    expect(draft).to_have_count(0)

@@ -57,11 +57,14 @@
     archive: "Archive",
     restore: "Restore",
     snooze: "Snooze",
+    snoozeUntil: "Snooze until",
     archived: "Archived",
     inbox: "Inbox",
     archiveRead: "Archive all read",
   };
-  const SNOOZE_MINUTES = 60; // until the bell's data-snooze-minutes says otherwise
+  const SNOOZE_MINUTES = 60; // "later": until the bell's data-snooze-minutes says otherwise
+  const SNOOZE_HOUR = 9; // "tomorrow" and "next week" (Monday) begin at 9:00, the browser's time
+  let snoozeMenus = 0; // ids for the snooze choices of every bell on the page
 
   /**
    * Milliseconds of silence after which a stream counts as dead: two
@@ -596,6 +599,12 @@
       return String(text).replace(/%\((\w+)\)s/g, (match, name) => (values && name in values ? String(values[name]) : match));
     }
 
+    /** "In 1 hour", "Tomorrow", "Next week"...: ``count`` ``unit`` from now, as a label. */
+    ahead(count, unit) {
+      const text = this.relative.format(count, unit);
+      return text.charAt(0).toLocaleUpperCase(this.language) + text.slice(1);
+    }
+
     /** "now", "5 minutes ago", "yesterday"... for an ISO 8601 timestamp. */
     ago(iso) {
       const seconds = (Date.parse(iso) - Date.now()) / 1000;
@@ -707,9 +716,45 @@
       const shown = group && this.items().find((item) => item.dataset.group === group);
       if (shown && Number(shown.dataset.notificationId) > Number(n.id)) return null;
       const wasUnseen = Boolean(shown) && itemUnseen(shown);
-      if (shown) shown.remove();
-      this.renderListItem(n);
+      this.keepingFocus(() => {
+        if (shown) shown.remove();
+        this.renderListItem(n);
+      });
       return (isUnseen(n) ? 1 : 0) - (wasUnseen ? 1 : 0);
+    }
+
+    /**
+     * Run ``remake``, which makes items of the list again, and put back what
+     * a keyboard user had there: the focus (on an item or one of its
+     * controls) and open snooze choices, on the item made for the same
+     * notification (or group). An item that is gone gives the focus to the bell.
+     */
+    keepingFocus(remake) {
+      const key = (item) => (item.dataset.group ? `group:${item.dataset.group}` : `id:${item.dataset.notificationId}`);
+      const active = document.activeElement;
+      const focused = active && this.list.contains(active) ? active.closest("[data-notification-id]") : null;
+      const control = focused && active !== focused
+        ? active.getAttributeNames().find((name) => name.startsWith("data-notifications-"))
+        : null;
+      const controlValue = control ? active.getAttribute(control) : null;
+      const open = this.items()
+        .filter((item) => item.querySelector("[data-notifications-snooze-choices]:not([hidden])"))
+        .map(key);
+      remake();
+      const find = (wanted) => this.items().find((item) => key(item) === wanted);
+      open.forEach((wanted) => {
+        const item = find(wanted);
+        const button = item && item.querySelector("[data-notifications-snooze]");
+        if (button && !item.querySelector("[data-notifications-snooze-choices]:not([hidden])")) this.toggleSnooze(item, button, false);
+      });
+      if (!focused || focused.isConnected) return;
+      const again = find(key(focused));
+      if (!again) {
+        if (!this.find("panel").hidden) this.find("bell").focus();
+        return;
+      }
+      const target = control ? again.querySelector(`[${control}="${CSS.escape(controlValue)}"]`) : again;
+      (target || again).focus();
     }
 
     /**
@@ -789,12 +834,15 @@
       const listed = new Set(page.results.map((n) => String(n.id)));
       // The answer replaces every item shown before it was asked for; items the
       // stream delivered while it was on its way stay. (The cursor is opaque.)
-      this.items().forEach((item) => {
-        const id = item.dataset.notificationId;
-        if (before.has(id) || listed.has(id)) item.remove();
+      let newer = 0;
+      this.keepingFocus(() => {
+        this.items().forEach((item) => {
+          const id = item.dataset.notificationId;
+          if (before.has(id) || listed.has(id)) item.remove();
+        });
+        newer = this.items().filter(itemUnseen).length;
+        page.results.forEach((n) => { this.seen.add(String(n.id)); this.place(n); });
       });
-      const newer = this.items().filter(itemUnseen).length;
-      page.results.forEach((n) => { this.seen.add(String(n.id)); this.place(n); });
       const counted = typeof page.unseen_count === "number" ? page.unseen_count : page.unread_count;
       this.setCount(counted + (this.view === "inbox" ? newer : 0));
       if (this.view === "inbox" && !this.find("panel").hidden) this.markSeen();
@@ -855,8 +903,71 @@
       if (this.view === "archived") return [button("restore", this.texts.get("restore"))];
       const buttons = [];
       if (this.config.archiveUrl) buttons.push(button("archive", this.texts.get("archive")));
-      if (this.config.snoozeUrl) buttons.push(button("snooze", this.texts.get("snooze")));
+      if (this.config.snoozeUrl) {
+        const snooze = button("snooze", this.texts.get("snooze"));
+        snooze.setAttribute("aria-expanded", "false");
+        buttons.push(snooze);
+      }
       return buttons;
+    }
+
+    /**
+     * The snooze's choices, as [name, label, until()]: later (the bell's
+     * snooze minutes), tomorrow and next week (Monday), those at 9:00 in the
+     * browser's time; the labels in the page's language (Intl).
+     */
+    snoozeChoices() {
+      const minutes = this.config.snoozeMinutes;
+      const morning = (days) => {
+        const at = new Date();
+        at.setDate(at.getDate() + days);
+        at.setHours(SNOOZE_HOUR, 0, 0, 0);
+        return at;
+      };
+      const later = minutes % 60 === 0 ? this.texts.ahead(minutes / 60, "hour") : this.texts.ahead(minutes, "minute");
+      return [
+        ["later", later, () => new Date(Date.now() + minutes * 60000)],
+        ["tomorrow", this.texts.ahead(1, "day"), () => morning(1)],
+        ["next-week", this.texts.ahead(1, "week"), () => morning((8 - new Date().getDay()) % 7 || 7)],
+      ];
+    }
+
+    /**
+     * Show or hide the snooze's choices under ``button`` (a disclosure: the
+     * button's aria-expanded and aria-controls); shown, the first has the
+     * focus (unless ``focusFirst`` is false).
+     */
+    toggleSnooze(item, button, focusFirst = true) {
+      let choices = item.querySelector("[data-notifications-snooze-choices]");
+      if (choices && !choices.hidden) {
+        this.closeSnooze(item, false);
+        return;
+      }
+      if (!choices) {
+        snoozeMenus += 1;
+        choices = el(
+          "div",
+          { class: "ntf-snooze-choices", role: "group", id: `ntf-snooze-${snoozeMenus}`, "aria-label": this.texts.get("snoozeUntil"), "data-notifications-snooze-choices": "" },
+          ...this.snoozeChoices().map(([name, label]) =>
+            el("button", { type: "button", class: "ntf-link", "data-notifications-snooze-until": name }, label)),
+        );
+        item.append(choices);
+        button.setAttribute("aria-controls", choices.id);
+      }
+      choices.hidden = false;
+      button.setAttribute("aria-expanded", "true");
+      if (focusFirst) choices.querySelector("button").focus();
+    }
+
+    /** Hide ``item``'s snooze choices; with ``refocus``, its Snooze button takes the focus. */
+    closeSnooze(item, refocus) {
+      const choices = item.querySelector("[data-notifications-snooze-choices]");
+      const button = item.querySelector("[data-notifications-snooze]");
+      if (choices) choices.hidden = true;
+      if (button) {
+        button.setAttribute("aria-expanded", "false");
+        if (refocus) button.focus();
+      }
     }
 
     markItem(item, unread) {
@@ -940,12 +1051,16 @@
       }
     }
 
-    /** Archive, restore or snooze ``item`` (``action``); the item leaves this list at once. */
-    async changeState(item, action) {
+    /**
+     * Archive, restore or snooze ``item`` (``action``; a snooze until
+     * ``until``, a Date, or for the bell's snooze minutes); the item leaves
+     * this list at once.
+     */
+    async changeState(item, action, until) {
       const id = item.dataset.notificationId;
       const template = { archive: this.config.archiveUrl, restore: this.config.unarchiveUrl, snooze: this.config.snoozeUrl }[action];
       if (!template) return;
-      const body = action === "snooze" ? { until: new Date(Date.now() + this.config.snoozeMinutes * 60000).toISOString() } : undefined;
+      const body = action === "snooze" ? { until: (until || new Date(Date.now() + this.config.snoozeMinutes * 60000)).toISOString() } : undefined;
       if (item.contains(document.activeElement)) this.find("bell").focus();
       const wasUnseen = itemUnseen(item);
       this.changes += 1;
@@ -1070,12 +1185,29 @@
     onClick(event) {
       const item = event.target.closest("[data-notification-id]");
       if (!item) return;
-      const action = ["archive", "restore", "snooze"].find((name) => event.target.closest(`[data-notifications-${name}]`));
+      const choice = event.target.closest("[data-notifications-snooze-until]");
+      if (choice) {
+        const chosen = this.snoozeChoices().find(([name]) => name === choice.dataset.notificationsSnoozeUntil);
+        if (chosen) this.changeState(item, "snooze", chosen[2]());
+        return;
+      }
+      if (event.target.closest("[data-notifications-snooze-choices]")) return; // between the choices
+      const snooze = event.target.closest("[data-notifications-snooze]");
+      if (snooze) {
+        this.toggleSnooze(item, snooze);
+        return;
+      }
+      const action = ["archive", "restore"].find((name) => event.target.closest(`[data-notifications-${name}]`));
       if (action) this.changeState(item, action);
       else this.markRead(item); // "Mark read", the item's link, or the item itself
     }
 
     onKey(event) {
+      if (event.key === "Escape" && event.target.closest("[data-notifications-snooze-choices]")) {
+        event.stopPropagation(); // the choices close; the list stays open
+        this.closeSnooze(event.target.closest("[data-notification-id]"), true);
+        return;
+      }
       if (event.key === "Enter" && event.target.matches("[data-notification-id]")) {
         event.preventDefault();
         this.markRead(event.target);
