@@ -239,7 +239,10 @@ def keep_check(user_id: Any, session_key: str | None = None) -> None:
     """
     payload = {"login": session_tag(session_key) if session_key else ""}
     using = router.db_for_write(ReadEvent)
-    ReadEvent.objects.using(using).create(user_id=user_id, payload=dumps(payload))
+    # A savepoint inside a transaction (a logout under ATOMIC_REQUESTS): a
+    # failure here leaves the rest of that transaction usable.
+    with transaction.atomic(using=using):
+        ReadEvent.objects.using(using).create(user_id=user_id, payload=dumps(payload))
 
 
 def login_checks(

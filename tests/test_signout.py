@@ -454,6 +454,26 @@ def test_a_password_change_and_a_logout_stand_when_their_check_cannot_be_kept(mo
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_logout_in_a_transaction_goes_on_when_the_database_refuses_its_check(monkeypatch):
+    """
+    A real database error (the table is not there), inside the request's
+    transaction (ATOMIC_REQUESTS): on PostgreSQL an error aborts the whole
+    transaction unless it happened in a savepoint, and the logout's session
+    flush would fail after it.
+    """
+    from django.db import transaction
+
+    from notifications.models import ReadEvent
+
+    alice = get_user_model().objects.create_user("alice", password="pw")
+    cookies = session_cookies(alice)
+    monkeypatch.setattr(ReadEvent._meta, "db_table", "notifications_not_a_table")
+    with transaction.atomic():
+        log_out(cookies)
+    assert not Session.objects.filter(session_key=cookies[settings.SESSION_COOKIE_NAME]).exists()
+
+
+@pytest.mark.django_db(transaction=True)
 def test_what_sends_a_login_check(monkeypatch):
     from django.db import transaction
 
