@@ -76,7 +76,10 @@ class TimestampQueries(Base):
         self.assertEqual(self.ids(qs), [self.old.pk])
 
     def test_timestamp_date_lookup(self):
-        self.assertEqual(Notification.objects.filter(timestamp__date=self.now.date()).count() >= 1, True)
+        # __date is the date in the current time zone (TIME_ZONE), not UTC's.
+        today = timezone.localdate(self.now)
+        self.assertIn(self.new.pk, self.ids(Notification.objects.filter(timestamp__date=today)))
+        self.assertEqual(self.ids(Notification.objects.filter(timestamp__date=today - timedelta(days=2))), [])
 
     def test_update_timestamp(self):
         Notification.objects.filter(pk=self.new.pk).update(timestamp=self.now - timedelta(days=3))
