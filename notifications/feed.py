@@ -297,14 +297,20 @@ def _missed_reads(
     return None if PRUNED in missed else missed
 
 
-def _kept_reads(users: Collection[int]) -> dict[int, list[tuple[int, str]]]:
-    """Every kept read event of these users: user -> [(key, JSON)] in id order."""
+def _kept_reads(users: Collection[int]) -> tuple[dict[int, list[tuple[int, str]]], set[int]]:
+    """
+    Every kept read event of these users, user -> [(key, JSON)] in id order,
+    and the users with a login check kept (which no client gets).
+    """
     found: dict[int, list[tuple[int, str]]] = {}
-    theirs = ReadEvent.objects.filter(user_id__in=set(users))
-    rows = _with_key(theirs.exclude(payload__startswith=CHECK_PAYLOAD_PREFIX), ReadEvent)  # (the hub's)
+    checked: set[int] = set()
+    rows = _with_key(ReadEvent.objects.filter(user_id__in=set(users)), ReadEvent)
     for r in rows.order_by("id").only("user_id", "payload"):
-        found.setdefault(r.user_id, []).append((int(r.finality_key), r.payload))
-    return found
+        if r.payload.startswith(CHECK_PAYLOAD_PREFIX):
+            checked.add(r.user_id)
+        else:
+            found.setdefault(r.user_id, []).append((int(r.finality_key), r.payload))
+    return found, checked
 
 
 # -- replay --------------------------------------------------------------------
@@ -323,6 +329,10 @@ class Replay:
     usable: bool = True
     read_end: Position | None = None  # ... and every read event up to here
     reads: list[str] = field(default_factory=list)  # read events missed, JSON, oldest first
+    # Django would no longer accept the stream's login, checked after the
+    # replay's snapshot because its user's login changed lately (see
+    # ``replay_many``): the stream ends without sending any of it.
+    signed_out: bool = False
 
 
 def _replay_reads(cursor: Cursor, result: Replay, kept: list[tuple[int, str]]) -> Replay:
@@ -342,6 +352,7 @@ def replay(
     limit: int,
     end: Position | None = None,
     read_end: Position | None = None,
+    kept: dict[int, list[tuple[int, str]]] | None = None,
 ) -> Replay:
     """
     What ``who`` missed after ``cursor``, oldest first, up to where the database
@@ -359,7 +370,9 @@ def replay(
     prepare(found)
     rows = [(n.id, dumps(as_dict(n))) for n in found]
     result = Replay(rows[:limit], len(rows) > limit, end, read_end=read_end)
-    return _replay_reads(cursor, result, _kept_reads([who.user_id]).get(who.user_id, []))
+    if kept is None:
+        kept = _kept_reads([who.user_id])[0]
+    return _replay_reads(cursor, result, kept.get(who.user_id, []))
 
 
 BATCH_ROWS = 5000
@@ -373,12 +386,35 @@ def replay_many(requests: list[tuple[Audiences, Cursor, int]]) -> list[Replay]:
     ``replay()`` would give it at that position. When the earliest cursor is
     far behind (more than BATCH_ROWS candidate rows), each stream is replayed
     on its own instead.
+
+    A stream whose user has a login check kept (a password changed, a
+    logout, a group left, within READ_EVENT_RETENTION) may have been let in
+    just before that change: its login goes through ``signed_out`` after the
+    replay's snapshot, which sees the change if the replay holds anything
+    committed after it (``Replay.signed_out``).
     """
     if not requests:
         return []
     end, read_end = position_now()
+    kept, checked = _kept_reads({who.user_id for who, _, _ in requests})
+    results = _replay_many(requests, end, read_end, kept)
+    if checked:
+        recheck = [who for who, _, _ in requests if who.user_id in checked]
+        ended, gone = signed_out(recheck)
+        for (who, _, _), result in zip(requests, results, strict=True):
+            if who.user_id in gone or (who.session_key is not None and who.session_key in ended):
+                result.signed_out = True
+    return results
+
+
+def _replay_many(
+    requests: list[tuple[Audiences, Cursor, int]],
+    end: Position,
+    read_end: Position,
+    kept: dict[int, list[tuple[int, str]]],
+) -> list[Replay]:
     if len(requests) == 1:
-        return [replay(*requests[0], end=end, read_end=read_end)]
+        return [replay(*requests[0], end=end, read_end=read_end, kept=kept)]
     results: list[Replay | None] = [None] * len(requests)
     todo = []
     for i, (_, cursor, _) in enumerate(requests):
@@ -405,9 +441,8 @@ def replay_many(requests: list[tuple[Audiences, Cursor, int]]) -> list[Replay]:
     )
     if len(candidates) > BATCH_ROWS:
         for i in todo:
-            results[i] = replay(*requests[i], end=end)
+            results[i] = replay(*requests[i], end=end, kept=kept)
         return [r for r in results if r is not None]
-    kept = _kept_reads(users)
     prepare(candidates)
     personal: dict[int, list[Notification]] = {}
     shared: list[Notification] = []

@@ -105,6 +105,8 @@ async def follow(
         except DatabaseError:
             logger.warning("Replay failed: database unavailable.", exc_info=True)
             return
+        except SignedOut:
+            return  # the client reconnects: refused, or with its rights as they are now
         await send(body(opening))
         life = conf.MAX_STREAM_LIFE * random.uniform(0.9, 1.0)  # spread reconnects  # noqa: S311  # spreads reconnects in time; nothing secret
         hub.go_live(sub, cursor, time.monotonic() + life)
@@ -154,6 +156,8 @@ async def event_stream(
             # The client reconnects after ``retry`` with the same cursor.
             logger.warning("Replay failed: database unavailable.", exc_info=True)
             return
+        except SignedOut:
+            return  # the client reconnects: refused, or with its rights as they are now
         yield opening
         # Following live, inline rather than in a nested generator: every frame
         # to every stream passes here, so one generator level is measurable.
@@ -177,6 +181,10 @@ async def event_stream(
         hub.unsubscribe(sub)
 
 
+class SignedOut(Exception):
+    """The replay found that Django would no longer accept the stream's login: it ends, sending nothing."""
+
+
 # Streams opening together (a reconnect storm) are replayed together.
 _replay_batched = db.Batched(feed.replay_many)
 
@@ -195,6 +203,8 @@ async def _replay(sub: Subscription, cursor: Cursor | None, *, reset: bool) -> t
     missed = None
     if cursor is not None:
         missed = await _replay_batched((sub.who, cursor, conf.REPLAY_LIMIT))
+        if missed.signed_out:
+            raise SignedOut
         if not missed.usable or missed.overflow:
             reset = True
     if reset or cursor is None or missed is None:

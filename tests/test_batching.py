@@ -843,7 +843,8 @@ def replay_calls(monkeypatch: Any) -> list[Request]:
     """Every call of feed.replay(), which replay_many() uses when it falls back."""
     calls: list[Request] = []
 
-    def spy(who: Audiences, cursor: Cursor, limit: int, end: Position | None = None) -> Replay:
+    def spy(who: Audiences, cursor: Cursor, limit: int, end: Position | None = None, **given: Any) -> Replay:
+        # (``given``: what replay_many() read for the batch already, the read events)
         calls.append((who, cursor, limit))
         return reference_replay(who, cursor, limit, end)
 

@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.contrib.auth import get_user_model
+from django.contrib.auth import HASH_SESSION_KEY, get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.sessions.backends import signed_cookies
+from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
 from django.db import DatabaseError
 from django.test import Client, override_settings
@@ -556,3 +557,61 @@ def test_in_the_servers_process_a_login_check_reaches_the_hub_before_what_follow
     assert received[0]["user"] == "7"
     assert received[0].get("session") == ("the-session" if change == "logout" else None)
     assert delivery.flush(5)  # and the layer took it for the other processes
+
+
+# -- a stream let in just before a change -------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_replay_after_a_login_change_checks_the_logins_it_may_have_let_in_too_early():
+    """
+    Each stream was let in before the change; the replay runs after it. The
+    replay's batch checks again the logins of users with a kept check: the
+    session with the old password hash is out, the one kept by
+    ``update_session_auth_hash`` and another user's are not.
+    """
+    User = get_user_model()
+    alice, bob = User.objects.create_user("alice", password="pw"), User.objects.create_user("bob", password="pw")
+    elsewhere, kept, bobs = logged_in(alice), logged_in(alice), logged_in(bob)
+    stale, theirs = opened(alice, elsewhere), opened(bob, bobs)
+    cursor = feed.cursor_now()
+    assert [r.signed_out for r in feed.replay_many([(stale, cursor, 10), (theirs, cursor, 10)])] == [False, False]
+    change_password(alice)
+    alice.refresh_from_db()
+    current = opened(alice, kept)  # (its session took the new hash, as update_session_auth_hash does)
+    store = SessionStore(session_key=kept)
+    store[HASH_SESSION_KEY] = alice.get_session_auth_hash()
+    store.save()
+    after = api.notify(alice, "right after the change")[0]
+    results = feed.replay_many([(stale, cursor, 10), (current, cursor, 10), (theirs, cursor, 10)])
+    assert [r.signed_out for r in results] == [True, False, False]
+    assert after.pk in [nid for nid, _ in results[1].rows]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stream_let_in_before_a_password_change_and_replayed_after_it_sends_nothing():
+    """
+    The stream's login was accepted, then the password changed and a row
+    was committed, then the stream subscribed and replayed (the hub has
+    no other stream of alice: it never reads her check): it ends without a
+    frame, and the row committed after the change never reaches it.
+    """
+    from notifications.hub import get_hub
+    from notifications.stream import event_stream
+
+    alice = get_user_model().objects.create_user("alice", password="pw")
+    key = logged_in(alice)
+    who = opened(alice, key)  # let in
+    cursor = feed.cursor_now()
+    change_password(alice)
+    api.notify(alice, "right after the change")
+
+    async def scenario() -> list[bytes]:
+        hub = get_hub()
+        reservation = hub.reserve(alice.pk)
+        assert reservation is not None
+        frames = [chunk async for chunk in event_stream(hub, who, reservation, cursor, reset=False)]
+        hub._stop()
+        return frames
+
+    assert asyncio.run(scenario()) == []
