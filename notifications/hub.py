@@ -466,6 +466,7 @@ class Hub:
                 pass
             self._poked.clear()
             await self.membership.renew_if_due()
+            began = time.monotonic()
             try:
                 found = await self._fetch()
             except asyncio.CancelledError:
@@ -474,17 +475,23 @@ class Hub:
                 logger.exception("Reading new notifications failed; retrying.")
                 await asyncio.sleep(conf.POLL_INTERVAL)
                 continue
-            if self._pace(found, time.monotonic()):
+            if self._pace(found, began, time.monotonic()):
                 await asyncio.sleep(self._spacing)  # pokes meanwhile wait for the next read
 
-    def _pace(self, found: bool, now: float) -> bool:
-        """Update the wait between reads (see BURST_GAP); True when the loop should wait."""
-        if found and now - self._rows_at < self._spacing + BURST_GAP:
+    def _pace(self, found: bool, began: float, ended: float) -> bool:
+        """
+        Update the wait between reads (see BURST_GAP), for a read from
+        ``began`` to ``ended``; True when the loop should wait. Rows keep
+        coming when this read began within the wait and BURST_GAP of the end
+        of the last read that found some: how long the reads themselves take
+        (a busy database) does not end a burst.
+        """
+        if found and began - self._rows_at < self._spacing + BURST_GAP:
             self._spacing = min(BURST_SPACING_MAX, max(BURST_SPACING_MIN, self._spacing * 2))
         else:
             self._spacing = 0.0
         if found:
-            self._rows_at = now
+            self._rows_at = ended
         return self._spacing > 0
 
     async def _fetch(self) -> bool:

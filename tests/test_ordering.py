@@ -136,17 +136,35 @@ def test_reads_space_out_while_rows_keep_coming_and_not_after_a_pause():
 
     hub = Hub()
     # A lone notification, then another after a pause: no wait.
-    assert not hub._pace(True, 100.0)
-    assert not hub._pace(True, 101.0)
+    assert not hub._pace(True, 100.0, 100.01)
+    assert not hub._pace(True, 101.0, 101.01)
     # Rows at every read, back to back: the wait doubles up to its bound...
-    now, waits = 101.0, []
+    now, waits = 101.01, []
     for _ in range(10):
-        now += 0.01
-        hub._pace(True, now)
+        hub._pace(True, now, now + 0.01)
         waits.append(hub._spacing)
-        now += hub._spacing
+        now += 0.01 + hub._spacing
     assert waits[0] == hub_module.BURST_SPACING_MIN
     assert waits == sorted(waits) and waits[-1] == hub_module.BURST_SPACING_MAX
     # ...and a read that finds nothing ends the burst.
-    assert not hub._pace(False, now + 0.01) and hub._spacing == 0
-    assert not hub._pace(True, now + 1.0)
+    assert not hub._pace(False, now, now + 0.01) and hub._spacing == 0
+    assert not hub._pace(True, now + 1.0, now + 1.01)
+
+
+def test_slow_reads_do_not_end_a_burst():
+    """
+    A busy database: each read takes 0.2 s, and rows keep coming (the next
+    read begins as soon as the wait is over). The wait still grows to its
+    bound; when the reads' own time ended the burst, every read reset it and
+    the hub read without waiting, a few times a second per burst.
+    """
+    from notifications import hub as hub_module
+
+    hub = Hub()
+    now, waits = 100.0, []
+    for _ in range(10):
+        hub._pace(True, now, now + 0.2)
+        waits.append(hub._spacing)
+        now += 0.2 + hub._spacing
+    assert waits[-1] == hub_module.BURST_SPACING_MAX
+    assert all(wait > 0 for wait in waits[1:])
