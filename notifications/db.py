@@ -35,7 +35,8 @@ class Lane:
         self.lock = threading.Lock()
         self.pending = 0
         self.last_used = 0.0
-        self.close_scheduled = False
+        # The event loop whose timer will close the connection, if any.
+        self.close_loop: asyncio.AbstractEventLoop | None = None
 
     def call(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         try:
@@ -115,24 +116,30 @@ async def run(fn: Callable[..., T], *args: Any) -> T:
         _schedule_close(loop, lane)
 
 
-def _schedule_close(loop: asyncio.AbstractEventLoop, lane: Lane) -> None:
+def _schedule_close(loop: asyncio.AbstractEventLoop, lane: Lane, delay: float | None = None) -> None:
     with lane.lock:
-        if lane.close_scheduled:
+        # A timer of a loop that has ended since (a script's ``asyncio.run``)
+        # will never run: this loop takes over.
+        if lane.close_loop is not None and not lane.close_loop.is_closed():
             return
-        lane.close_scheduled = True
+        lane.close_loop = loop
 
     def check() -> None:
         with lane.lock:
-            lane.close_scheduled = False
+            lane.close_loop = None
             busy = lane.pending > 0
-            recent = time.monotonic() - lane.last_used < conf.DB_IDLE_CLOSE
-        if busy or recent:
+            # When the lane was last used: the close is due DB_IDLE_CLOSE after
+            # that, not DB_IDLE_CLOSE after this check (which could double it).
+            left = lane.last_used + conf.DB_IDLE_CLOSE - time.monotonic()
+        if busy:
             _schedule_close(loop, lane)
+        elif left > 0:
+            _schedule_close(loop, lane, left)
         else:
             loop.run_in_executor(lane.executor, lane.close_if_idle)
 
     if not loop.is_closed():
-        loop.call_later(conf.DB_IDLE_CLOSE, check)
+        loop.call_later(conf.DB_IDLE_CLOSE if delay is None else delay, check)
 
 
 class Batched:

@@ -337,6 +337,42 @@ def test_lane_connections_left_by_an_ended_event_loop_can_be_closed(transactiona
     assert not asyncio.run(db.run(is_open))
 
 
+def test_a_lane_closes_its_connection_its_idle_time_after_its_last_use(transactional_db, settings):
+    """
+    A use while the close timer runs moves the close to the idle time after
+    that use, not to a whole idle time after the timer: the connection is
+    never held up to twice as long as NOTIFICATIONS_DB_IDLE_CLOSE says.
+    """
+    from django.db import connections as conns
+
+    from notifications import db
+
+    settings.NOTIFICATIONS_DB_IDLE_CLOSE = 0.6
+
+    def query() -> None:
+        with conns["default"].cursor() as cursor:
+            cursor.execute("SELECT 1")
+
+    def is_open() -> bool:
+        return conns["default"].connection is not None
+
+    lanes = db._get_lanes().lanes  # looked at on their threads, without using them
+
+    async def scenario() -> float:
+        await db.run(query)  # starts the close timer
+        await asyncio.sleep(0.4)
+        await db.run(query)  # used again while the timer runs
+        last = time.monotonic()
+        while any([await asyncio.wrap_future(lane.executor.submit(is_open)) for lane in lanes]):
+            await asyncio.sleep(0.02)
+            assert time.monotonic() - last < 2, "the lane never closed its connection"
+        return time.monotonic() - last
+
+    closed_after = asyncio.run(scenario())
+    # Due 0.6 s after the last use; the old timer closed it at 0.8 to 1.2 s.
+    assert 0.55 <= closed_after < 0.75, closed_after
+
+
 @pytest.mark.parametrize("how", ["logout", "deactivate"])
 def test_streams_stop_within_a_heartbeat_after_logout_or_deactivation(browser, make_user, make_server, how):
     heartbeat = 2.0
