@@ -228,21 +228,23 @@ def _tagged(session_key: str, tag: str) -> bool:
     return constant_time_compare(session_tag(session_key), tag)
 
 
-def keep_check(user_id: Any, session_key: str | None = None) -> None:
+def keep_check(user_ids: Collection[Any], session_key: str | None = None) -> None:
     """
-    Keep a login check for ``user_id`` as a read event row, in the current
-    transaction of the notification tables' database: every hub reads it in
-    the same snapshot as the rows committed after it (``login_checks``), so
-    it ends or checks that user's streams before those rows go out, in every
-    process, whatever the channel layer does. With ``session_key`` (a
-    logout), that login's streams end.
+    Keep a login check for each of ``user_ids`` as a read event row (one
+    insert for them all), in the current transaction of the notification
+    tables' database: every hub reads it in the same snapshot as the rows
+    committed after it (``login_checks``), so it ends or checks that user's
+    streams before those rows go out, in every process, whatever the channel
+    layer does. With ``session_key`` (a logout), that login's streams end.
     """
-    payload = {"login": session_tag(session_key) if session_key else ""}
+    payload = dumps({"login": session_tag(session_key) if session_key else ""})
     using = router.db_for_write(ReadEvent)
     # A savepoint inside a transaction (a logout under ATOMIC_REQUESTS): a
     # failure here leaves the rest of that transaction usable.
     with transaction.atomic(using=using):
-        ReadEvent.objects.using(using).create(user_id=user_id, payload=dumps(payload))
+        ReadEvent.objects.using(using).bulk_create(
+            [ReadEvent(user_id=uid, payload=payload) for uid in user_ids], batch_size=1000
+        )
 
 
 def login_checks(
@@ -283,8 +285,7 @@ def logins_changed(user_ids: Collection[Any]) -> None:
         # After the change (a password hash checked before it committed
         # would still verify), before anything the caller commits next.
         try:
-            for uid in ids:
-                keep_check(uid)
+            keep_check(ids)
         except Exception:  # the change stands; the channel layer and the sweep still tell
             logger.exception(NOT_KEPT)
         delivery.check_users(ids)
@@ -301,7 +302,7 @@ def login_ended(user_id: Any, session_key: str | None) -> None:
     from . import delivery
 
     try:
-        keep_check(user_id, session_key)  # with the session's end, in its transaction
+        keep_check([user_id], session_key)  # with the session's end, in its transaction
     except Exception:  # the logout goes on; the channel layer and the sweep still tell
         logger.exception(NOT_KEPT)
     delivery.end_login(user_id, session_key)

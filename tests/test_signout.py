@@ -199,6 +199,28 @@ def test_the_sweep_takes_three_queries_whatever_the_number_of_streams(django_ass
         assert feed.signed_out(many) == (set(), set())
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_group_change_of_many_users_keeps_their_checks_in_one_insert():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from notifications.models import ReadEvent
+    from notifications.signout import login_checks
+
+    editors = Group.objects.create(name="editors")
+    User = get_user_model()
+    users = User.objects.bulk_create(User(username=f"u{i}", password="x") for i in range(300))
+    with CaptureQueriesContext(connection) as queries:
+        editors.user_set.add(*users)  # commits: the checks are kept after it
+    table = ReadEvent._meta.db_table
+    inserts = [q["sql"] for q in queries if q["sql"].startswith("INSERT") and table in q["sql"]]
+    assert len(inserts) == 1
+    rows = ReadEvent.objects.values_list("user_id", "id", "payload")
+    kept, checks = login_checks(rows)
+    assert kept == []
+    assert sorted(int(c["user"]) for c in checks) == sorted(u.pk for u in users)
+
+
 @pytest.mark.django_db
 def test_the_sweep_accepts_a_hash_made_with_a_fallback_secret_key(settings):
     alice = get_user_model().objects.create_user("alice", password="pw")
