@@ -460,13 +460,19 @@ def test_a_password_change_and_a_logout_stand_when_their_check_cannot_be_kept(mo
     handler.emit = lambda record: logged.append(record.getMessage())  # type: ignore[method-assign]
     signout.logger.addHandler(handler)
 
-    def refused(*args: Any, **kwargs: Any) -> None:
-        raise DatabaseError("the database refused the row")
+    table = ReadEvent._meta.db_table
 
-    monkeypatch.setattr(ReadEvent, "save", refused)
+    def refused(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if sql.startswith("INSERT") and table in sql:
+            raise DatabaseError("the database refused the row")
+        return execute(sql, params, many, context)
+
+    from django.db import connection
+
     try:
-        log_out(cookies)
-        change_password(alice)
+        with connection.execute_wrapper(refused):
+            log_out(cookies)
+            change_password(alice)
     finally:
         signout.logger.removeHandler(handler)
     alice.refresh_from_db()
