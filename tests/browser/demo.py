@@ -68,7 +68,7 @@ class DemoServer:
         self.port = port
         # The embedded default (SQLite, in-memory channel layer), whatever the
         # environment says: each test gets its own database and server.
-        base = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+        base = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "REDIS_SENTINELS")}
         self.env = {
             **base,
             "DJANGO_SETTINGS_MODULE": "project.settings",
