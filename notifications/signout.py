@@ -236,15 +236,20 @@ def keep_check(user_ids: Collection[Any], session_key: str | None = None) -> Non
     committed after it (``login_checks``), so it ends or checks that user's
     streams before those rows go out, in every process, whatever the channel
     layer does. With ``session_key`` (a logout), that login's streams end.
+    A failure is logged, never raised: the change stands, and the channel
+    layer and the sweep still tell the hubs.
     """
     payload = dumps({"login": session_tag(session_key) if session_key else ""})
     using = router.db_for_write(ReadEvent)
-    # A savepoint inside a transaction (a logout under ATOMIC_REQUESTS): a
-    # failure here leaves the rest of that transaction usable.
-    with transaction.atomic(using=using):
-        ReadEvent.objects.using(using).bulk_create(
-            [ReadEvent(user_id=uid, payload=payload) for uid in user_ids], batch_size=1000
-        )
+    try:
+        # A savepoint inside a transaction (a logout under ATOMIC_REQUESTS): a
+        # failure here leaves the rest of that transaction usable.
+        with transaction.atomic(using=using):
+            ReadEvent.objects.using(using).bulk_create(
+                [ReadEvent(user_id=uid, payload=payload) for uid in user_ids], batch_size=1000
+            )
+    except Exception:
+        logger.exception(NOT_KEPT)
 
 
 def login_checks(
@@ -284,10 +289,7 @@ def logins_changed(user_ids: Collection[Any]) -> None:
     def committed() -> None:
         # After the change (a password hash checked before it committed
         # would still verify), before anything the caller commits next.
-        try:
-            keep_check(ids)
-        except Exception:  # the change stands; the channel layer and the sweep still tell
-            logger.exception(NOT_KEPT)
+        keep_check(ids)
         delivery.check_users(ids)
 
     using = router.db_for_write(get_user_model())  # the users' database: its commit is the change
@@ -301,10 +303,7 @@ def login_ended(user_id: Any, session_key: str | None) -> None:
     """
     from . import delivery
 
-    try:
-        keep_check([user_id], session_key)  # with the session's end, in its transaction
-    except Exception:  # the logout goes on; the channel layer and the sweep still tell
-        logger.exception(NOT_KEPT)
+    keep_check([user_id], session_key)  # with the session's end, in its transaction
     delivery.end_login(user_id, session_key)
 
 

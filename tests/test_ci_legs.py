@@ -32,7 +32,8 @@ def test_the_browser_tests_server_runs_on_sqlite_and_the_in_memory_layer_whateve
 
 
 def test_hqs_own_suite_runs_on_sqlite_and_the_in_memory_layer_whatever_the_leg():
-    tree = ast.parse(Path(ROOT / "tests" / "hq" / "suite_settings.py").read_text())
+    source = Path(ROOT / "tests" / "hq" / "suite_settings.py").read_text()
+    tree = ast.parse(source)
     assigned = {
         target.id: node.value
         for node in tree.body
@@ -45,5 +46,4 @@ def test_hqs_own_suite_runs_on_sqlite_and_the_in_memory_layer_whatever_the_leg()
     assert {db["ENGINE"] for db in databases.values()} == {"django.db.backends.sqlite3"}
     assert {layer["BACKEND"] for layer in layers.values()} == {"channels.layers.InMemoryChannelLayer"}
     # Nothing else in the module reads the environment for them.
-    source = Path(ROOT / "tests" / "hq" / "suite_settings.py").read_text()
     assert "DATABASE_URL" not in source and "REDIS_URL" not in source
